@@ -1,0 +1,93 @@
+using System.Runtime.InteropServices;
+
+namespace Accel.Native.Abi;
+
+// Managed mirrors of bpf/accel_abi.h. AbiLayoutTests checks their sizes against the object's map definitions.
+
+/// <summary>struct accel_key: a socket's own 4-tuple (IPv6 form, ports in host order) and netns cookie.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct AccelKey
+{
+    public fixed byte LocalIp[16];
+    public fixed byte RemoteIp[16];
+    public uint LocalPort;
+    public uint RemotePort;
+    public ulong NetnsCookie;
+}
+
+/// <summary>struct accel_sock_config: written by user space, inherited by accepted sockets.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct AccelSockConfig
+{
+    public const uint OptIn = 1;
+    public const uint Clean = 2;
+
+    public ulong Owner;
+    public uint Flags;
+    public uint Reserved;
+}
+
+/// <summary>struct accel_sock_state: the sticky decision and the socket's own figures, written by the programs.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct AccelSockState
+{
+    public const uint VerdictUndecided = 0, VerdictRedirect = 1, VerdictTcp = 2;
+    public const uint ReasonNone = 0, ReasonPeerAbsent = 1, ReasonNotClean = 2, ReasonPeerGone = 3;
+    public const uint FlagKernelInserted = 1;
+
+    public ulong Owner;
+    public uint Verdict;
+    public uint Reason;
+    public uint Flags;
+    public uint Reserved;
+    public ulong RedirectedMessages;
+    public ulong RedirectedBytes;
+    public ulong TcpMessages;
+    public ulong TcpBytes;
+}
+
+/// <summary>struct accel_owner_stats: per engine instance, per CPU.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct AccelOwnerStats
+{
+    public ulong RedirectedMessages;
+    public ulong RedirectedBytes;
+    public ulong TcpMessages;
+    public ulong TcpBytes;
+    public ulong Inserted;
+    public ulong InsertFailed;
+    public ulong SkippedRemote;
+    public ulong Degraded;
+
+    public void Add(in AccelOwnerStats o)
+    {
+        RedirectedMessages += o.RedirectedMessages;
+        RedirectedBytes += o.RedirectedBytes;
+        TcpMessages += o.TcpMessages;
+        TcpBytes += o.TcpBytes;
+        Inserted += o.Inserted;
+        InsertFailed += o.InsertFailed;
+        SkippedRemote += o.SkippedRemote;
+        Degraded += o.Degraded;
+    }
+}
+
+/// <summary>struct accel_prefix: an LPM trie key over IPv6 (IPv4 as ::ffff:0:0/96 + prefix).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct AccelPrefix
+{
+    public uint PrefixLength;
+    public fixed byte Address[16];
+}
+
+/// <summary>Names of the maps and programs in the object.</summary>
+internal static class AbiNames
+{
+    public const string SockHash = "accel_sockhash";
+    public const string Config = "accel_config";
+    public const string State = "accel_state";
+    public const string Owners = "accel_owners";
+    public const string LocalPrefixes = "accel_local_prefixes";
+    public const string SockOpsProgram = "accel_sockops";
+    public const string MessageProgram = "accel_msg";
+}

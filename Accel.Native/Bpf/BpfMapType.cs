@@ -1,0 +1,37 @@
+namespace Accel.Native.Bpf;
+
+/// <summary>Map types (values from <c>linux/bpf.h</c>).</summary>
+internal enum BpfMapType : uint
+{
+    Hash = 1,
+    Array = 2,
+    LruPercpuHash = 10,
+    LpmTrie = 11,
+    SockHash = 18,
+    SkStorage = 24,
+}
+
+/// <summary>Program types (values from <c>linux/bpf.h</c>).</summary>
+internal enum BpfProgramType : uint
+{
+    SockOps = 13,
+    SkMsg = 16,
+}
+
+/// <summary>Attach types (values from <c>linux/bpf.h</c>).</summary>
+internal enum BpfAttachType : uint
+{
+    CgroupSockOps = 3,
+    SkMsgVerdict = 7,
+}
+
+/// <summary>Flags (values from <c>linux/bpf.h</c>).</summary>
+internal static class BpfFlags
+{
+    public const ulong Any = 0;
+    public const ulong NoExist = 1;
+    public const ulong Exist = 2;
+    public const uint NoPrealloc = 1;
+    public const uint Clone = 1u << 9;
+    public const uint AllowMulti = 2;
+}

@@ -1,0 +1,36 @@
+namespace Accel.Native.Interop;
+
+/// <summary>
+/// The one choke point through which every call into the kernel passes. The real implementation
+/// is <see cref="LinuxKernel"/>; tests substitute a fake to drive error paths the kernel will not
+/// produce on demand. Every method returns a non-negative result or <c>-errno</c>.
+/// </summary>
+internal interface IKernel
+{
+    /// <summary>bpf(2): <paramref name="attr"/> is the <c>union bpf_attr</c> for <paramref name="command"/>.</summary>
+    int Bpf(BpfCommand command, Span<byte> attr);
+
+    /// <summary>close(2).</summary>
+    int Close(int fd);
+
+    /// <summary>getsockopt(2) on a socket descriptor.</summary>
+    int GetSockOpt(int socketFd, int level, int name, Span<byte> value, out int length);
+
+    /// <summary>open(2) with O_CLOEXEC added.</summary>
+    int Open(string path, int flags);
+
+    /// <summary>flock(2).</summary>
+    int Flock(int fd, int operation);
+
+    /// <summary>statx(2) without following symlinks: owner, mode and file-system magic of <paramref name="path"/>.</summary>
+    int Stat(string path, out FileFacts facts);
+
+    /// <summary>geteuid(2).</summary>
+    uint EffectiveUserId { get; }
+
+    /// <summary>mount(2).</summary>
+    int Mount(string source, string target, string fsType, ulong flags, string? data);
+}
+
+/// <summary>What <see cref="IKernel.Stat"/> reports about a path.</summary>
+internal readonly record struct FileFacts(uint OwnerUid, uint Mode, long FileSystemMagic, bool IsDirectory, ulong Inode);

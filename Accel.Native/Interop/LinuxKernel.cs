@@ -1,0 +1,117 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Accel.Native.Interop;
+
+/// <summary>The real kernel: libc's syscall wrappers, nothing else.</summary>
+internal sealed unsafe partial class LinuxKernel : IKernel
+{
+    public static readonly LinuxKernel Instance = new();
+
+    private const int O_CLOEXEC = 0x80000;
+    private const int AT_FDCWD = -100;
+    private const int AT_SYMLINK_NOFOLLOW = 0x100;
+    private const uint STATX_BASIC_STATS = 0x7ff;
+
+    private static readonly long BpfSyscallNumber = RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => 321,
+        Architecture.Arm64 => 280,
+        _ => -1,
+    };
+
+    private LinuxKernel()
+    {
+    }
+
+    public int Bpf(BpfCommand command, Span<byte> attr)
+    {
+        if (BpfSyscallNumber < 0)
+        {
+            return -Errno.ENOSYS;
+        }
+
+        fixed (byte* p = attr)
+        {
+            long r = syscall(BpfSyscallNumber, (long)command, p, attr.Length);
+            return r < 0 ? -Marshal.GetLastPInvokeError() : checked((int)r);
+        }
+    }
+
+    public int Close(int fd) => close(fd) < 0 ? -Marshal.GetLastPInvokeError() : 0;
+
+    public int GetSockOpt(int socketFd, int level, int name, Span<byte> value, out int length)
+    {
+        int len = value.Length;
+        fixed (byte* p = value)
+        {
+            int r = getsockopt(socketFd, level, name, p, &len);
+            length = len;
+            return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    public int Open(string path, int flags)
+    {
+        int r = open(path, flags | O_CLOEXEC, 0);
+        return r < 0 ? -Marshal.GetLastPInvokeError() : r;
+    }
+
+    public int Flock(int fd, int operation) => flock(fd, operation) < 0 ? -Marshal.GetLastPInvokeError() : 0;
+
+    public int Stat(string path, out FileFacts facts)
+    {
+        // struct statx is 256 bytes and the same on every architecture.
+        byte* buf = stackalloc byte[256];
+        new Span<byte>(buf, 256).Clear();
+        if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf) < 0)
+        {
+            facts = default;
+            return -Marshal.GetLastPInvokeError();
+        }
+
+        uint uid = *(uint*)(buf + 20);
+        ushort mode = *(ushort*)(buf + 28);
+        byte* fsbuf = stackalloc byte[120];
+        long magic = 0;
+        if (statfs(path, fsbuf) == 0)
+        {
+            magic = *(long*)fsbuf;
+        }
+
+        facts = new FileFacts(uid, mode, magic, (mode & 0xF000) == 0x4000, *(ulong*)(buf + 32));
+        return 0;
+    }
+
+    public uint EffectiveUserId => geteuid();
+
+    public int Mount(string source, string target, string fsType, ulong flags, string? data)
+        => mount(source, target, fsType, (nuint)flags, data) < 0 ? -Marshal.GetLastPInvokeError() : 0;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial long syscall(long number, long command, void* attr, long size);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int getsockopt(int fd, int level, int name, void* value, int* length);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags, int mode);
+
+    [LibraryImport("libc")]
+    private static partial uint geteuid();
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int flock(int fd, int operation);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int statx(int dirfd, string path, int flags, uint mask, void* buffer);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int statfs(string path, void* buffer);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int mount(string source, string target, string fsType, nuint flags, string? data);
+}

@@ -1,0 +1,375 @@
+using System.Runtime.InteropServices;
+using Accel.Native.Bpf;
+using Accel.Native.Btf;
+using Accel.Native.Interop;
+using Accel.Native.Loading;
+using Accel.Native.Probe;
+
+namespace Accel.Native.Pinning;
+
+/// <summary>
+/// The host-wide objects of one ABI, pinned in <c>{pinRoot}/accel/{abi}/</c>: the first process on the
+/// host creates and pins them, every later one opens them, so that all services share one SOCKHASH.
+/// The directories are owner-only (0700); a directory or pin owned by another user, or reachable by
+/// group or others, is refused, and so is a pinned object that does not match the embedded object.
+/// A lock on the directory keeps two starting processes from creating twice.
+/// </summary>
+internal sealed class PinnedObjectStore : IDisposable
+{
+    private const int ODirectory = 0x10000;
+    private const int LockExclusive = 2, Unlock = 8;
+    private const int PrivateModeMask = 0x3F; // group and other bits: 077
+
+    private readonly BpfSyscalls _bpf;
+    private readonly Dictionary<string, KernelFd> _maps = new();
+    private readonly Dictionary<string, KernelFd> _programs = new();
+
+    private PinnedObjectStore(BpfSyscalls bpf, string directory)
+    {
+        _bpf = bpf;
+        Directory = directory;
+    }
+
+    /// <summary>The versioned pin directory.</summary>
+    public string Directory { get; }
+
+    /// <summary>This process created the objects (it was the first on the host for this ABI).</summary>
+    public bool Created { get; private set; }
+
+    public KernelFd Map(string name) => _maps[name];
+
+    public KernelFd Program(string name) => _programs[name];
+
+    public static PinnedObjectStore OpenOrCreate(BpfSyscalls bpf, BpfObjectSpec spec, string pinRoot)
+    {
+        string top = Path.Combine(pinRoot, "accel");
+        string dir = Path.Combine(top, spec.Abi);
+        EnsurePrivateDirectory(bpf.Kernel, top);
+        EnsurePrivateDirectory(bpf.Kernel, dir);
+
+        var store = new PinnedObjectStore(bpf, dir);
+        try
+        {
+            using KernelFd lockFd = LockDirectory(bpf.Kernel, dir);
+            try
+            {
+                foreach (MapSpec map in spec.Maps)
+                {
+                    store._maps[map.Name] = store.OpenOrCreateMap(map);
+                }
+
+                foreach (ProgramSpec program in spec.Programs)
+                {
+                    store._programs[program.Name] = store.OpenOrLoadProgram(program, spec.License);
+                }
+
+                store.AttachMessageProgram(spec.Programs.Single(p => p.Type == BpfProgramType.SkMsg).Name, spec.Maps.Single(m => m.Type == BpfMapType.SockHash).Name);
+            }
+            finally
+            {
+                bpf.Kernel.Flock(lockFd.Value, Unlock);
+            }
+
+            return store;
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Attaches the sock_ops program to the cgroup v2 directory <paramref name="cgroupPath"/>, once:
+    /// a program already attached there is reused. The link is pinned next to the maps so that it
+    /// outlives this process, like the maps.</summary>
+    public void AttachSockOps(string programName, string cgroupPath)
+    {
+        IKernel k = _bpf.Kernel;
+        int r = k.Stat(cgroupPath, out FileFacts cg);
+        int cgFd = r == 0 ? k.Open(cgroupPath, ODirectory) : r;
+        if (cgFd < 0)
+        {
+            throw new UnavailableException(Unavailability.CgroupUnavailable,
+                $"Cannot open the cgroup v2 directory {cgroupPath}: {Errno.Describe(-cgFd)}. Set the CgroupPath option to this process's cgroup v2 directory.");
+        }
+
+        using var cgroup = new KernelFd(k, cgFd);
+        KernelFd program = _programs[programName];
+        uint id = ProgramId(program);
+        uint[] attached;
+        try
+        {
+            attached = _bpf.QueryAttached(cgFd, BpfAttachType.CgroupSockOps);
+        }
+        catch (BpfException e)
+        {
+            throw new UnavailableException(Unavailability.CgroupUnavailable, $"Cannot query the programs attached to {cgroupPath}: {e.Message}.", e);
+        }
+
+        if (attached.Contains(id))
+        {
+            return;
+        }
+
+        string linkPin = Path.Combine(Directory, $"link_cgroup_{cg.Inode}");
+        int l = _bpf.TryCreateLink(program, cgFd, BpfAttachType.CgroupSockOps, out KernelFd? link);
+        if (l >= 0)
+        {
+            using (link)
+            {
+                // A pin left by an earlier cgroup with the same inode number is stale: ours to replace.
+                File.Delete(linkPin);
+                _bpf.Pin(link!, linkPin);
+            }
+
+            return;
+        }
+
+        int a = _bpf.TryAttach(program, cgFd, BpfAttachType.CgroupSockOps, BpfFlags.AllowMulti);
+        if (a < 0 && -a != Errno.EEXIST)
+        {
+            throw new UnavailableException(Unavailability.LoadFailed,
+                $"Attaching the sock_ops program to {cgroupPath} failed: link {Errno.Describe(-l)}, attach {Errno.Describe(-a)}.");
+        }
+    }
+
+    public uint ProgramId(KernelFd program)
+    {
+        Span<byte> info = stackalloc byte[232];
+        info.Clear();
+        _bpf.GetInfo(program, info);
+        return MemoryMarshal.Read<uint>(info[4..]);
+    }
+
+    public void Dispose()
+    {
+        foreach (KernelFd fd in _maps.Values.Concat(_programs.Values))
+        {
+            fd.Dispose();
+        }
+    }
+
+    private KernelFd OpenOrCreateMap(MapSpec spec)
+    {
+        string pin = Path.Combine(Directory, spec.Name);
+        KernelFd? fd = OpenPinned(pin);
+        if (fd is not null)
+        {
+            VerifyMap(fd, spec, pin);
+            return fd;
+        }
+
+        KernelFd created;
+        if (spec.NeedsBtf)
+        {
+            using KernelFd btf = _bpf.LoadBtf(BtfBuilder.ForStorageMap(spec.ValueSize));
+            created = _bpf.CreateMap(spec.Name, spec.Type, spec.KeySize, spec.ValueSize, spec.MaxEntries, spec.Flags,
+                btf, BtfBuilder.IntTypeId, BtfBuilder.ValueTypeId);
+        }
+        else
+        {
+            created = _bpf.CreateMap(spec.Name, spec.Type, spec.KeySize, spec.ValueSize, spec.MaxEntries, spec.Flags);
+        }
+
+        _bpf.Pin(created, pin);
+        Created = true;
+        return created;
+    }
+
+    private KernelFd OpenOrLoadProgram(ProgramSpec spec, string license)
+    {
+        string pin = Path.Combine(Directory, spec.Name);
+        KernelFd? fd = OpenPinned(pin);
+        if (fd is not null)
+        {
+            VerifyProgram(fd, spec, pin);
+            return fd;
+        }
+
+        var fds = _maps.ToDictionary(m => m.Key, m => m.Value.Value);
+        KernelFd loaded = _bpf.LoadProgram(spec.Name, spec.Type, spec.AttachType, spec.Relocate(fds), license);
+        _bpf.Pin(loaded, pin);
+        return loaded;
+    }
+
+    private void AttachMessageProgram(string programName, string mapName)
+    {
+        string pin = Path.Combine(Directory, "link_sk_msg");
+        KernelFd? existing = OpenPinned(pin);
+        if (existing is not null)
+        {
+            existing.Dispose();
+            return;
+        }
+
+        KernelFd program = _programs[programName];
+        KernelFd map = _maps[mapName];
+        int l = _bpf.TryCreateLink(program, map.Value, BpfAttachType.SkMsgVerdict, out KernelFd? link);
+        if (l >= 0)
+        {
+            using (link)
+            {
+                _bpf.Pin(link!, pin);
+            }
+
+            return;
+        }
+
+        if (-l == Errno.EBUSY)
+        {
+            throw new UnavailableException(Unavailability.IncompatiblePinnedObjects,
+                $"Another sk_msg program is already attached to {Path.Combine(Directory, mapName)} without this library's link: refusing to share it. Remove {Directory} once no service uses it.");
+        }
+
+        // Kernels before 6.10 have no sockmap links: attach directly (it lasts as long as the map).
+        int a = _bpf.TryAttach(program, map.Value, BpfAttachType.SkMsgVerdict, 0);
+        if (a < 0)
+        {
+            throw new UnavailableException(Unavailability.LoadFailed,
+                $"Attaching the sk_msg program to the sockhash failed: link {Errno.Describe(-l)}, attach {Errno.Describe(-a)}.");
+        }
+    }
+
+    private KernelFd? OpenPinned(string pin)
+    {
+        int r = _bpf.Kernel.Stat(pin, out FileFacts facts);
+        if (r == -Errno.ENOENT)
+        {
+            return null;
+        }
+
+        if (r < 0)
+        {
+            throw new UnavailableException(Unavailability.UnsafePinnedObjects, $"Cannot inspect pinned object {pin}: {Errno.Describe(-r)}.");
+        }
+
+        CheckPrivate(_bpf.Kernel, pin, facts);
+        int g = _bpf.TryGetPinned(pin, out KernelFd? fd);
+        if (g < 0)
+        {
+            throw new UnavailableException(Unavailability.UnsafePinnedObjects, $"Cannot open pinned object {pin}: {Errno.Describe(-g)}.");
+        }
+
+        return fd;
+    }
+
+    private void VerifyMap(KernelFd fd, MapSpec spec, string pin)
+    {
+        Span<byte> info = stackalloc byte[88];
+        info.Clear();
+        _bpf.GetInfo(fd, info);
+        var found = (Type: MemoryMarshal.Read<uint>(info), Key: MemoryMarshal.Read<uint>(info[8..]), Value: MemoryMarshal.Read<uint>(info[12..]),
+            Max: MemoryMarshal.Read<uint>(info[16..]), Flags: MemoryMarshal.Read<uint>(info[20..]));
+        if (found != ((uint)spec.Type, spec.KeySize, spec.ValueSize, spec.MaxEntries, spec.Flags))
+        {
+            fd.Dispose();
+            throw new UnavailableException(Unavailability.IncompatiblePinnedObjects,
+                $"Pinned map {pin} is (type {found.Type}, key {found.Key} B, value {found.Value} B, max {found.Max}, flags 0x{found.Flags:x}), but this library expects (type {(uint)spec.Type}, key {spec.KeySize} B, value {spec.ValueSize} B, max {spec.MaxEntries}, flags 0x{spec.Flags:x}). It was not made by this library version; remove {Directory} once no service uses it.");
+        }
+    }
+
+    private void VerifyProgram(KernelFd fd, ProgramSpec spec, string pin)
+    {
+        uint[] mapIds = new uint[16];
+        Span<byte> info = stackalloc byte[232];
+        info.Clear();
+        unsafe
+        {
+            fixed (uint* ids = mapIds)
+            {
+                MemoryMarshal.Write(info[52..], (uint)mapIds.Length);
+                MemoryMarshal.Write(info[56..], (ulong)ids);
+                _bpf.GetInfo(fd, info);
+            }
+        }
+
+        uint type = MemoryMarshal.Read<uint>(info);
+        uint count = Math.Min(MemoryMarshal.Read<uint>(info[52..]), (uint)mapIds.Length);
+        var ours = _maps.Values.Select(MapId).ToHashSet();
+        if (type != (uint)spec.Type || mapIds.Take((int)count).Any(id => !ours.Contains(id)))
+        {
+            fd.Dispose();
+            throw new UnavailableException(Unavailability.IncompatiblePinnedObjects,
+                $"Pinned program {pin} is not this library's {spec.Name} over the maps in {Directory}; remove {Directory} once no service uses it.");
+        }
+    }
+
+    private uint MapId(KernelFd map)
+    {
+        Span<byte> info = stackalloc byte[88];
+        info.Clear();
+        _bpf.GetInfo(map, info);
+        return MemoryMarshal.Read<uint>(info[4..]);
+    }
+
+    private static void EnsurePrivateDirectory(IKernel k, string dir)
+    {
+        int r = k.Stat(dir, out FileFacts facts);
+        if (r == -Errno.ENOENT)
+        {
+            try
+            {
+                if (OperatingSystem.IsWindows())
+                {
+                    throw new PlatformNotSupportedException("Pinned BPF objects exist only on Linux.");
+                }
+
+                System.IO.Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new UnavailableException(Unavailability.BpffsUnavailable,
+                    $"Cannot create the pin directory {dir}: {e.Message}. Check that the pin root is a writable bpffs mount.", e);
+            }
+
+            r = k.Stat(dir, out facts);
+        }
+
+        if (r < 0)
+        {
+            throw new UnavailableException(Unavailability.BpffsUnavailable, $"Cannot inspect the pin directory {dir}: {Errno.Describe(-r)}.");
+        }
+
+        if (!facts.IsDirectory)
+        {
+            throw new UnavailableException(Unavailability.UnsafePinnedObjects, $"{dir} exists and is not a directory.");
+        }
+
+        CheckPrivate(k, dir, facts);
+    }
+
+    private static void CheckPrivate(IKernel k, string path, FileFacts facts)
+    {
+        uint me = k.EffectiveUserId;
+        if (facts.OwnerUid != me)
+        {
+            throw new UnavailableException(Unavailability.UnsafePinnedObjects,
+                $"{path} belongs to uid {facts.OwnerUid}, not to this process (uid {me}): refusing to share a fast path with another user. Run every service that shares {path} as the same user, or use another pin root.");
+        }
+
+        if ((facts.Mode & PrivateModeMask) != 0)
+        {
+            throw new UnavailableException(Unavailability.UnsafePinnedObjects,
+                $"{path} has mode {Convert.ToString(facts.Mode & 0xFFF, 8)}: other users could reach the fast path through it. Make it owner-only (chmod go-rwx) or remove it once no service uses it.");
+        }
+    }
+
+    private static KernelFd LockDirectory(IKernel k, string dir)
+    {
+        int fd = k.Open(dir, ODirectory);
+        if (fd < 0)
+        {
+            throw new UnavailableException(Unavailability.BpffsUnavailable, $"Cannot open {dir}: {Errno.Describe(-fd)}.");
+        }
+
+        var handle = new KernelFd(k, fd);
+        int r = k.Flock(fd, LockExclusive);
+        if (r < 0)
+        {
+            handle.Dispose();
+            throw new UnavailableException(Unavailability.BpffsUnavailable, $"Cannot lock {dir}: {Errno.Describe(-r)}.");
+        }
+
+        return handle;
+    }
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: (MIT OR GPL-2.0) */
+/*
+ * The layouts shared by the BPF programs and the managed engine.
+ * The managed mirror lives in Accel.Native/Abi/; a test compares the two sizes.
+ * Changing anything here changes the object's hash, and with it the pin directory:
+ * services built from different objects never share a map.
+ */
+#ifndef ACCEL_ABI_H
+#define ACCEL_ABI_H
+
+#include <linux/types.h>
+
+/* Identity of one direction of a TCP connection: the socket's own 4-tuple.
+ * Addresses are IPv6 in network byte order (IPv4 as ::ffff:a.b.c.d), ports in host order.
+ * netns_cookie is the socket's network namespace cookie for loopback peers (two namespaces
+ * may hold the same loopback 4-tuple) and 0 otherwise. */
+struct accel_key {
+	__u32 local_ip[4];
+	__u32 remote_ip[4];
+	__u32 local_port;
+	__u32 remote_port;
+	__u64 netns_cookie;
+};
+
+/* Written by user space only, inherited by accepted sockets (BPF_F_CLONE). */
+struct accel_sock_config {
+	__u64 owner;          /* random id of the engine instance that opted the socket in */
+	__u32 flags;          /* ACCEL_CFG_* */
+	__u32 reserved;
+};
+
+#define ACCEL_CFG_OPT_IN      1u /* sock_ops inserts the socket when it is established */
+#define ACCEL_CFG_CLEAN       2u /* user space verified: no byte of this socket went through TCP */
+
+/* Written by the programs only: the sticky per-direction decision and this socket's figures. */
+struct accel_sock_state {
+	__u64 owner;
+	__u32 verdict;        /* ACCEL_VERDICT_* */
+	__u32 reason;         /* ACCEL_REASON_*, why the verdict is TCP */
+	__u32 flags;          /* ACCEL_STATE_* */
+	__u32 reserved;
+	__u64 redirected_msgs;
+	__u64 redirected_bytes;
+	__u64 tcp_msgs;
+	__u64 tcp_bytes;
+};
+
+#define ACCEL_VERDICT_UNDECIDED 0u
+#define ACCEL_VERDICT_REDIRECT  1u
+#define ACCEL_VERDICT_TCP       2u
+
+#define ACCEL_REASON_NONE           0u
+#define ACCEL_REASON_PEER_ABSENT    1u /* at the first send the peer was not in the map */
+#define ACCEL_REASON_NOT_CLEAN      2u /* bytes may have gone through TCP before the socket was inserted */
+#define ACCEL_REASON_PEER_GONE      3u /* the peer left the map after redirecting began */
+
+#define ACCEL_STATE_KERNEL_INSERTED 1u /* inserted by sock_ops at establishment, before any send */
+
+/* Per engine instance (owner), per CPU: the process-wide figures. */
+struct accel_owner_stats {
+	__u64 redirected_msgs;
+	__u64 redirected_bytes;
+	__u64 tcp_msgs;
+	__u64 tcp_bytes;
+	__u64 inserted;        /* sockets sock_ops put into the map */
+	__u64 insert_failed;   /* sockets sock_ops could not put into the map (full, duplicate key) */
+	__u64 skipped_remote;  /* opted-in sockets whose peer cannot be on this host */
+	__u64 degraded;        /* directions that switched from redirect to TCP */
+};
+
+/* LPM trie key for the ranges of peers that may be on this host. */
+struct accel_prefix {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+#define ACCEL_SOCKHASH_MAX_ENTRIES 65536
+#define ACCEL_OWNERS_MAX_ENTRIES   4096
+#define ACCEL_PREFIXES_MAX_ENTRIES 1024
+
+/* How the loader learns about maps: one of these per map in section "accel_maps". */
+struct accel_map_def {
+	__u32 type;
+	__u32 key_size;
+	__u32 value_size;
+	__u32 max_entries;
+	__u32 flags;
+};
+
+#endif

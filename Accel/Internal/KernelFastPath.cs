@@ -1,0 +1,73 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Accel.Native.Abi;
+using Accel.Native.Bpf;
+using Accel.Native.Interop;
+using Accel.Native.Pinning;
+
+namespace Accel.Internal;
+
+/// <summary>The engine's handle on the pinned maps: typed reads and writes, one syscall each.</summary>
+internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) : IDisposable
+{
+    public BpfSyscalls Bpf { get; } = bpf;
+
+    public PinnedObjectStore Store { get; } = store;
+
+    public IKernel Kernel => Bpf.Kernel;
+
+    public int WriteConfig(int socketFd, ulong owner, uint flags)
+    {
+        var config = new AccelSockConfig { Owner = owner, Flags = flags };
+        return Bpf.TryUpdate(Store.Map(AbiNames.Config), AsBytes(ref socketFd), AsBytes(ref config), BpfFlags.Any);
+    }
+
+    public int ReadState(int socketFd, out AccelSockState state)
+    {
+        state = default;
+        return Bpf.TryLookup(Store.Map(AbiNames.State), AsBytes(ref socketFd), AsBytes(ref state));
+    }
+
+    public int Insert(AccelKey key, int socketFd)
+    {
+        ulong fd = (ulong)socketFd;
+        return Bpf.TryUpdate(Store.Map(AbiNames.SockHash), AsBytes(ref key), AsBytes(ref fd), BpfFlags.NoExist);
+    }
+
+    public AccelOwnerStats ReadOwner(ulong owner)
+    {
+        int stride = Marshal.SizeOf<AccelOwnerStats>();
+        byte[] values = new byte[stride * PossibleCpus.Count];
+        var total = default(AccelOwnerStats);
+        if (Bpf.TryLookup(Store.Map(AbiNames.Owners), AsBytes(ref owner), values) == 0)
+        {
+            for (int cpu = 0; cpu < PossibleCpus.Count; cpu++)
+            {
+                total.Add(MemoryMarshal.Read<AccelOwnerStats>(values.AsSpan(cpu * stride)));
+            }
+        }
+
+        return total;
+    }
+
+    public void ForgetOwner(ulong owner) => Bpf.TryDelete(Store.Map(AbiNames.Owners), AsBytes(ref owner));
+
+    public unsafe void AddPeerRange(IPNetwork range)
+    {
+        var prefix = new AccelPrefix { PrefixLength = (uint)range.PrefixLength };
+        range.BaseAddress.GetAddressBytes().CopyTo(new Span<byte>(prefix.Address, 16));
+        uint one = 1;
+        int r = Bpf.TryUpdate(Store.Map(AbiNames.LocalPrefixes), AsBytes(ref prefix), AsBytes(ref one), BpfFlags.Any);
+        if (r < 0 && -r != Errno.ENOSPC && -r != Errno.E2BIG)
+        {
+            throw new BpfException($"BPF_MAP_UPDATE_ELEM {AbiNames.LocalPrefixes} {range}", -r);
+        }
+    }
+
+    public void Dispose() => Store.Dispose();
+
+    private static Span<byte> AsBytes<T>(ref T value)
+        where T : unmanaged
+        => MemoryMarshal.AsBytes(new Span<T>(ref value));
+}

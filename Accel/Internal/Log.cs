@@ -1,0 +1,24 @@
+using Microsoft.Extensions.Logging;
+
+namespace Accel.Internal;
+
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "Socket acceleration enabled: sockmap fast path pinned in {PinDirectory} ({Origin}), sockets of cgroup {Cgroup} are inserted at connection establishment.")]
+    public static partial void Enabled(ILogger logger, string pinDirectory, string origin, string cgroup);
+
+    [LoggerMessage(2, LogLevel.Warning, "Socket acceleration disabled ({Reason}): {Message}")]
+    public static partial void Disabled(ILogger logger, AccelerationDisabledReason reason, string message);
+
+    [LoggerMessage(3, LogLevel.Information, "Socket acceleration disabled by configuration (Enabled = false): traffic uses plain TCP.")]
+    public static partial void DisabledByOptions(ILogger logger);
+
+    [LoggerMessage(4, LogLevel.Debug, "Socket {Local} -> {Remote} not registered: {Outcome} {Detail}")]
+    public static partial void NotRegistered(ILogger logger, string local, string remote, RegistrationOutcome outcome, string? detail);
+
+    [LoggerMessage(5, LogLevel.Warning, "Opting socket into acceleration failed, it uses plain TCP: {Detail}")]
+    public static partial void OptInFailed(ILogger logger, string detail);
+
+    [LoggerMessage(6, LogLevel.Debug, "Bpffs was not mounted at {PinRoot}; mounted it.")]
+    public static partial void MountedBpffs(ILogger logger, string pinRoot);
+}

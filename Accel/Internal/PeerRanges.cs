@@ -1,0 +1,57 @@
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+
+namespace Accel.Internal;
+
+/// <summary>The peers that may be on this host: loopback, this host's addresses, and configured ranges.
+/// The same set is written to the kernel's LPM trie (for sockets the kernel inserts) and checked here
+/// (for late registration).</summary>
+internal sealed class PeerRanges
+{
+    private readonly List<IPNetwork> _ranges = new();
+
+    public PeerRanges(IEnumerable<string> configured, bool includeHostAddresses)
+    {
+        foreach (string range in configured)
+        {
+            _ranges.Add(Normalize(IPNetwork.Parse(range)));
+        }
+
+        if (includeHostAddresses)
+        {
+            foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
+            {
+                foreach (var address in nic.GetIPProperties().UnicastAddresses)
+                {
+                    IPAddress a = address.Address;
+                    if (a.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6 && !a.IsIPv6LinkLocal)
+                    {
+                        var bare = new IPAddress(a.GetAddressBytes()); // without an IPv6 scope id
+                        _ranges.Add(Normalize(new IPNetwork(bare, bare.AddressFamily == AddressFamily.InterNetwork ? 32 : 128)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Every range in IPv6 form (IPv4 ranges under ::ffff:0:0/96).</summary>
+    public IReadOnlyList<IPNetwork> Ranges => _ranges;
+
+    public bool MayBeOnHost(IPAddress local, IPAddress remote)
+    {
+        byte[] r = SocketFacts.V6Bytes(remote);
+        if (SocketFacts.IsLoopback(r) || r.AsSpan().SequenceEqual(SocketFacts.V6Bytes(local)))
+        {
+            return true;
+        }
+
+        IPAddress v6 = new(r);
+        return _ranges.Any(n => n.Contains(v6));
+    }
+
+    private static IPNetwork Normalize(IPNetwork n)
+        => n.BaseAddress.AddressFamily == AddressFamily.InterNetwork
+            ? new IPNetwork(n.BaseAddress.MapToIPv6(), n.PrefixLength + 96)
+            : n;
+}

@@ -1,0 +1,37 @@
+namespace Accel;
+
+/// <summary>What <see cref="AccelerationEngine.Register"/> did with a socket. Anything but
+/// <see cref="Registered"/> leaves the socket on plain TCP, which always works.</summary>
+public enum RegistrationOutcome
+{
+    /// <summary>The socket is in the fast path; its sends are redirected when its peer is too.</summary>
+    Registered,
+
+    /// <summary>The socket is in the map but bytes had already gone through TCP: it stays on TCP for life
+    /// (switching later could reorder bytes).</summary>
+    RegisteredTcpOnly,
+
+    /// <summary>Acceleration is off in this process.</summary>
+    Disabled,
+
+    /// <summary>Not a connected IPv4 or IPv6 TCP socket.</summary>
+    NotTcp,
+
+    /// <summary>The connection is not (or no longer) established.</summary>
+    NotEstablished,
+
+    /// <summary>The peer cannot be on this host (outside loopback, this host's addresses and the configured ranges).</summary>
+    PeerNotOnHost,
+
+    /// <summary>The socket had already written bytes through TCP before registration.</summary>
+    AlreadyWritten,
+
+    /// <summary>The host-wide socket map is full.</summary>
+    MapFull,
+
+    /// <summary>Another socket on this host holds the same 4-tuple in the map.</summary>
+    DuplicateKey,
+
+    /// <summary>The kernel refused for another reason (see the detail).</summary>
+    Failed,
+}

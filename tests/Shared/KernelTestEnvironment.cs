@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace Accel.Testing;
+
+/// <summary>
+/// What a test on the real kernel needs of its own: a private bpffs mount for pins and a private cgroup v2
+/// directory that this process moves into (sock_ops attaches there). Both are removed by Dispose, and the
+/// process returns to its original cgroup: the machine is left as it was found.
+/// </summary>
+public sealed class KernelTestEnvironment : IDisposable
+{
+    private readonly string _originalCgroup;
+    private readonly string _mountDir;
+
+    public KernelTestEnvironment()
+    {
+        string id = Guid.NewGuid().ToString("N")[..10];
+        _mountDir = Path.Combine(Path.GetTempPath(), $"accel-test-{id}");
+        Directory.CreateDirectory(_mountDir);
+        PinRoot = _mountDir;
+        Run("mount", $"-t bpf bpf {_mountDir}");
+
+        string cg2 = Cgroup2MountPoint() ?? throw new InvalidOperationException("No cgroup2 mount.");
+        string relative = File.ReadLines("/proc/self/cgroup").First(l => l.StartsWith("0::", StringComparison.Ordinal))[3..];
+        _originalCgroup = relative == "/" ? cg2 : Path.Join(cg2, relative);
+        CgroupPath = Path.Combine(cg2, $"accel-test-{id}");
+        Directory.CreateDirectory(CgroupPath);
+        File.WriteAllText(Path.Combine(CgroupPath, "cgroup.procs"), Environment.ProcessId.ToString());
+    }
+
+    /// <summary>A fresh bpffs mount: pins made here touch nothing else on the host.</summary>
+    public string PinRoot { get; }
+
+    /// <summary>The test cgroup this process (and every process it starts) runs in.</summary>
+    public string CgroupPath { get; }
+
+    public AccelerationEngineOptions Options() => new() { PinRoot = PinRoot, CgroupPath = CgroupPath, MountBpffsIfMissing = false };
+
+    public void Dispose()
+    {
+        File.WriteAllText(Path.Combine(_originalCgroup, "cgroup.procs"), Environment.ProcessId.ToString());
+        for (int i = 0; i < 50 && Directory.Exists(CgroupPath); i++)
+        {
+            try
+            {
+                Directory.Delete(CgroupPath);
+            }
+            catch (IOException)
+            {
+                Thread.Sleep(100); // a child process may still be exiting
+            }
+        }
+
+        Run("umount", _mountDir);
+        Directory.Delete(_mountDir);
+    }
+
+    /// <summary>Why tests on the real kernel cannot run here, or null when they can.</summary>
+    public static string? UnavailableReason()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return "not Linux";
+        }
+
+        string? capEff = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("CapEff:", StringComparison.Ordinal));
+        ulong caps = capEff is null ? 0 : Convert.ToUInt64(capEff[7..].Trim(), 16);
+        if ((caps & (1UL << 21)) == 0)
+        {
+            return "the tests need CAP_SYS_ADMIN (root) to mount a private bpffs and create a cgroup";
+        }
+
+        return Cgroup2MountPoint() is null ? "no cgroup2 mount" : null;
+    }
+
+    public static string? Cgroup2MountPoint()
+    {
+        foreach (string line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            int dash = line.IndexOf(" - ", StringComparison.Ordinal);
+            if (dash > 0 && line[(dash + 3)..].StartsWith("cgroup2 ", StringComparison.Ordinal))
+            {
+                return line[..dash].Split(' ')[4];
+            }
+        }
+
+        return null;
+    }
+
+    private static void Run(string file, string args)
+    {
+        using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true })!;
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} {args} failed ({p.ExitCode}): {err}");
+        }
+    }
+}
