@@ -22,8 +22,9 @@ namespace Accel;
 /// <remarks>
 /// How a socket gets into the fast path: <see cref="PrepareListener"/> (server) or <see cref="PrepareConnect"/>
 /// (client) opts it in before the connection exists, and the kernel inserts it under its own 4-tuple at
-/// establishment, before either side can write. <see cref="Register"/> then confirms that, or, for a socket
-/// that was not opted in, inserts it late after proving from TCP_INFO that it has written nothing.
+/// establishment, before either side can write, under a key that names that very connection (4-tuple and
+/// initial sequence numbers). <see cref="Register"/> then reports what the kernel did, in one syscall.
+/// User space never inserts sockets: a connection that already exists stays on plain TCP.
 /// Each socket's first send decides its direction for life: redirected if its peer is in the fast path,
 /// TCP otherwise, so bytes are never reordered. Nothing runs in user space per message.
 /// </remarks>
@@ -31,17 +32,15 @@ public sealed class AccelerationEngine : IDisposable
 {
     private readonly ILogger _logger;
     private readonly KernelFastPath? _kernel;
-    private readonly PeerRanges? _peers;
-    private long _lateRegistered;
-    private long _lateRefused;
-    private long _lateSkippedRemote;
+    private readonly uint _backlogKib;
+    private long _optInFailures;
 
-    private AccelerationEngine(AccelerationStatus status, ILogger logger, KernelFastPath? kernel, PeerRanges? peers, ulong owner)
+    private AccelerationEngine(AccelerationStatus status, ILogger logger, KernelFastPath? kernel, ulong owner, uint backlogKib = 0)
     {
+        _backlogKib = backlogKib;
         Status = status;
         _logger = logger;
         _kernel = kernel;
-        _peers = peers;
         Owner = owner;
     }
 
@@ -107,8 +106,17 @@ public sealed class AccelerationEngine : IDisposable
 
             ulong owner = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1;
             Log.Enabled(logger, store.Directory, store.Created ? "created by this process" : "shared with other processes", cgroup);
-            var status = new AccelerationStatus(true, AccelerationDisabledReason.None, $"Fast path enabled; objects pinned in {store.Directory}.");
-            return new AccelerationEngine(status, logger, fastPath, peers, owner);
+            uint backlogKib = (uint)(options.MaxRedirectedBacklogBytes >> 10);
+            string bound = store.TracksConsumption
+                ? $"a reader may leave at most {backlogKib} KiB of redirected bytes unread per connection direction before it moves to TCP"
+                : $"readers' consumption is not tracked ({store.ConsumptionTrackingProblem}), so each connection direction is redirected for its first {backlogKib} KiB only; add CAP_PERFMON to lift this";
+            if (!store.TracksConsumption)
+            {
+                Log.ConsumptionNotTracked(logger, store.ConsumptionTrackingProblem ?? "unknown", backlogKib);
+            }
+
+            var status = new AccelerationStatus(true, AccelerationDisabledReason.None, $"Fast path enabled; objects pinned in {store.Directory}; {bound}.");
+            return new AccelerationEngine(status, logger, fastPath, owner, backlogKib);
         }
         catch (UnavailableException e)
         {
@@ -138,11 +146,11 @@ public sealed class AccelerationEngine : IDisposable
     public bool PrepareConnect(Socket socket) => OptIn(socket);
 
     /// <summary>
-    /// Registers a connected TCP socket (IPv4, IPv6 or IPv4-mapped IPv6) before anything is written on it,
-    /// and returns the registration, which reports this connection's figures. A socket prepared with
-    /// <see cref="PrepareListener"/>/<see cref="PrepareConnect"/> is already in the fast path and costs one
-    /// syscall here; any other is inserted late, once TCP_INFO proves it has sent nothing. Never throws for
-    /// a socket that cannot be accelerated: the outcome says why and the socket stays on plain TCP.
+    /// Returns the registration of a connected TCP socket (IPv4, IPv6 or IPv4-mapped IPv6), which reports
+    /// this connection's figures: <see cref="RegistrationOutcome.Registered"/> when the kernel put it into the
+    /// fast path at establishment (it was prepared with <see cref="PrepareListener"/>/<see cref="PrepareConnect"/>),
+    /// otherwise why not. Costs one syscall. Never throws for a socket that cannot be accelerated: the
+    /// socket simply stays on plain TCP.
     /// </summary>
     public SocketRegistration Register(Socket socket)
     {
@@ -152,9 +160,9 @@ public sealed class AccelerationEngine : IDisposable
             return new SocketRegistration(this, socket, RegistrationOutcome.Disabled, Status.Message);
         }
 
-        if (socket.ProtocolType != ProtocolType.Tcp || socket.LocalEndPoint is not IPEndPoint local || socket.RemoteEndPoint is not IPEndPoint remote)
+        if (socket.ProtocolType != ProtocolType.Tcp || socket.RemoteEndPoint is not IPEndPoint)
         {
-            return Refused(socket, RegistrationOutcome.NotTcp, "Only connected IPv4/IPv6 TCP sockets can be accelerated.", countRefusal: false);
+            return Refused(socket, RegistrationOutcome.NotTcp, "Only connected IPv4/IPv6 TCP sockets can be accelerated.");
         }
 
         bool added = false;
@@ -163,11 +171,11 @@ public sealed class AccelerationEngine : IDisposable
         {
             handle.DangerousAddRef(ref added);
             int fd = (int)handle.DangerousGetHandle();
-            return RegisterFd(socket, fd, local, remote);
+            return RegisterFd(socket, fd);
         }
         catch (ObjectDisposedException)
         {
-            return Refused(socket, RegistrationOutcome.NotEstablished, "The socket is closed.", countRefusal: false);
+            return Refused(socket, RegistrationOutcome.NotEstablished, "The socket is closed.");
         }
         finally
         {
@@ -188,9 +196,9 @@ public sealed class AccelerationEngine : IDisposable
 
         AccelOwnerStats k = _kernel.ReadOwner(Owner);
         return new AccelerationStatistics(
-            RegisteredSockets: (long)k.Inserted + Interlocked.Read(ref _lateRegistered),
-            RefusedSockets: (long)k.InsertFailed + Interlocked.Read(ref _lateRefused),
-            SkippedRemotePeers: (long)k.SkippedRemote + Interlocked.Read(ref _lateSkippedRemote),
+            RegisteredSockets: (long)k.Inserted,
+            RefusedSockets: (long)k.InsertFailed + Interlocked.Read(ref _optInFailures),
+            SkippedRemotePeers: (long)k.SkippedRemote,
             RedirectedMessages: (long)k.RedirectedMessages,
             RedirectedBytes: (long)k.RedirectedBytes,
             TcpMessages: (long)k.TcpMessages,
@@ -235,8 +243,9 @@ public sealed class AccelerationEngine : IDisposable
             string? reason = st.Reason switch
             {
                 AccelSockState.ReasonPeerAbsent => "the peer was not in the fast path at this socket's first send",
-                AccelSockState.ReasonNotClean => "bytes may have gone through TCP before the socket was registered",
+                AccelSockState.ReasonNotInserted => "the socket was put into the map by someone other than this library",
                 AccelSockState.ReasonPeerGone => "the peer left the fast path",
+                AccelSockState.ReasonBacklog => "the reader left more redirected bytes unread than MaxRedirectedBacklogBytes allows",
                 _ => null,
             };
             return new ConnectionStatistics(path, reason, (long)st.RedirectedMessages, (long)st.RedirectedBytes, (long)st.TcpMessages, (long)st.TcpBytes);
@@ -254,73 +263,35 @@ public sealed class AccelerationEngine : IDisposable
         }
     }
 
-    private SocketRegistration RegisterFd(Socket socket, int fd, IPEndPoint local, IPEndPoint remote)
+    private SocketRegistration RegisterFd(Socket socket, int fd)
     {
-        KernelFastPath k = _kernel!;
-        if (k.ReadState(fd, out AccelSockState state) == 0 && (state.Flags & AccelSockState.FlagKernelInserted) != 0)
+        // One syscall: what accel_sockops did with this socket when its connection was established.
+        if (_kernel!.ReadState(fd, out AccelSockState state) < 0)
         {
-            return new SocketRegistration(this, socket, RegistrationOutcome.Registered, null);
+            return Refused(socket, RegistrationOutcome.NotPrepared,
+                "The socket was not opted in before its connection was established; call PrepareConnect (client) or PrepareListener (server) first.");
         }
 
-        // Late registration: the socket was not opted in before the connection existed (or the kernel declined).
-        if (!_peers!.MayBeOnHost(local.Address, remote.Address))
+        return state.Join switch
         {
-            Interlocked.Increment(ref _lateSkippedRemote);
-            return Refused(socket, RegistrationOutcome.PeerNotOnHost, $"{remote.Address} is outside loopback, this host's addresses and SameHostPeerRanges.", countRefusal: false);
-        }
-
-        int r = SocketFacts.ReadTcpInfo(k.Kernel, fd, out bool established, out bool hasSent);
-        if (r < 0 || !established)
-        {
-            return Refused(socket, RegistrationOutcome.NotEstablished, r < 0 ? $"TCP_INFO failed: {Errno.Describe(-r)}" : "The connection is not established.");
-        }
-
-        if (hasSent)
-        {
-            return Refused(socket, RegistrationOutcome.AlreadyWritten, "Bytes had already gone through TCP; redirecting later ones could reorder them.");
-        }
-
-        SocketFacts.ReadNetnsCookie(k.Kernel, fd, out ulong cookie);
-        // Not clean until proven after insertion: a send racing with us must decide TCP.
-        r = k.WriteConfig(fd, Owner, 0);
-        if (r == 0)
-        {
-            r = k.Insert(SocketFacts.Key(local, remote, cookie), fd);
-        }
-
-        if (r < 0)
-        {
-            var outcome = -r switch
+            AccelSockState.JoinInserted => new SocketRegistration(this, socket, RegistrationOutcome.Registered, null),
+            AccelSockState.JoinSkippedRemote => Refused(socket, RegistrationOutcome.PeerNotOnHost,
+                $"{socket.RemoteEndPoint} is outside loopback, this host's addresses and SameHostPeerRanges."),
+            AccelSockState.JoinSkippedEarly => Refused(socket, RegistrationOutcome.AlreadyWritten,
+                "The socket sent data before its connection was established (TCP Fast Open)."),
+            AccelSockState.JoinFailed => Refused(socket, -state.InsertError switch
             {
                 Errno.E2BIG or Errno.ENOSPC or Errno.ENOMEM => RegistrationOutcome.MapFull,
                 Errno.EEXIST => RegistrationOutcome.DuplicateKey,
                 Errno.EOPNOTSUPP => RegistrationOutcome.NotEstablished,
                 _ => RegistrationOutcome.Failed,
-            };
-            return Refused(socket, outcome, $"Inserting into the socket map failed: {Errno.Describe(-r)}.");
-        }
-
-        // Every send from now on passes the sk_msg program; TCP_INFO says whether one slipped through before.
-        r = SocketFacts.ReadTcpInfo(k.Kernel, fd, out _, out hasSent);
-        if (r == 0 && !hasSent && k.WriteConfig(fd, Owner, AccelSockConfig.Clean) == 0)
-        {
-            Interlocked.Increment(ref _lateRegistered);
-            return new SocketRegistration(this, socket, RegistrationOutcome.Registered, null);
-        }
-
-        // In the map but never redirecting. It must not be deleted: its peer may already have redirected
-        // bytes into it, and deleting a socket destroys its queued bytes (KERNEL-FACTS 3).
-        Interlocked.Increment(ref _lateRefused);
-        return new SocketRegistration(this, socket, RegistrationOutcome.RegisteredTcpOnly, "A send raced with registration; this socket's direction stays on TCP.");
+            }, $"The kernel could not insert the socket into the socket map: {Errno.Describe(-state.InsertError)}."),
+            _ => Refused(socket, RegistrationOutcome.NotPrepared, "The socket is not in the fast path."),
+        };
     }
 
-    private SocketRegistration Refused(Socket socket, RegistrationOutcome outcome, string detail, bool countRefusal = true)
+    private SocketRegistration Refused(Socket socket, RegistrationOutcome outcome, string detail)
     {
-        if (countRefusal)
-        {
-            Interlocked.Increment(ref _lateRefused);
-        }
-
         if (_logger.IsEnabled(LogLevel.Debug))
         {
             Log.NotRegistered(_logger, socket.LocalEndPoint?.ToString() ?? "?", socket.RemoteEndPoint?.ToString() ?? "?", outcome, detail);
@@ -342,10 +313,10 @@ public sealed class AccelerationEngine : IDisposable
         try
         {
             handle.DangerousAddRef(ref added);
-            int r = _kernel.WriteConfig((int)handle.DangerousGetHandle(), Owner, AccelSockConfig.OptIn);
+            int r = _kernel.WriteConfig((int)handle.DangerousGetHandle(), Owner, AccelSockConfig.OptIn, _backlogKib);
             if (r < 0)
             {
-                Interlocked.Increment(ref _lateRefused);
+                Interlocked.Increment(ref _optInFailures);
                 Log.OptInFailed(_logger, Errno.Describe(-r));
                 return false;
             }
@@ -380,6 +351,6 @@ public sealed class AccelerationEngine : IDisposable
             Log.Disabled(logger, reason, message);
         }
 
-        return new AccelerationEngine(new AccelerationStatus(false, reason, message), logger, null, null, 0);
+        return new AccelerationEngine(new AccelerationStatus(false, reason, message), logger, null, 0);
     }
 }

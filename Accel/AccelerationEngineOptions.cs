@@ -27,6 +27,13 @@ public sealed class AccelerationEngineOptions
     /// path for nothing. Default: empty.</summary>
     public IList<string> SameHostPeerRanges { get; } = new List<string>();
 
+    /// <summary>The most redirected bytes the kernel may hold unread for one connection direction. A reader
+    /// that falls this far behind moves that direction to plain TCP for the rest of the connection, where
+    /// TCP's flow control makes the writer wait (redirected writes never block, so without a bound a
+    /// stalled reader could make the kernel queue without limit). Between 64 KiB and 1 GiB.
+    /// Default: 4 MiB.</summary>
+    public long MaxRedirectedBacklogBytes { get; set; } = 4L << 20;
+
     /// <summary>Count this host's own interface addresses as possibly same-host peers. Default: <c>true</c>.</summary>
     public bool IncludeHostAddresses { get; set; } = true;
 
@@ -41,6 +48,12 @@ public sealed class AccelerationEngineOptions
         if (CgroupPath is not null && !Path.IsPathRooted(CgroupPath))
         {
             throw new ArgumentException($"CgroupPath must be an absolute path to a cgroup v2 directory, not '{CgroupPath}'.", nameof(CgroupPath));
+        }
+
+        if (MaxRedirectedBacklogBytes is < 64 << 10 or > 1L << 30)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxRedirectedBacklogBytes), MaxRedirectedBacklogBytes,
+                "MaxRedirectedBacklogBytes must be between 65536 (64 KiB) and 1073741824 (1 GiB).");
         }
 
         foreach (string range in SameHostPeerRanges)

@@ -7,15 +7,16 @@ public enum RegistrationOutcome
     /// <summary>The socket is in the fast path; its sends are redirected when its peer is too.</summary>
     Registered,
 
-    /// <summary>The socket is in the map but bytes had already gone through TCP: it stays on TCP for life
-    /// (switching later could reorder bytes).</summary>
-    RegisteredTcpOnly,
-
     /// <summary>Acceleration is off in this process.</summary>
     Disabled,
 
     /// <summary>Not a connected IPv4 or IPv6 TCP socket.</summary>
     NotTcp,
+
+    /// <summary>The socket was not opted in (<see cref="AccelerationEngine.PrepareConnect"/>, or
+    /// <see cref="AccelerationEngine.PrepareListener"/> on its listener) before its connection was established.
+    /// Only the kernel can insert a socket safely, at establishment; a connection that already exists stays on TCP.</summary>
+    NotPrepared,
 
     /// <summary>The connection is not (or no longer) established.</summary>
     NotEstablished,
@@ -23,13 +24,14 @@ public enum RegistrationOutcome
     /// <summary>The peer cannot be on this host (outside loopback, this host's addresses and the configured ranges).</summary>
     PeerNotOnHost,
 
-    /// <summary>The socket had already written bytes through TCP before registration.</summary>
+    /// <summary>The socket sent data before its connection was established (TCP Fast Open): redirecting its
+    /// later bytes could overtake those.</summary>
     AlreadyWritten,
 
     /// <summary>The host-wide socket map is full.</summary>
     MapFull,
 
-    /// <summary>Another socket on this host holds the same 4-tuple in the map.</summary>
+    /// <summary>Another socket on this host holds the same key in the map.</summary>
     DuplicateKey,
 
     /// <summary>The kernel refused for another reason (see the detail).</summary>

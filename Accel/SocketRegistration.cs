@@ -31,7 +31,7 @@ public sealed class SocketRegistration
     /// the last figures read are returned.</summary>
     public ConnectionStatistics GetStatistics()
     {
-        if (Outcome is RegistrationOutcome.Registered or RegistrationOutcome.RegisteredTcpOnly && _engine.ReadConnection(_socket) is { } now)
+        if (Outcome == RegistrationOutcome.Registered && _engine.ReadConnection(_socket) is { } now)
         {
             _last = now;
         }

@@ -4,7 +4,8 @@ namespace Accel.Native.Abi;
 
 // Managed mirrors of bpf/accel_abi.h. AbiLayoutTests checks their sizes against the object's map definitions.
 
-/// <summary>struct accel_key: a socket's own 4-tuple (IPv6 form, ports in host order) and netns cookie.</summary>
+/// <summary>struct accel_key: a socket's own 4-tuple (IPv6 form, ports in host order), netns cookie and
+/// the sequence numbers at establishment. Only accel_sockops writes keys.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct AccelKey
 {
@@ -13,6 +14,8 @@ internal unsafe struct AccelKey
     public uint LocalPort;
     public uint RemotePort;
     public ulong NetnsCookie;
+    public uint LocalSeq;
+    public uint RemoteSeq;
 }
 
 /// <summary>struct accel_sock_config: written by user space, inherited by accepted sockets.</summary>
@@ -20,11 +23,10 @@ internal unsafe struct AccelKey
 internal struct AccelSockConfig
 {
     public const uint OptIn = 1;
-    public const uint Clean = 2;
 
     public ulong Owner;
     public uint Flags;
-    public uint Reserved;
+    public uint BacklogKib;
 }
 
 /// <summary>struct accel_sock_state: the sticky decision and the socket's own figures, written by the programs.</summary>
@@ -32,8 +34,8 @@ internal struct AccelSockConfig
 internal struct AccelSockState
 {
     public const uint VerdictUndecided = 0, VerdictRedirect = 1, VerdictTcp = 2;
-    public const uint ReasonNone = 0, ReasonPeerAbsent = 1, ReasonNotClean = 2, ReasonPeerGone = 3;
-    public const uint FlagKernelInserted = 1;
+    public const uint ReasonNone = 0, ReasonPeerAbsent = 1, ReasonNotInserted = 2, ReasonPeerGone = 3, ReasonBacklog = 4;
+    public const uint JoinNone = 0, JoinInserted = 1, JoinSkippedRemote = 2, JoinSkippedEarly = 3, JoinFailed = 4;
 
     public ulong Owner;
     public uint Verdict;
@@ -44,6 +46,11 @@ internal struct AccelSockState
     public ulong RedirectedBytes;
     public ulong TcpMessages;
     public ulong TcpBytes;
+    public AccelKey Key;
+    public uint BacklogLimit;
+    public uint Join;
+    public int InsertError;
+    public uint Reserved2;
 }
 
 /// <summary>struct accel_owner_stats: per engine instance, per CPU.</summary>
@@ -88,6 +95,7 @@ internal static class AbiNames
     public const string State = "accel_state";
     public const string Owners = "accel_owners";
     public const string LocalPrefixes = "accel_local_prefixes";
+    public const string Consumed = "accel_consumed";
     public const string SockOpsProgram = "accel_sockops";
     public const string MessageProgram = "accel_msg";
 }

@@ -4,6 +4,7 @@ namespace Accel.Native.Bpf;
 internal enum BpfMapType : uint
 {
     Hash = 1,
+    LruHash = 9,
     Array = 2,
     LruPercpuHash = 10,
     LpmTrie = 11,
@@ -16,6 +17,7 @@ internal enum BpfProgramType : uint
 {
     SockOps = 13,
     SkMsg = 16,
+    Tracing = 26,
 }
 
 /// <summary>Attach types (values from <c>linux/bpf.h</c>).</summary>
@@ -23,6 +25,7 @@ internal enum BpfAttachType : uint
 {
     CgroupSockOps = 3,
     SkMsgVerdict = 7,
+    TraceFexit = 25,
 }
 
 /// <summary>Flags (values from <c>linux/bpf.h</c>).</summary>

@@ -111,7 +111,7 @@ internal sealed unsafe class BpfSyscalls(IKernel kernel)
     }
 
     public KernelFd LoadProgram(string name, BpfProgramType type, BpfAttachType expectedAttachType,
-        ReadOnlySpan<byte> instructions, string license)
+        ReadOnlySpan<byte> instructions, string license, uint attachBtfId = 0)
     {
         byte[] lic = Encoding.ASCII.GetBytes(license + "\0");
         Span<byte> a = stackalloc byte[AttrSize];
@@ -138,6 +138,7 @@ internal sealed unsafe class BpfSyscalls(IKernel kernel)
 
                     PutName(a, 48, name);
                     Put(a, 68, (uint)expectedAttachType);
+                    Put(a, 108, attachBtfId);
                     int r = Kernel.Bpf(BpfCommand.ProgLoad, a);
                     if (r >= 0)
                     {
@@ -206,6 +207,18 @@ internal sealed unsafe class BpfSyscalls(IKernel kernel)
         Put(a, 4, (uint)targetFd);
         Put(a, 8, (uint)type);
         int r = Kernel.Bpf(BpfCommand.LinkCreate, a);
+        link = r >= 0 ? new KernelFd(Kernel, r) : null;
+        return r;
+    }
+
+    /// <summary>Attaches a tracing (fentry/fexit) program to the function it was loaded for: a link fd, or a negative errno.</summary>
+    public int TryOpenTracingLink(KernelFd program, out KernelFd? link)
+    {
+        Span<byte> a = stackalloc byte[AttrSize];
+        a.Clear();
+        using var guard = new FdGuard(program);
+        Put(a, 8, (uint)program.Value);
+        int r = Kernel.Bpf(BpfCommand.RawTracepointOpen, a);
         link = r >= 0 ? new KernelFd(Kernel, r) : null;
         return r;
     }

@@ -16,6 +16,7 @@ internal enum BpfCommand
     ProgGetFdById = 13,
     ObjGetInfoByFd = 15,
     ProgQuery = 16,
+    RawTracepointOpen = 17,
     BtfLoad = 18,
     LinkCreate = 28,
 }

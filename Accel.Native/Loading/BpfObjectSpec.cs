@@ -59,10 +59,12 @@ internal sealed class BpfObjectSpec
         var programs = new List<ProgramSpec>();
         foreach (var section in elf.Sections.Where(s => s.IsExecutable && s.Data.Length > 0))
         {
+            string? function = section.Name.StartsWith("fexit/", StringComparison.Ordinal) ? section.Name["fexit/".Length..] : null;
             var (type, attach) = section.Name switch
             {
                 "sockops" => (BpfProgramType.SockOps, BpfAttachType.CgroupSockOps),
                 "sk_msg" => (BpfProgramType.SkMsg, BpfAttachType.SkMsgVerdict),
+                _ when function is not null => (BpfProgramType.Tracing, BpfAttachType.TraceFexit),
                 _ => throw new InvalidDataException($"Section '{section.Name}' holds code of a program type this loader does not know."),
             };
             ElfSymbol fn = elf.Symbols.FirstOrDefault(s => s.SectionIndex == section.Index && s.Type == ElfSymbol.Function && s.Value == 0)
@@ -80,7 +82,7 @@ internal sealed class BpfObjectSpec
                 refs.Add(((int)rel.Offset, rel.Symbol.Name));
             }
 
-            programs.Add(new ProgramSpec(fn.Name, section.Name, type, attach, section.Data, refs));
+            programs.Add(new ProgramSpec(fn.Name, section.Name, type, attach, section.Data, refs, function));
         }
 
         ElfSection license = elf.Section("license") ?? throw new InvalidDataException("The object has no 'license' section.");

@@ -10,7 +10,8 @@ internal sealed record ProgramSpec(
     BpfProgramType Type,
     BpfAttachType AttachType,
     ReadOnlyMemory<byte> Instructions,
-    IReadOnlyList<(int InstructionOffset, string Map)> MapReferences)
+    IReadOnlyList<(int InstructionOffset, string Map)> MapReferences,
+    string? AttachFunction = null)
 {
     private const byte OpLoadImm64 = 0x18;
     private const byte PseudoMapFd = 1;

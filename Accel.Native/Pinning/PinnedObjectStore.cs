@@ -36,6 +36,14 @@ internal sealed class PinnedObjectStore : IDisposable
     /// <summary>This process created the objects (it was the first on the host for this ABI).</summary>
     public bool Created { get; private set; }
 
+    /// <summary>The receivers' consumption of redirected bytes is tracked (the fexit program runs), so the
+    /// backlog bound is measured against what is really unread. Without it (no CAP_PERFMON, or no BPF
+    /// trampoline) each direction is redirected for its first bound's worth of bytes only.</summary>
+    public bool TracksConsumption { get; private set; }
+
+    /// <summary>Why consumption is not tracked, when it is not.</summary>
+    public string? ConsumptionTrackingProblem { get; private set; }
+
     public KernelFd Map(string name) => _maps[name];
 
     public KernelFd Program(string name) => _programs[name];
@@ -58,9 +66,14 @@ internal sealed class PinnedObjectStore : IDisposable
                     store._maps[map.Name] = store.OpenOrCreateMap(map);
                 }
 
-                foreach (ProgramSpec program in spec.Programs)
+                foreach (ProgramSpec program in spec.Programs.Where(p => p.Type != BpfProgramType.Tracing))
                 {
                     store._programs[program.Name] = store.OpenOrLoadProgram(program, spec.License);
+                }
+
+                foreach (ProgramSpec program in spec.Programs.Where(p => p.Type == BpfProgramType.Tracing))
+                {
+                    store.TryLoadAndAttachTracing(program, spec.License);
                 }
 
                 store.AttachMessageProgram(spec.Programs.Single(p => p.Type == BpfProgramType.SkMsg).Name, spec.Maps.Single(m => m.Type == BpfMapType.SockHash).Name);
@@ -190,6 +203,61 @@ internal sealed class PinnedObjectStore : IDisposable
         KernelFd loaded = _bpf.LoadProgram(spec.Name, spec.Type, spec.AttachType, spec.Relocate(fds), license);
         _bpf.Pin(loaded, pin);
         return loaded;
+    }
+
+    private void TryLoadAndAttachTracing(ProgramSpec spec, string license)
+    {
+        string linkPin = Path.Combine(Directory, "link_" + spec.Name);
+        try
+        {
+            KernelFd? existing = OpenPinned(linkPin);
+            if (existing is not null)
+            {
+                existing.Dispose();
+                TracksConsumption = true;
+                return;
+            }
+
+            byte[] vmlinux;
+            try
+            {
+                vmlinux = File.ReadAllBytes(KernelBtf.VmlinuxPath);
+            }
+            catch (IOException e)
+            {
+                ConsumptionTrackingProblem = $"the kernel exposes no BTF at {KernelBtf.VmlinuxPath} ({e.Message})";
+                return;
+            }
+
+            uint? btfId = KernelBtf.FindFunction(vmlinux, spec.AttachFunction!);
+            if (btfId is null)
+            {
+                ConsumptionTrackingProblem = $"the kernel has no function {spec.AttachFunction} to trace";
+                return;
+            }
+
+            var fds = _maps.ToDictionary(m => m.Key, m => m.Value.Value);
+            using KernelFd program = _bpf.LoadProgram(spec.Name, spec.Type, spec.AttachType, spec.Relocate(fds), license, btfId.Value);
+            int r = _bpf.TryOpenTracingLink(program, out KernelFd? link);
+            if (r < 0)
+            {
+                ConsumptionTrackingProblem = $"attaching fexit/{spec.AttachFunction} failed: {Errno.Describe(-r)}";
+                return;
+            }
+
+            using (link)
+            {
+                _bpf.Pin(link!, linkPin);
+            }
+
+            TracksConsumption = true;
+        }
+        catch (BpfException e)
+        {
+            ConsumptionTrackingProblem = e.Errno == Errno.EPERM
+                ? "CAP_PERFMON is missing (tracing programs need it)"
+                : e.Message;
+        }
     }
 
     private void AttachMessageProgram(string programName, string mapName)

@@ -9,9 +9,17 @@
  *
  * Ordering (KERNEL-FACTS 1): redirected bytes are read before bytes waiting in the TCP receive queue,
  * so a direction that has put any byte on TCP must never redirect afterwards. The decision is made
- * once per socket at its first send and is sticky: REDIRECT only if the peer is in the map and this
- * socket is known to have sent nothing through TCP; TCP otherwise, for life. REDIRECT -> TCP later
+ * once per socket at its first send and is sticky: REDIRECT only if the peer is in the map, TCP otherwise,
+ * for life. A socket is only ever inserted by accel_sockops at establishment, before user space can
+ * write on it, so a socket in the map has never put a byte on TCP before its first decision. REDIRECT -> TCP later
  * (peer gone) is order-safe: the queued redirected bytes are older and are read first.
+ *
+ * Backlog (KERNEL-FACTS 2): a redirect never blocks the sender, so a receiver that stops reading would
+ * let the kernel queue without bound. Each sender counts what it redirected; accel_consumed (fexit on
+ * the function that dequeues redirected bytes) publishes what each receiver has read, under the
+ * receiver's key. When redirected - consumed would pass the bound, the direction switches to TCP for
+ * life (order-safe, see above), and TCP's flow control takes over. Where accel_consumed cannot be loaded
+ * (no CAP_PERFMON), consumption stays 0: each direction is redirected for its first <bound> bytes only.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -24,6 +32,8 @@
 #ifndef AF_INET6
 #define AF_INET6 10
 #endif
+#define MSG_PEEK 2
+#define TCP_STATE_CLOSE 7
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -36,6 +46,7 @@ ACCEL_MAP(accel_sockhash, BPF_MAP_TYPE_SOCKHASH, struct accel_key, __u64, ACCEL_
 ACCEL_MAP(accel_config, BPF_MAP_TYPE_SK_STORAGE, int, struct accel_sock_config, 0, BPF_F_NO_PREALLOC | BPF_F_CLONE);
 ACCEL_MAP(accel_state, BPF_MAP_TYPE_SK_STORAGE, int, struct accel_sock_state, 0, BPF_F_NO_PREALLOC);
 ACCEL_MAP(accel_owners, BPF_MAP_TYPE_LRU_PERCPU_HASH, __u64, struct accel_owner_stats, ACCEL_OWNERS_MAX_ENTRIES, 0);
+ACCEL_MAP(accel_consumed, BPF_MAP_TYPE_LRU_HASH, struct accel_key, __u64, ACCEL_CONSUMED_MAX_ENTRIES, 0);
 ACCEL_MAP(accel_local_prefixes, BPF_MAP_TYPE_LPM_TRIE, struct accel_prefix, __u32, ACCEL_PREFIXES_MAX_ENTRIES, BPF_F_NO_PREALLOC);
 
 static __always_inline struct accel_owner_stats *owner_stats(__u64 owner)
@@ -92,7 +103,17 @@ static __always_inline __u64 key_netns(const __u32 local[4], const __u32 remote[
 SEC("sockops")
 int accel_sockops(struct bpf_sock_ops *skops)
 {
-	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+	__u32 op = skops->op;
+	if (op == BPF_SOCK_OPS_STATE_CB) {
+		/* Only sockets this program inserted asked for this callback: forget their consumption. */
+		if (skops->args[1] == TCP_STATE_CLOSE && skops->sk) {
+			struct accel_sock_state *st = bpf_sk_storage_get(&accel_state, skops->sk, 0, 0);
+			if (st)
+				bpf_map_delete_elem(&accel_consumed, &st->key);
+		}
+		return 1;
+	}
+	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		return 1;
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return 1;
@@ -104,32 +125,6 @@ int accel_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	__u64 owner = cfg->owner;
 	struct accel_owner_stats *stats = owner_stats(owner);
-
-	struct accel_key key = {};
-	TO_V6(key.local_ip, skops->family, skops->local_ip4, skops->local_ip6);
-	TO_V6(key.remote_ip, skops->family, skops->remote_ip4, skops->remote_ip6);
-	key.local_port = skops->local_port;
-	key.remote_port = bpf_ntohl(skops->remote_port);
-	key.netns_cookie = key_netns(key.local_ip, key.remote_ip, bpf_get_netns_cookie(skops));
-
-	/* A peer that cannot be on this host would only make this socket pay the sk_msg path. */
-	if (!is_loopback(key.remote_ip) && !same_ip(key.local_ip, key.remote_ip)) {
-		struct accel_prefix p = { .prefixlen = 128 };
-		__builtin_memcpy(p.addr, key.remote_ip, 16);
-		if (!bpf_map_lookup_elem(&accel_local_prefixes, &p)) {
-			if (stats)
-				__sync_fetch_and_add(&stats->skipped_remote, 1);
-			return 1;
-		}
-	}
-
-	/* TCP Fast Open can put data on the wire before establishment: such a socket is not clean. */
-	if (skops->data_segs_out != 0) {
-		if (stats)
-			__sync_fetch_and_add(&stats->insert_failed, 1);
-		return 1;
-	}
-
 	struct accel_sock_state *st = bpf_sk_storage_get(&accel_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		if (stats)
@@ -137,14 +132,50 @@ int accel_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	}
 	st->owner = owner;
-	st->flags |= ACCEL_STATE_KERNEL_INSERTED;
 
-	if (bpf_sock_hash_update(skops, &accel_sockhash, &key, BPF_NOEXIST) != 0) {
-		st->flags &= ~ACCEL_STATE_KERNEL_INSERTED;
+	struct accel_key key = {};
+	TO_V6(key.local_ip, skops->family, skops->local_ip4, skops->local_ip6);
+	TO_V6(key.remote_ip, skops->family, skops->remote_ip4, skops->remote_ip6);
+	key.local_port = skops->local_port;
+	key.remote_port = bpf_ntohl(skops->remote_port);
+	key.netns_cookie = key_netns(key.local_ip, key.remote_ip, bpf_get_netns_cookie(skops));
+	key.local_seq = skops->snd_nxt;
+	key.remote_seq = skops->rcv_nxt;
+
+	/* A peer that cannot be on this host would only make this socket pay the sk_msg path. */
+	if (!is_loopback(key.remote_ip) && !same_ip(key.local_ip, key.remote_ip)) {
+		struct accel_prefix p = { .prefixlen = 128 };
+		__builtin_memcpy(p.addr, key.remote_ip, 16);
+		if (!bpf_map_lookup_elem(&accel_local_prefixes, &p)) {
+			st->join = ACCEL_JOIN_SKIPPED_REMOTE;
+			if (stats)
+				__sync_fetch_and_add(&stats->skipped_remote, 1);
+			return 1;
+		}
+	}
+
+	/* TCP Fast Open can put data on the wire before establishment: such a socket stays on TCP. */
+	if (skops->data_segs_out != 0) {
+		st->join = ACCEL_JOIN_SKIPPED_EARLY;
 		if (stats)
 			__sync_fetch_and_add(&stats->insert_failed, 1);
 		return 1;
 	}
+
+	st->key = key;
+	__u64 zero = 0;
+	bpf_map_update_elem(&accel_consumed, &key, &zero, BPF_ANY);
+	long err = bpf_sock_hash_update(skops, &accel_sockhash, &key, BPF_NOEXIST);
+	if (err != 0) {
+		st->join = ACCEL_JOIN_FAILED;
+		st->insert_error = (__s32)err;
+		bpf_map_delete_elem(&accel_consumed, &key);
+		if (stats)
+			__sync_fetch_and_add(&stats->insert_failed, 1);
+		return 1;
+	}
+	st->join = ACCEL_JOIN_INSERTED;
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 	if (stats)
 		__sync_fetch_and_add(&stats->inserted, 1);
 	return 1;
@@ -181,47 +212,71 @@ int accel_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	__u64 size = msg->size;
 
+	/* The peer's key is this socket's own key seen from the other end. */
 	struct accel_key peer = {};
-	TO_V6(peer.local_ip, msg->family, msg->remote_ip4, msg->remote_ip6);
-	TO_V6(peer.remote_ip, msg->family, msg->local_ip4, msg->local_ip6);
-	peer.local_port = bpf_ntohl(msg->remote_port);
-	peer.remote_port = msg->local_port;
-	peer.netns_cookie = key_netns(peer.remote_ip, peer.local_ip, bpf_get_netns_cookie(msg));
+	__builtin_memcpy(peer.local_ip, st->key.remote_ip, 16);
+	__builtin_memcpy(peer.remote_ip, st->key.local_ip, 16);
+	peer.local_port = st->key.remote_port;
+	peer.remote_port = st->key.local_port;
+	peer.netns_cookie = st->key.netns_cookie;
+	peer.local_seq = st->key.remote_seq;
+	peer.remote_seq = st->key.local_seq;
 
 	if (st->verdict == ACCEL_VERDICT_UNDECIDED) {
-		int clean = st->flags & ACCEL_STATE_KERNEL_INSERTED;
-		if (!clean) {
-			/* Inserted by user space: clean only if user space proved it after insertion. */
-			struct accel_sock_config *cfg = bpf_sk_storage_get(&accel_config, sk, 0, 0);
-			if (cfg) {
-				st->owner = cfg->owner;
-				clean = cfg->flags & ACCEL_CFG_CLEAN;
-			}
-		}
-		if (!clean) {
+		struct accel_sock_config *cfg = bpf_sk_storage_get(&accel_config, sk, 0, 0);
+		__u32 kib = cfg && cfg->backlog_kib ? cfg->backlog_kib : ACCEL_DEFAULT_BACKLOG_KIB;
+		st->backlog_limit = kib > (0xffffffffu >> 10) ? 0xffffffffu : kib << 10;
+		if (st->join != ACCEL_JOIN_INSERTED) {
+			/* In the map without accel_sockops' key: someone else put it there. */
 			st->verdict = ACCEL_VERDICT_TCP;
-			st->reason = ACCEL_REASON_NOT_CLEAN;
-		} else if (bpf_msg_redirect_hash(msg, &accel_sockhash, &peer, BPF_F_INGRESS) == SK_PASS) {
-			st->verdict = ACCEL_VERDICT_REDIRECT;
+			st->reason = ACCEL_REASON_NOT_INSERTED;
 		} else {
-			st->verdict = ACCEL_VERDICT_TCP;
-			st->reason = ACCEL_REASON_PEER_ABSENT;
+			/* Decide REDIRECT now; the common path below redirects (or finds the peer absent). */
+			st->verdict = ACCEL_VERDICT_REDIRECT;
+			st->flags |= ACCEL_STATE_FIRST_SEND;
 		}
-		count(st, owner_stats(st->owner), st->verdict == ACCEL_VERDICT_REDIRECT, size);
-		return SK_PASS;
 	}
 
 	struct accel_owner_stats *stats = owner_stats(st->owner);
 	if (st->verdict == ACCEL_VERDICT_REDIRECT) {
-		if (bpf_msg_redirect_hash(msg, &accel_sockhash, &peer, BPF_F_INGRESS) == SK_PASS) {
+		int first = st->flags & ACCEL_STATE_FIRST_SEND;
+		st->flags &= ~ACCEL_STATE_FIRST_SEND;
+		__u64 *consumed = bpf_map_lookup_elem(&accel_consumed, &peer);
+		__u64 unread = st->redirected_bytes - (consumed ? *consumed : 0);
+		if (unread + size > st->backlog_limit) {
+			st->verdict = ACCEL_VERDICT_TCP;
+			st->reason = ACCEL_REASON_BACKLOG;
+			if (stats && !first)
+				__sync_fetch_and_add(&stats->degraded, 1);
+		} else if (bpf_msg_redirect_hash(msg, &accel_sockhash, &peer, BPF_F_INGRESS) == SK_PASS) {
 			count(st, stats, 1, size);
 			return SK_PASS;
+		} else {
+			st->verdict = ACCEL_VERDICT_TCP;
+			st->reason = first ? ACCEL_REASON_PEER_ABSENT : ACCEL_REASON_PEER_GONE;
+			if (stats && !first)
+				__sync_fetch_and_add(&stats->degraded, 1);
 		}
-		st->verdict = ACCEL_VERDICT_TCP;
-		st->reason = ACCEL_REASON_PEER_GONE;
-		if (stats)
-			__sync_fetch_and_add(&stats->degraded, 1);
 	}
 	count(st, stats, 0, size);
 	return SK_PASS;
+}
+
+/* Runs after the kernel dequeued redirected bytes for a reader (both tcp_bpf recvmsg paths call it).
+ * Publishes the reader's running total under its own key, which its peer's accel_msg reads. */
+SEC("fexit/__sk_msg_recvmsg")
+int accel_consumed_fexit(__u64 *ctx)
+{
+	struct bpf_sock *sk = (struct bpf_sock *)ctx[0];
+	int flags = (int)ctx[4];
+	int copied = (int)ctx[6];
+	if (copied <= 0 || (flags & MSG_PEEK))
+		return 0;
+	struct accel_sock_state *st = bpf_sk_storage_get(&accel_state, sk, 0, 0);
+	if (!st)
+		return 0;
+	__u64 *consumed = bpf_map_lookup_elem(&accel_consumed, &st->key);
+	if (consumed)
+		__sync_fetch_and_add(consumed, (__u64)copied);
+	return 0;
 }

@@ -10,27 +10,34 @@
 
 #include <linux/types.h>
 
-/* Identity of one direction of a TCP connection: the socket's own 4-tuple.
+/* Identity of one end of one TCP connection, built by accel_sockops from the kernel's own view of the
+ * socket at establishment (user space never writes a key).
  * Addresses are IPv6 in network byte order (IPv4 as ::ffff:a.b.c.d), ports in host order.
- * netns_cookie is the socket's network namespace cookie for loopback peers (two namespaces
- * may hold the same loopback 4-tuple) and 0 otherwise. */
+ * netns_cookie is the socket's network namespace cookie for loopback peers (two namespaces may hold the
+ * same loopback 4-tuple) and 0 otherwise.
+ * local_seq/remote_seq are snd_nxt/rcv_nxt at establishment (ISN + 1 of each side): they tell apart two
+ * connections that reuse one 4-tuple. A socket stays in the sockhash until close(), also after its
+ * connection ended; without them a new connection on the same 4-tuple would redirect into the old socket. */
 struct accel_key {
 	__u32 local_ip[4];
 	__u32 remote_ip[4];
 	__u32 local_port;
 	__u32 remote_port;
 	__u64 netns_cookie;
+	__u32 local_seq;
+	__u32 remote_seq;
 };
 
 /* Written by user space only, inherited by accepted sockets (BPF_F_CLONE). */
 struct accel_sock_config {
 	__u64 owner;          /* random id of the engine instance that opted the socket in */
 	__u32 flags;          /* ACCEL_CFG_* */
-	__u32 reserved;
+	__u32 backlog_kib;    /* bound on this socket's redirected-but-unread bytes at its peer; 0: default */
 };
 
+#define ACCEL_DEFAULT_BACKLOG_KIB 4096u
+
 #define ACCEL_CFG_OPT_IN      1u /* sock_ops inserts the socket when it is established */
-#define ACCEL_CFG_CLEAN       2u /* user space verified: no byte of this socket went through TCP */
 
 /* Written by the programs only: the sticky per-direction decision and this socket's figures. */
 struct accel_sock_state {
@@ -43,7 +50,18 @@ struct accel_sock_state {
 	__u64 redirected_bytes;
 	__u64 tcp_msgs;
 	__u64 tcp_bytes;
+	struct accel_key key; /* the socket's own key in the sockhash */
+	__u32 backlog_limit;  /* bytes; fixed at the first send */
+	__u32 join;           /* ACCEL_JOIN_*: what accel_sockops did with the socket */
+	__s32 insert_error;   /* errno of a failed insertion */
+	__u32 reserved2;
 };
+
+#define ACCEL_JOIN_NONE           0u
+#define ACCEL_JOIN_INSERTED       1u
+#define ACCEL_JOIN_SKIPPED_REMOTE 2u /* the peer cannot be on this host */
+#define ACCEL_JOIN_SKIPPED_EARLY  3u /* data left before establishment (TCP Fast Open) */
+#define ACCEL_JOIN_FAILED         4u /* the sockhash refused it (insert_error) */
 
 #define ACCEL_VERDICT_UNDECIDED 0u
 #define ACCEL_VERDICT_REDIRECT  1u
@@ -51,10 +69,11 @@ struct accel_sock_state {
 
 #define ACCEL_REASON_NONE           0u
 #define ACCEL_REASON_PEER_ABSENT    1u /* at the first send the peer was not in the map */
-#define ACCEL_REASON_NOT_CLEAN      2u /* bytes may have gone through TCP before the socket was inserted */
+#define ACCEL_REASON_NOT_INSERTED   2u /* the socket has no key of its own in the map */
 #define ACCEL_REASON_PEER_GONE      3u /* the peer left the map after redirecting began */
+#define ACCEL_REASON_BACKLOG        4u /* the peer left more than the bound of redirected bytes unread */
 
-#define ACCEL_STATE_KERNEL_INSERTED 1u /* inserted by sock_ops at establishment, before any send */
+#define ACCEL_STATE_FIRST_SEND      2u /* transient: the decision is being made by this send */
 
 /* Per engine instance (owner), per CPU: the process-wide figures. */
 struct accel_owner_stats {
@@ -75,6 +94,7 @@ struct accel_prefix {
 };
 
 #define ACCEL_SOCKHASH_MAX_ENTRIES 65536
+#define ACCEL_CONSUMED_MAX_ENTRIES 131072
 #define ACCEL_OWNERS_MAX_ENTRIES   4096
 #define ACCEL_PREFIXES_MAX_ENTRIES 1024
 

@@ -17,9 +17,9 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
 
     public IKernel Kernel => Bpf.Kernel;
 
-    public int WriteConfig(int socketFd, ulong owner, uint flags)
+    public int WriteConfig(int socketFd, ulong owner, uint flags, uint backlogKib)
     {
-        var config = new AccelSockConfig { Owner = owner, Flags = flags };
+        var config = new AccelSockConfig { Owner = owner, Flags = flags, BacklogKib = backlogKib };
         return Bpf.TryUpdate(Store.Map(AbiNames.Config), AsBytes(ref socketFd), AsBytes(ref config), BpfFlags.Any);
     }
 
@@ -27,12 +27,6 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
     {
         state = default;
         return Bpf.TryLookup(Store.Map(AbiNames.State), AsBytes(ref socketFd), AsBytes(ref state));
-    }
-
-    public int Insert(AccelKey key, int socketFd)
-    {
-        ulong fd = (ulong)socketFd;
-        return Bpf.TryUpdate(Store.Map(AbiNames.SockHash), AsBytes(ref key), AsBytes(ref fd), BpfFlags.NoExist);
     }
 
     public AccelOwnerStats ReadOwner(ulong owner)

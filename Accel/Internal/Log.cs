@@ -19,6 +19,9 @@ internal static partial class Log
     [LoggerMessage(5, LogLevel.Warning, "Opting socket into acceleration failed, it uses plain TCP: {Detail}")]
     public static partial void OptInFailed(ILogger logger, string detail);
 
+    [LoggerMessage(7, LogLevel.Warning, "Readers' consumption of redirected bytes is not tracked ({Problem}): each connection direction is redirected for its first {BacklogKib} KiB only, then uses TCP. Grant CAP_PERFMON to lift this.")]
+    public static partial void ConsumptionNotTracked(ILogger logger, string problem, uint backlogKib);
+
     [LoggerMessage(6, LogLevel.Debug, "Bpffs was not mounted at {PinRoot}; mounted it.")]
     public static partial void MountedBpffs(ILogger logger, string pinRoot);
 }

@@ -5,8 +5,7 @@ using System.Net.Sockets;
 namespace Accel.Internal;
 
 /// <summary>The peers that may be on this host: loopback, this host's addresses, and configured ranges.
-/// The same set is written to the kernel's LPM trie (for sockets the kernel inserts) and checked here
-/// (for late registration).</summary>
+/// They are written to the kernel's LPM trie, which accel_sockops consults before inserting a socket.</summary>
 internal sealed class PeerRanges
 {
     private readonly List<IPNetwork> _ranges = new();
@@ -37,18 +36,6 @@ internal sealed class PeerRanges
 
     /// <summary>Every range in IPv6 form (IPv4 ranges under ::ffff:0:0/96).</summary>
     public IReadOnlyList<IPNetwork> Ranges => _ranges;
-
-    public bool MayBeOnHost(IPAddress local, IPAddress remote)
-    {
-        byte[] r = SocketFacts.V6Bytes(remote);
-        if (SocketFacts.IsLoopback(r) || r.AsSpan().SequenceEqual(SocketFacts.V6Bytes(local)))
-        {
-            return true;
-        }
-
-        IPAddress v6 = new(r);
-        return _ranges.Any(n => n.Contains(v6));
-    }
 
     private static IPNetwork Normalize(IPNetwork n)
         => n.BaseAddress.AddressFamily == AddressFamily.InterNetwork

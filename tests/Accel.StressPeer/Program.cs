@@ -1,6 +1,6 @@
 // The client half of the two-process stress tests: opens N connections at once to the server (the test
-// process), and on each writes its sequenced stream while verifying the server's, as its mode says.
-// Prints one JSON array of per-connection results on stdout.
+// process), and on each writes its sequenced stream while verifying the server's. Prints one JSON array of
+// per-connection results on stdout.
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -9,15 +9,12 @@ using Accel.Testing;
 
 var a = args.Select((v, i) => (v, i)).Where(x => x.v.StartsWith("--", StringComparison.Ordinal))
     .ToDictionary(x => x.v[2..], x => args[x.i + 1]);
-int port = int.Parse(a["port"]);
-// In a mixed run every other group of three connections goes to the server's listener that was not
-// opted in, whose accepted sockets register late.
-int latePort = int.Parse(a.GetValueOrDefault("port-late") ?? a["port"]);
+int[] ports = a["ports"].Split(',').Select(int.Parse).ToArray(); // one per StressListener
 int connections = int.Parse(a["connections"]);
 int messages = int.Parse(a["messages"]);
 int maxSize = int.Parse(a["max-size"]);
-bool mixed = a.GetValueOrDefault("mixed") == "true";
-var address = IPAddress.Parse(a.GetValueOrDefault("address") ?? "127.0.0.1");
+bool mixed = a["mixed"] == "true";
+var address = IPAddress.Parse(a["address"]);
 
 using var engine = AccelerationEngine.Start(new AccelerationEngineOptions
 {
@@ -35,8 +32,8 @@ using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
 using var connectGate = new SemaphoreSlim(128);
 var tasks = Enumerable.Range(0, connections).Select(async i =>
 {
-    StressMode mode = StressEnd.ClientMode(i, mixed);
-    var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+    var (mode, listener) = StressEnd.Plan(i, mixed);
+    using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
     try
     {
         if (mode == StressMode.Prepared)
@@ -47,7 +44,7 @@ var tasks = Enumerable.Range(0, connections).Select(async i =>
         await connectGate.WaitAsync(cts.Token);
         try
         {
-            await socket.ConnectAsync(new IPEndPoint(address, StressEnd.UsesLateListener(i, mixed) ? latePort : port), cts.Token);
+            await socket.ConnectAsync(new IPEndPoint(address, ports[(int)listener]), cts.Token);
         }
         finally
         {
@@ -55,15 +52,11 @@ var tasks = Enumerable.Range(0, connections).Select(async i =>
         }
 
         int clientPort = ((IPEndPoint)socket.LocalEndPoint!).Port;
-        return await StressEnd.RunAsync(engine, socket, clientPort, isClient: true, mode, messages, maxSize, cts.Token);
+        return await StressEnd.RunAsync(engine, socket, clientPort, isClient: true, mode, listener, messages, maxSize, cts.Token);
     }
     catch (Exception e)
     {
-        return new StressEndResult(0, mode, "-", "-", 0, 0, $"connect: {e.GetType().Name}: {e.Message}");
-    }
-    finally
-    {
-        socket.Dispose();
+        return new StressEndResult(0, mode, listener, "-", "-", 0, 0, $"connect: {e.GetType().Name}: {e.Message}");
     }
 }).ToArray();
 

@@ -48,7 +48,7 @@ public sealed class SequencedStream(ulong seed, int messages, int maxMessageSize
 
     /// <summary>Sends every message with its own send call, as fast as the socket takes them, then waits for
     /// <paramref name="beforeShutdown"/> (if any) and shuts the sending side down.</summary>
-    public async Task WriteAsync(Socket socket, Func<int, Task>? afterMessage = null, Func<Task>? beforeShutdown = null, CancellationToken ct = default)
+    public async Task WriteAsync(Socket socket, Func<Task>? beforeShutdown = null, CancellationToken ct = default)
     {
         int k = 0;
         byte[] buffer = new byte[maxMessageSize];
@@ -59,11 +59,6 @@ public sealed class SequencedStream(ulong seed, int messages, int maxMessageSize
             while (sent < length)
             {
                 sent += await socket.SendAsync(buffer.AsMemory(sent, length - sent), SocketFlags.None, ct);
-            }
-
-            if (afterMessage is not null)
-            {
-                await afterMessage(k);
             }
 
             k++;

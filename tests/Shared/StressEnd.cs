@@ -2,51 +2,33 @@ using System.Net.Sockets;
 
 namespace Accel.Testing;
 
-/// <summary>One end of a stress connection: register as its mode says, then write and verify at once.</summary>
+/// <summary>One end of a stress connection: register, then write its stream and verify the peer's at once.</summary>
 public static class StressEnd
 {
     public static async Task<StressEndResult> RunAsync(AccelerationEngine engine, Socket socket, int clientPort, bool isClient,
-        StressMode mode, int messages, int maxSize, CancellationToken ct)
+        StressMode mode, StressListener listener, int messages, int maxSize, CancellationToken ct)
     {
         var outgoing = new SequencedStream(SequencedStream.SeedFor(clientPort, clientToServer: isClient), messages, maxSize);
         var incoming = new SequencedStream(SequencedStream.SeedFor(clientPort, clientToServer: !isClient), messages, maxSize);
-        SocketRegistration? registration = null;
-        if (mode != StressMode.LateAfterFirstWrite)
-        {
-            registration = engine.Register(socket);
-        }
-
+        SocketRegistration registration = engine.Register(socket);
         try
         {
             var allRead = new TaskCompletionSource();
             Task<string?> read = incoming.VerifyAsync(socket, allRead, ct);
-            Task write = outgoing.WriteAsync(socket, k =>
-            {
-                if (k == 0 && mode == StressMode.LateAfterFirstWrite)
-                {
-                    registration = engine.Register(socket);
-                }
-
-                return Task.CompletedTask;
-            }, beforeShutdown: () => Task.WhenAny(allRead.Task, read), ct);
-            await write;
+            // Hold the FIN until the peer's stream is in: the connection stays established meanwhile.
+            await outgoing.WriteAsync(socket, beforeShutdown: () => Task.WhenAny(allRead.Task, read), ct: ct);
             string? error = await read;
-            ConnectionStatistics stats = registration!.GetStatistics();
-            return new StressEndResult(clientPort, mode, registration.Outcome.ToString(), stats.Path.ToString(), stats.RedirectedBytes, stats.TcpBytes, error);
+            ConnectionStatistics stats = registration.GetStatistics();
+            return new StressEndResult(clientPort, mode, listener, registration.Outcome.ToString(), stats.Path.ToString(), stats.RedirectedBytes, stats.TcpBytes, error);
         }
         catch (Exception e)
         {
-            return new StressEndResult(clientPort, mode, registration?.Outcome.ToString() ?? "-", "-", 0, 0, $"{e.GetType().Name}: {e.Message}");
+            return new StressEndResult(clientPort, mode, listener, registration.Outcome.ToString(), "-", 0, 0, $"{e.GetType().Name}: {e.Message}");
         }
     }
 
-    /// <summary>Whether connection <paramref name="index"/> goes to the server listener that was not opted in.</summary>
-    public static bool UsesLateListener(int index, bool mixed) => mixed && (index / 3) % 2 == 1;
-
-    /// <remarks>Linux gives connect() even ephemeral ports, hence port / 2.</remarks>
-    /// <summary>The mode of a server socket accepted from the listener that was not opted in.</summary>
-    public static StressMode LateServerMode(int clientPort) => (clientPort / 2) % 2 == 0 ? StressMode.LateBeforeFirstWrite : StressMode.LateAfterFirstWrite;
-
-    /// <summary>The client's mode for connection <paramref name="index"/> in a mixed run.</summary>
-    public static StressMode ClientMode(int index, bool mixed) => mixed ? (StressMode)(index % 3) : StressMode.Prepared;
+    /// <summary>Connection <paramref name="index"/>'s client mode and listener in a mixed run (all six pairs
+    /// in turn); everything prepared otherwise.</summary>
+    public static (StressMode Mode, StressListener Listener) Plan(int index, bool mixed)
+        => mixed ? ((StressMode)(index % 2), (StressListener)(index / 2 % 3)) : (StressMode.Prepared, StressListener.Prepared);
 }

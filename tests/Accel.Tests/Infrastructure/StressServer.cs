@@ -7,114 +7,109 @@ using Accel.Testing;
 
 namespace Accel.Tests.Infrastructure;
 
-/// <summary>The server half of the two-process stress tests (the client half is Accel.StressPeer).</summary>
+/// <summary>The server half of the two-process stress tests (the client half is Accel.StressPeer, started
+/// here as a separate process in the same cgroup, sharing the pinned objects).</summary>
 public sealed class StressServer(AccelerationEngine engine, KernelTestEnvironment environment)
 {
-    public sealed record Run(IReadOnlyList<StressEndResult> Server, IReadOnlyList<StressEndResult> Client, string PeerStderr);
+    private const int IpProtoTcp = 6, TcpDeferAccept = 9;
+
+    public sealed record Run(IReadOnlyList<StressEndResult> Server, IReadOnlyList<StressEndResult> Client);
 
     public async Task<Run> RunAsync(int connections, int messages, int maxSize, bool mixed, IPAddress? address = null)
     {
         address ??= IPAddress.Loopback;
-        using var prepared = Listen(address, optIn: true);
-        using var late = Listen(address, optIn: false);
+        Socket[] listeners = Enum.GetValues<StressListener>().Select(kind => Listen(address, kind)).ToArray();
         var results = new ConcurrentBag<StressEndResult>();
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(6));
-
-        int expected = connections;
-        var serving = new List<Task>();
-        var allAccepted = new TaskCompletionSource();
+        var serving = new ConcurrentBag<Task>();
         int accepted = 0;
-        Task AcceptLoop(Socket listener, Func<int, StressMode> modeOf) => Task.Run(async () =>
+        var allAccepted = new TaskCompletionSource();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(6));
+        try
         {
-            while (!cts.IsCancellationRequested)
+            foreach (StressListener kind in Enum.GetValues<StressListener>())
             {
-                Socket s;
-                try
+                Socket listener = listeners[(int)kind];
+                _ = Task.Run(async () =>
                 {
-                    s = await listener.AcceptAsync(cts.Token);
-                }
-                catch (Exception) when (cts.IsCancellationRequested || allAccepted.Task.IsCompleted)
-                {
-                    return;
-                }
-
-                int clientPort = ((IPEndPoint)s.RemoteEndPoint!).Port;
-                lock (serving)
-                {
-                    serving.Add(Task.Run(async () =>
+                    while (!cts.IsCancellationRequested)
                     {
-                        using (s)
+                        Socket s;
+                        try
                         {
-                            results.Add(await StressEnd.RunAsync(engine, s, clientPort, isClient: false, modeOf(clientPort), messages, maxSize, cts.Token));
+                            s = await listener.AcceptAsync(cts.Token);
                         }
-                    }));
-                }
+                        catch (Exception) when (cts.IsCancellationRequested || allAccepted.Task.IsCompleted)
+                        {
+                            return;
+                        }
 
-                if (Interlocked.Increment(ref accepted) == expected)
-                {
-                    allAccepted.TrySetResult();
-                }
+                        int clientPort = ((IPEndPoint)s.RemoteEndPoint!).Port;
+                        serving.Add(Task.Run(async () =>
+                        {
+                            using (s)
+                            {
+                                results.Add(await StressEnd.RunAsync(engine, s, clientPort, isClient: false, StressMode.Prepared, kind, messages, maxSize, cts.Token));
+                            }
+                        }));
+                        if (Interlocked.Increment(ref accepted) == connections)
+                        {
+                            allAccepted.TrySetResult();
+                        }
+                    }
+                });
             }
-        });
 
-        Task acceptPrepared = AcceptLoop(prepared, _ => StressMode.Prepared);
-        Task acceptLate = AcceptLoop(late, StressEnd.LateServerMode);
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (string arg in new[]
+            {
+                typeof(SequencedStream).Assembly.Location,
+                "--pin-root", environment.PinRoot, "--cgroup", environment.CgroupPath,
+                "--ports", string.Join(',', listeners.Select(l => ((IPEndPoint)l.LocalEndPoint!).Port)),
+                "--connections", connections.ToString(), "--messages", messages.ToString(), "--max-size", maxSize.ToString(),
+                "--mixed", mixed ? "true" : "false", "--address", address.ToString(),
+            })
+            {
+                psi.ArgumentList.Add(arg);
+            }
 
-        string peer = typeof(SequencedStream).Assembly.Location;
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (string arg in new[]
-        {
-            peer, "--pin-root", environment.PinRoot, "--cgroup", environment.CgroupPath,
-            "--port", Port(prepared).ToString(), "--port-late", Port(late).ToString(),
-            "--connections", connections.ToString(), "--messages", messages.ToString(), "--max-size", maxSize.ToString(),
-            "--mixed", mixed ? "true" : "false", "--address", address.ToString(),
-        })
-        {
-            psi.ArgumentList.Add(arg);
+            using var process = Process.Start(psi)!;
+            Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+            Task<string> stderr = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync(cts.Token);
+            if (process.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"Stress peer exited with {process.ExitCode}: {await stderr}");
+            }
+
+            await Task.WhenAny(allAccepted.Task, Task.Delay(TimeSpan.FromSeconds(30)));
+            await Task.WhenAll(serving.ToArray());
+            return new Run(results.ToArray(), JsonSerializer.Deserialize<StressEndResult[]>(await stdout)!);
         }
-
-        using var process = Process.Start(psi)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync(cts.Token);
-        string output = await stdout;
-        string errors = await stderr;
-        if (process.ExitCode != 0)
+        finally
         {
-            throw new InvalidOperationException($"Stress peer exited with {process.ExitCode}: {errors}");
+            cts.Cancel();
+            foreach (Socket l in listeners)
+            {
+                l.Dispose();
+            }
         }
-
-        await Task.WhenAny(allAccepted.Task, Task.Delay(TimeSpan.FromSeconds(30)));
-        cts.CancelAfter(TimeSpan.FromSeconds(60));
-        Task[] toWait;
-        lock (serving)
-        {
-            toWait = serving.ToArray();
-        }
-
-        await Task.WhenAll(toWait);
-        prepared.Dispose();
-        late.Dispose();
-        var client = JsonSerializer.Deserialize<StressEndResult[]>(output)!;
-        return new Run(results.ToArray(), client, errors);
     }
 
-    private Socket Listen(IPAddress address, bool optIn)
+    private Socket Listen(IPAddress address, StressListener kind)
     {
         var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(address, 0));
-        if (optIn)
+        if (kind != StressListener.NotPrepared)
         {
             Assert.True(engine.PrepareListener(listener));
+        }
+
+        if (kind == StressListener.PreparedDeferAccept)
+        {
+            listener.SetRawSocketOption(IpProtoTcp, TcpDeferAccept, BitConverter.GetBytes(30));
         }
 
         listener.Listen(4096);
         return listener;
     }
-
-    private static int Port(Socket listener) => ((IPEndPoint)listener.LocalEndPoint!).Port;
 }

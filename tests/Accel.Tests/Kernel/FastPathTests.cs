@@ -55,4 +55,58 @@ public sealed class FastPathTests(KernelFixture fixture)
         Assert.True(stats.RegisteredSockets >= 2);
         Assert.True(stats.RedirectedBytes >= 2 * ping.Length);
     }
+
+    /// <summary>
+    /// A socket stays in the sockhash until close(), also after its connection has ended. When a new
+    /// connection reuses the same 4-tuple (loopback reuses them within a second), a key made of the 4-tuple
+    /// alone would point the new client's bytes at the old, still open server socket. Keys carry the
+    /// connection's initial sequence numbers, so the new connection has keys of its own.
+    /// </summary>
+    [KernelFact]
+    public async Task A_reused_4_tuple_never_redirects_into_the_previous_connections_socket()
+    {
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        engine.PrepareListener(listener);
+        listener.Listen();
+
+        // First connection: exchange, then the server closes its side first (it goes to TIME_WAIT) and the
+        // client closes; the server's socket object stays open, so it stays in the map.
+        using var client1 = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        client1.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        client1.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var clientEndPoint = (IPEndPoint)client1.LocalEndPoint!;
+        engine.PrepareConnect(client1);
+        await client1.ConnectAsync(listener.LocalEndPoint!);
+        using var server1 = await listener.AcceptAsync();
+        Assert.Equal(RegistrationOutcome.Registered, engine.Register(server1).Outcome);
+        await client1.SendAsync("first"u8.ToArray());
+        Assert.Equal(5, await server1.ReceiveAsync(new byte[16]));
+        server1.Shutdown(SocketShutdown.Send);
+        Assert.Equal(0, await client1.ReceiveAsync(new byte[16]));
+        client1.Shutdown(SocketShutdown.Send);
+        Assert.Equal(0, await server1.ReceiveAsync(new byte[16]));
+        client1.Close();
+
+        // Second connection on the very same 4-tuple.
+        using var client2 = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        client2.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        client2.Bind(clientEndPoint);
+        engine.PrepareConnect(client2);
+        await client2.ConnectAsync(listener.LocalEndPoint!);
+        using var server2 = await listener.AcceptAsync();
+        Assert.Equal(clientEndPoint, server2.RemoteEndPoint);
+        var s2 = engine.Register(server2);
+        var c2 = engine.Register(client2);
+        Assert.Equal(RegistrationOutcome.Registered, s2.Outcome);
+
+        byte[] second = "second connection"u8.ToArray();
+        await client2.SendAsync(second);
+        byte[] buf = new byte[64];
+        int n = await server2.ReceiveAsync(buf);
+        Assert.Equal(second, buf[..n]);
+        Assert.Equal(DirectionPath.Redirected, c2.GetStatistics().Path);
+        Assert.Equal(0, server1.Available);
+    }
 }

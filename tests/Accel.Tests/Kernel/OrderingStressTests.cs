@@ -7,13 +7,14 @@ namespace Accel.Tests.Kernel;
 /// <summary>
 /// The invariant that matters most: never reorder, lose or duplicate a byte. Two processes, thousands of
 /// concurrent connections, both ends writing pipelined sequence-numbered messages the moment the
-/// connection exists, with every way of joining the fast path mixed in (prepared, registered late before
-/// the first write, registered after the first write, on either end). Every byte is checked, then EOF.
+/// connection exists, with every way of (not) joining the fast path mixed in: both ends prepared, one end
+/// not prepared, and a server end that only joins after the client's first write (TCP_DEFER_ACCEPT).
+/// Every byte is checked, then EOF.
 /// </summary>
 [Collection(KernelCollection.Name)]
 public sealed class OrderingStressTests(KernelFixture fixture, ITestOutputHelper output)
 {
-    /// <summary>ACCEL_STRESS_CONNECTIONS raises the size for a long run (default fits CI).</summary>
+    /// <summary>ACCEL_STRESS_CONNECTIONS / ACCEL_STRESS_MESSAGES raise the size for a long run.</summary>
     private static int Connections => int.TryParse(Environment.GetEnvironmentVariable("ACCEL_STRESS_CONNECTIONS"), out int n) ? n : 2000;
 
     private static int Messages => int.TryParse(Environment.GetEnvironmentVariable("ACCEL_STRESS_MESSAGES"), out int n) ? n : 24;
@@ -24,27 +25,34 @@ public sealed class OrderingStressTests(KernelFixture fixture, ITestOutputHelper
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());
         Assert.True(engine.IsEnabled, engine.Status.Message);
         var run = await new StressServer(engine, fixture.Environment).RunAsync(Connections, Messages, maxSize: 4096, mixed: true);
-
-        var all = run.Server.Concat(run.Client).ToList();
         Report(run);
+
+        var ends = run.Server.Select(r => (Side: "server", R: r)).Concat(run.Client.Select(r => (Side: "client", R: r))).ToList();
         Assert.Equal(Connections, run.Client.Count);
         Assert.Equal(Connections, run.Server.Count);
-        Assert.Empty(all.Where(r => r.Error is not null).Select(r => $"{r.ClientPort} {r.Mode}: {r.Error}").Take(10));
+        Assert.Empty(ends.Where(e => e.R.Error is not null).Select(e => $"{e.Side} {e.R.ClientPort} {e.R.Mode}/{e.R.Listener}: {e.R.Error}").Take(10));
 
         // The mix must really exercise both paths, or the test proves nothing.
-        Assert.Contains(all, r => r.Path == "Redirected");
-        Assert.Contains(all, r => r.Path == "Tcp" && r.Mode == StressMode.LateAfterFirstWrite);
-        // An end that wrote before registering must never redirect afterwards.
-        Assert.DoesNotContain(all, r => r.Mode == StressMode.LateAfterFirstWrite && r.RedirectedBytes > 0);
+        Assert.Contains(ends, e => e.R.Path == "Redirected");
+        // An end that is not prepared stays out of the fast path entirely.
+        var clientsNotPrepared = run.Client.Where(r => r.Mode == StressMode.NotPrepared).ToList();
+        Assert.All(clientsNotPrepared, r => Assert.Equal((nameof(RegistrationOutcome.NotPrepared), 0L), (r.Outcome, r.RedirectedBytes)));
+        Assert.All(run.Server.Where(r => r.Listener == StressListener.NotPrepared), r => Assert.Equal((nameof(RegistrationOutcome.NotPrepared), 0L), (r.Outcome, r.RedirectedBytes)));
+        // With TCP_DEFER_ACCEPT the server end joins only after the client's first write: that client
+        // direction must have stayed on TCP, while the server direction may redirect.
+        var deferredClients = run.Client.Where(r => r.Mode == StressMode.Prepared && r.Listener == StressListener.PreparedDeferAccept).ToList();
+        Assert.NotEmpty(deferredClients);
+        Assert.All(deferredClients, r => Assert.Equal(("Tcp", 0L), (r.Path, r.RedirectedBytes)));
+        Assert.Contains(run.Server, r => r.Listener == StressListener.PreparedDeferAccept && r.Path == "Redirected");
     }
 
     private void Report(StressServer.Run run)
     {
         foreach (var (side, results) in new[] { ("server", run.Server), ("client", run.Client) })
         {
-            foreach (var g in results.GroupBy(r => (r.Mode, r.Outcome, r.Path)).OrderBy(g => g.Key.ToString()))
+            foreach (var g in results.GroupBy(r => (r.Mode, r.Listener, r.Outcome, r.Path)).OrderBy(g => g.Key.ToString()))
             {
-                output.WriteLine($"{side,-6} {g.Key.Mode,-22} {g.Key.Outcome,-18} {g.Key.Path,-10} {g.Count(),6} connections, {g.Sum(r => r.RedirectedBytes),12} B redirected, {g.Sum(r => r.TcpBytes),12} B tcp, {g.Count(r => r.Error is not null)} bad");
+                output.WriteLine($"{side,-6} client {(side == "server" ? "?" : g.Key.Mode.ToString()),-11} listener {g.Key.Listener,-19} {g.Key.Outcome,-12} {g.Key.Path,-10} {g.Count(),5} ends, {g.Sum(r => r.RedirectedBytes),10} B redirected, {g.Sum(r => r.TcpBytes),10} B tcp, {g.Count(r => r.Error is not null)} bad");
             }
         }
     }
