@@ -33,10 +33,12 @@ public sealed class AccelerationEngine : IDisposable
     private readonly ILogger _logger;
     private readonly KernelFastPath? _kernel;
     private readonly uint _backlogKib;
+    private readonly bool _kernelTracksConsumption;
     private long _optInFailures;
 
     private AccelerationEngine(AccelerationStatus status, ILogger logger, KernelFastPath? kernel, ulong owner, uint backlogKib = 0)
     {
+        _kernelTracksConsumption = kernel?.Store.TracksConsumption ?? false;
         _backlogKib = backlogKib;
         Status = status;
         _logger = logger;
@@ -108,8 +110,8 @@ public sealed class AccelerationEngine : IDisposable
             Log.Enabled(logger, store.Directory, store.Created ? "created by this process" : "shared with other processes", cgroup);
             uint backlogKib = (uint)(options.MaxRedirectedBacklogBytes >> 10);
             string bound = store.TracksConsumption
-                ? $"a reader may leave at most {backlogKib} KiB of redirected bytes unread per connection direction before it moves to TCP"
-                : $"readers' consumption is not tracked ({store.ConsumptionTrackingProblem}), so each connection direction is redirected for its first {backlogKib} KiB only; add CAP_PERFMON to lift this";
+                ? $"a reader may leave at most {backlogKib} KiB of redirected bytes unread per connection direction before it moves to TCP (the kernel tracks reads)"
+                : $"a reader may leave at most {backlogKib} KiB of redirected bytes unread per connection direction before it moves to TCP (readers report their reads: the kernel cannot trace them: {store.ConsumptionTrackingProblem})";
             if (!store.TracksConsumption)
             {
                 Log.ConsumptionNotTracked(logger, store.ConsumptionTrackingProblem ?? "unknown", backlogKib);
@@ -217,6 +219,8 @@ public sealed class AccelerationEngine : IDisposable
         }
     }
 
+    internal void WriteConsumed(AccelKey key, long totalBytesRead) => _kernel?.WriteConsumed(key, (ulong)totalBytesRead);
+
     internal ConnectionStatistics? ReadConnection(Socket socket)
     {
         if (_kernel is null)
@@ -274,7 +278,8 @@ public sealed class AccelerationEngine : IDisposable
 
         return state.Join switch
         {
-            AccelSockState.JoinInserted => new SocketRegistration(this, socket, RegistrationOutcome.Registered, null),
+            AccelSockState.JoinInserted => new SocketRegistration(this, socket, RegistrationOutcome.Registered, null,
+                state.Key, _kernelTracksConsumption ? 0 : Math.Max(1, ((long)_backlogKib << 10) / 4)),
             AccelSockState.JoinSkippedRemote => Refused(socket, RegistrationOutcome.PeerNotOnHost,
                 $"{socket.RemoteEndPoint} is outside loopback, this host's addresses and SameHostPeerRanges."),
             AccelSockState.JoinSkippedEarly => Refused(socket, RegistrationOutcome.AlreadyWritten,

@@ -146,7 +146,7 @@ internal sealed unsafe class BpfSyscalls(IKernel kernel)
                     }
 
                     // ENOSPC on the second attempt means the log itself overflowed: still report.
-                    if (attempt > 0 || -r == Errno.EPERM)
+                    if (attempt > 0)
                     {
                         throw new BpfProgramLoadException(name, -r, VerifierLog.Tail(log));
                     }

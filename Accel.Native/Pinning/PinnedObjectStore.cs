@@ -254,7 +254,7 @@ internal sealed class PinnedObjectStore : IDisposable
         }
         catch (BpfException e)
         {
-            ConsumptionTrackingProblem = e.Errno == Errno.EPERM
+            ConsumptionTrackingProblem = e.Errno == Errno.EPERM && !Probe.Capabilities.OfThisProcess().Has(Probe.Capabilities.Perfmon)
                 ? "CAP_PERFMON is missing (tracing programs need it)"
                 : e.Message;
         }

@@ -29,6 +29,10 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
         return Bpf.TryLookup(Store.Map(AbiNames.State), AsBytes(ref socketFd), AsBytes(ref state));
     }
 
+    /// <summary>Publishes how many bytes the reader of the socket with key <paramref name="key"/> has consumed.</summary>
+    public int WriteConsumed(AccelKey key, ulong totalBytesRead)
+        => Bpf.TryUpdate(Store.Map(AbiNames.Consumed), AsBytes(ref key), AsBytes(ref totalBytesRead), BpfFlags.Any);
+
     public AccelOwnerStats ReadOwner(ulong owner)
     {
         int stride = Marshal.SizeOf<AccelOwnerStats>();

@@ -19,7 +19,7 @@ internal static partial class Log
     [LoggerMessage(5, LogLevel.Warning, "Opting socket into acceleration failed, it uses plain TCP: {Detail}")]
     public static partial void OptInFailed(ILogger logger, string detail);
 
-    [LoggerMessage(7, LogLevel.Warning, "Readers' consumption of redirected bytes is not tracked ({Problem}): each connection direction is redirected for its first {BacklogKib} KiB only, then uses TCP. Grant CAP_PERFMON to lift this.")]
+    [LoggerMessage(7, LogLevel.Information, "The kernel cannot trace readers' consumption of redirected bytes ({Problem}); readers report it instead (SocketRegistration.ReportConsumed, done by the ASP.NET Core transport and handler). A connection whose reader does not report is redirected for its first {BacklogKib} KiB per direction, then uses TCP.")]
     public static partial void ConsumptionNotTracked(ILogger logger, string problem, uint backlogKib);
 
     [LoggerMessage(6, LogLevel.Debug, "Bpffs was not mounted at {PinRoot}; mounted it.")]

@@ -1,0 +1,57 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Accel.Tests.Infrastructure;
+
+/// <summary>A loopback connection whose two ends were (or were not) opted in before it existed.</summary>
+public sealed class SocketPair : IDisposable
+{
+    private SocketPair(Socket client, Socket server, SocketRegistration clientRegistration, SocketRegistration serverRegistration)
+    {
+        Client = client;
+        Server = server;
+        ClientRegistration = clientRegistration;
+        ServerRegistration = serverRegistration;
+    }
+
+    public Socket Client { get; }
+
+    public Socket Server { get; }
+
+    public SocketRegistration ClientRegistration { get; }
+
+    public SocketRegistration ServerRegistration { get; }
+
+    public static async Task<SocketPair> ConnectAsync(AccelerationEngine engine, bool prepareClient = true, bool prepareServer = true, IPAddress? address = null)
+    {
+        address ??= IPAddress.Loopback;
+        using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        if (address.Equals(IPAddress.IPv6Any))
+        {
+            listener.DualMode = true;
+        }
+
+        listener.Bind(new IPEndPoint(address, 0));
+        if (prepareServer)
+        {
+            Assert.True(engine.PrepareListener(listener));
+        }
+
+        listener.Listen();
+        var client = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        if (prepareClient)
+        {
+            Assert.True(engine.PrepareConnect(client));
+        }
+
+        await client.ConnectAsync(new IPEndPoint(address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : address, ((IPEndPoint)listener.LocalEndPoint!).Port));
+        Socket server = await listener.AcceptAsync();
+        return new SocketPair(client, server, engine.Register(client), engine.Register(server));
+    }
+
+    public void Dispose()
+    {
+        Client.Dispose();
+        Server.Dispose();
+    }
+}

@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using Accel.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Accel.Tests.Kernel;
+
+/// <summary>
+/// A redirected write never blocks: without a bound, a reader that stops reading lets the kernel queue
+/// without limit (KERNEL-FACTS 2). The bound moves that direction to TCP, whose flow control makes the
+/// writer wait; once the reader resumes every byte arrives, in order.
+/// </summary>
+[Collection(KernelCollection.Name)]
+public sealed class BacklogTests(KernelFixture fixture, ITestOutputHelper output)
+{
+    private const long Bound = 4L << 20;
+
+    /// <summary>The reader reports what it consumed (as the ASP.NET Core transport does) and the writer keeps
+    /// at most 2 MiB in flight (as a flow-controlled protocol does): the direction stays redirected for 64
+    /// times the bound. Without consumption tracking it would move to TCP after the first 4 MiB.</summary>
+    [KernelFact]
+    public async Task A_flow_controlled_stream_stays_redirected_far_past_the_bound()
+    {
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        using var pair = await SocketPair.ConnectAsync(engine);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+
+        const long total = 256L << 20; // 64 times the bound
+        long consumed = 0;
+        Task write = CounterStream.WriteAsync(pair.Client, total, 64 * 1024, cts.Token, window: 2L << 20, () => Interlocked.Read(ref consumed));
+        string? error = await CounterStream.VerifyAsync(pair.Server, total, pause: null, cts.Token, read =>
+        {
+            Interlocked.Exchange(ref consumed, read);
+            pair.ServerRegistration.ReportConsumed(read);
+        });
+        await write;
+
+        Assert.Null(error);
+        ConnectionStatistics stats = pair.ClientRegistration.GetStatistics();
+        output.WriteLine($"{stats}");
+        Assert.Equal(DirectionPath.Redirected, stats.Path);
+        Assert.Equal(total, stats.RedirectedBytes);
+    }
+
+    /// <summary>Test: 1 GiB to a reader that reads 16 MiB, stops for 5 s, then reads the rest.</summary>
+    [KernelFact]
+    public async Task A_stalled_reader_cannot_make_the_kernel_queue_more_than_the_bound()
+    {
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        using var pair = await SocketPair.ConnectAsync(engine);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        long baseline = TcpMemoryBytes();
+        long peak = baseline;
+        long budget = Bound + TcpBufferMaxima();
+
+        const long total = 1L << 30;
+        var clock = Stopwatch.StartNew();
+        Task write = CounterStream.WriteAsync(pair.Client, total, 64 * 1024, cts.Token);
+        bool paused = false;
+        Task<string?> read = CounterStream.VerifyAsync(pair.Server, total, async offset =>
+        {
+            // Read the first 16 MiB, then stop for 5 s while the writer keeps writing, sampling kernel memory.
+            if (!paused && offset >= 16L << 20)
+            {
+                paused = true;
+                for (int i = 0; i < 50; i++)
+                {
+                    await Task.Delay(100);
+                    peak = Math.Max(peak, TcpMemoryBytes());
+                }
+            }
+        }, cts.Token, pair.ServerRegistration.ReportConsumed);
+
+        string? error = await read;
+        await write; // never ENOMEM: an exception here fails the test
+        ConnectionStatistics stats = pair.ClientRegistration.GetStatistics();
+        AccelerationStatistics process = engine.GetStatistics();
+        output.WriteLine($"1 GiB in {clock.Elapsed.TotalSeconds:F1} s; TCP memory baseline {baseline >> 10} KiB, peak {peak >> 10} KiB, budget {budget >> 10} KiB above baseline");
+        output.WriteLine($"writer: {stats}");
+
+        Assert.Null(error);
+        Assert.True(paused);
+        Assert.True(peak - baseline <= budget, $"Kernel TCP memory grew by {(peak - baseline) >> 10} KiB, more than the bound plus TCP's buffers ({budget >> 10} KiB).");
+        Assert.Equal(DirectionPath.Tcp, stats.Path);
+        Assert.Contains("MaxRedirectedBacklogBytes", stats.TcpReason);
+        Assert.Equal(total, stats.RedirectedBytes + stats.TcpBytes);
+        Assert.True(process.DegradedDirections >= 1);
+    }
+
+    /// <summary>The "mem" of the TCP line of /proc/net/sockstat (pages), in bytes: all TCP memory of the host.</summary>
+    private static long TcpMemoryBytes()
+    {
+        string line = File.ReadLines("/proc/net/sockstat").First(l => l.StartsWith("TCP:", StringComparison.Ordinal));
+        string[] f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return long.Parse(f[Array.IndexOf(f, "mem") + 1]) * Environment.SystemPageSize;
+    }
+
+    /// <summary>What TCP itself may hold for one connection: the largest receive and send buffers.</summary>
+    private static long TcpBufferMaxima()
+        => long.Parse(File.ReadAllText("/proc/sys/net/ipv4/tcp_rmem").Split('\t', ' ')[^1].Trim())
+           + long.Parse(File.ReadAllText("/proc/sys/net/ipv4/tcp_wmem").Split('\t', ' ')[^1].Trim());
+}
