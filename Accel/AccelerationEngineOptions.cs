@@ -3,7 +3,7 @@ using System.Net;
 namespace Accel;
 
 /// <summary>Options of the <see cref="AccelerationEngine"/>. Validated by <see cref="Validate"/> at start.</summary>
-public sealed class AccelerationEngineOptions
+public class AccelerationEngineOptions
 {
     /// <summary>Turns acceleration on. When <c>false</c> the engine starts disabled and every socket uses
     /// plain TCP through the same code path, so that the two can be compared. Default: <c>true</c>.</summary>
@@ -38,7 +38,7 @@ public sealed class AccelerationEngineOptions
     public bool IncludeHostAddresses { get; set; } = true;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
-    public void Validate()
+    public virtual void Validate()
     {
         if (string.IsNullOrWhiteSpace(PinRoot) || !Path.IsPathRooted(PinRoot))
         {

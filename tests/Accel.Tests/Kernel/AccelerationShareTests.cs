@@ -1,3 +1,4 @@
+using Accel.Testing;
 using Accel.Tests.Infrastructure;
 using Xunit.Abstractions;
 

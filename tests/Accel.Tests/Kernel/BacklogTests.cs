@@ -1,3 +1,4 @@
+using Accel.Testing;
 using System.Diagnostics;
 using Accel.Tests.Infrastructure;
 using Xunit.Abstractions;

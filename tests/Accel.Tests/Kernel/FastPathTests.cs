@@ -1,3 +1,4 @@
+using Accel.Testing;
 using System.Net;
 using System.Net.Sockets;
 using Accel.Tests.Infrastructure;

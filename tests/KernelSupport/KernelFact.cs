@@ -1,6 +1,4 @@
-using Accel.Testing;
-
-namespace Accel.Tests.Infrastructure;
+namespace Accel.Testing;
 
 /// <summary>A test on the real kernel: skipped with the reason where BPF cannot run, unless
 /// ACCEL_REQUIRE_BPF=1, where it runs (and fails) instead.</summary>

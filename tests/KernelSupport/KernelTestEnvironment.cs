@@ -35,7 +35,17 @@ public sealed class KernelTestEnvironment : IDisposable
     /// <summary>The test cgroup this process (and every process it starts) runs in.</summary>
     public string CgroupPath { get; }
 
-    public AccelerationEngineOptions Options() => new() { PinRoot = PinRoot, CgroupPath = CgroupPath, MountBpffsIfMissing = false };
+    public AccelerationEngineOptions Options() => Apply(new AccelerationEngineOptions());
+
+    /// <summary>Points <paramref name="options"/> at this environment's pins and cgroup.</summary>
+    public T Apply<T>(T options)
+        where T : AccelerationEngineOptions
+    {
+        options.PinRoot = PinRoot;
+        options.CgroupPath = CgroupPath;
+        options.MountBpffsIfMissing = false;
+        return options;
+    }
 
     public void Dispose()
     {

@@ -1,0 +1,54 @@
+using Accel.AspNetCore.Internal;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Adds sidecarless service-to-service acceleration to an ASP.NET Core application.</summary>
+public static class SidecarlessAccelerationServiceCollectionExtensions
+{
+    /// <summary>
+    /// Turns on the sockmap fast path for Kestrel's TCP endpoints and every <see cref="System.Net.Http.IHttpClientFactory"/>
+    /// client, registers the <c>sidecarless-acceleration</c> health check (tag <c>ready</c>) and the <c>Accel</c>
+    /// meter. Where acceleration is not possible (no CAP_BPF/CAP_NET_ADMIN, not Linux, no bpffs ...) or turned
+    /// off, the same code path runs on plain TCP and one log line says why.
+    /// </summary>
+    /// <param name="services">The application's services.</param>
+    /// <param name="configure">Sets options in code; the configuration section <c>SidecarlessAcceleration</c> wins over it.</param>
+    public static IServiceCollection AddSidecarlessAcceleration(this IServiceCollection services, Action<Accel.AspNetCore.SidecarlessAccelerationOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var options = services.AddOptions<Accel.AspNetCore.SidecarlessAccelerationOptions>();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        options.BindConfiguration(Accel.AspNetCore.SidecarlessAccelerationOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<Accel.AspNetCore.SidecarlessAccelerationOptions>, OptionsValidator>());
+        AddCore(services);
+        services.TryAddSingleton<AccelerationMetrics>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, AccelerationStartup>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnectionListenerFactory, AcceleratedTransportFactory>());
+        services.ConfigureHttpClientDefaults(client => client.UseSidecarlessAcceleration());
+        if (!services.Any(d => d.ServiceType == typeof(AccelerationHealthCheckMarker)))
+        {
+            services.AddSingleton<AccelerationHealthCheckMarker>();
+            services.AddHealthChecks().AddCheck<AccelerationHealthCheck>(AccelerationHealthCheck.Name, tags: ["ready"]);
+        }
+
+        return services;
+    }
+
+    internal static void AddCore(IServiceCollection services)
+    {
+        services.AddOptions<Accel.AspNetCore.SidecarlessAccelerationOptions>();
+        services.TryAddSingleton<AccelerationEngineProvider>();
+        services.TryAddSingleton<AcceleratedConnector>();
+    }
+
+    /// <summary>Keeps a second call from adding the health check twice.</summary>
+    private sealed class AccelerationHealthCheckMarker;
+}

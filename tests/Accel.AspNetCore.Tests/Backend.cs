@@ -1,0 +1,79 @@
+using System.Net;
+using Accel.AspNetCore;
+using Accel.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
+
+namespace Accel.AspNetCore.Tests;
+
+/// <summary>A real Kestrel service with the library: an HTTP/1.1 endpoint, an h2c endpoint, optionally a
+/// Unix socket; /bytes/{n} returns the test pattern, /echo streams the request body back.</summary>
+public sealed class Backend : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private Backend(WebApplication app, Uri http1, Uri http2)
+    {
+        _app = app;
+        Http1 = http1;
+        Http2 = http2;
+    }
+
+    public Uri Http1 { get; }
+
+    public Uri Http2 { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    public static async Task<Backend> StartAsync(KernelTestEnvironment environment, bool enabled, string? unixSocket = null, Action<SidecarlessAccelerationOptions>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http1);
+            k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2);
+            if (unixSocket is not null)
+            {
+                k.ListenUnixSocket(unixSocket);
+            }
+        });
+        builder.Services.AddSidecarlessAcceleration(o =>
+        {
+            environment.Apply(o);
+            o.Enabled = enabled;
+            configure?.Invoke(o);
+        });
+        WebApplication app = builder.Build();
+        app.MapGet("/bytes/{n:int}", async (int n, HttpContext ctx) =>
+        {
+            ctx.Response.ContentLength = n;
+            await Pattern.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
+        });
+        app.MapPost("/echo", async (HttpContext ctx) => await ctx.Request.Body.CopyToAsync(ctx.Response.Body, ctx.RequestAborted));
+        app.MapGet("/feature", (HttpContext ctx) => ctx.Features.Get<IAccelerationFeature>() is { } f
+            ? Results.Json(new { accelerated = f.IsAccelerated, outcome = f.Outcome.ToString(), path = f.Outbound.Path.ToString(), reason = f.Outbound.TcpReason })
+            : Results.NotFound());
+        await app.StartAsync();
+
+        string[] addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .Where(a => a.StartsWith("http://127.0.0.1", StringComparison.Ordinal)).ToArray();
+        return new Backend(app, new Uri(addresses[0]), new Uri(addresses[1]));
+    }
+
+    public async Task<HealthReportEntry> HealthAsync()
+        => (await _app.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync()).Entries["sidecarless-acceleration"];
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,38 @@
+using Accel.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Accel.AspNetCore.Tests;
+
+/// <summary>The calling side: IHttpClientFactory clients ("h1", and "h2c" with prior knowledge) from a
+/// container with the library, as a frontend service has them.</summary>
+public sealed class Frontend : IDisposable
+{
+    private readonly ServiceProvider _services;
+
+    public Frontend(KernelTestEnvironment environment, bool enabled, Backend backend)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
+        services.AddSidecarlessAcceleration(o =>
+        {
+            environment.Apply(o);
+            o.Enabled = enabled;
+        });
+        services.AddHttpClient("h1", c => c.BaseAddress = backend.Http1);
+        services.AddHttpClient("h2c", c =>
+        {
+            c.BaseAddress = backend.Http2;
+            c.DefaultRequestVersion = System.Net.HttpVersion.Version20;
+            c.DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        });
+        _services = services.BuildServiceProvider();
+    }
+
+    public HttpClient Client(string name) => _services.GetRequiredService<IHttpClientFactory>().CreateClient(name);
+
+    public AccelerationEngine Engine => _services.GetRequiredService<Internal.AccelerationEngineProvider>().Engine;
+
+    public void Dispose() => _services.Dispose();
+}
