@@ -19,12 +19,16 @@ public sealed class Backend : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private Backend(WebApplication app, Uri http1, Uri http2)
+    private Backend(WebApplication app, Uri http1, Uri http2, Uri https)
     {
         _app = app;
         Http1 = http1;
         Http2 = http2;
+        Https = https;
     }
+
+    /// <summary>HTTP/1.1 and HTTP/2 over TLS (ALPN), with a throwaway self-signed certificate.</summary>
+    public Uri Https { get; }
 
     public Uri Http1 { get; }
 
@@ -40,6 +44,11 @@ public sealed class Backend : IAsyncDisposable
         {
             k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http1);
             k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2);
+            k.Listen(IPAddress.Loopback, 0, o =>
+            {
+                o.Protocols = HttpProtocols.Http1AndHttp2;
+                o.UseHttps(SelfSigned());
+            });
             if (unixSocket is not null)
             {
                 k.ListenUnixSocket(unixSocket);
@@ -58,14 +67,39 @@ public sealed class Backend : IAsyncDisposable
             await Pattern.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
         });
         app.MapPost("/echo", async (HttpContext ctx) => await ctx.Request.Body.CopyToAsync(ctx.Response.Body, ctx.RequestAborted));
+        app.UseWebSockets();
+        app.Map("/ws", async (HttpContext ctx) =>
+        {
+            using var ws = await ctx.WebSockets.AcceptWebSocketAsync();
+            byte[] buffer = new byte[64 * 1024];
+            while (true)
+            {
+                var r = await ws.ReceiveAsync(buffer, ctx.RequestAborted);
+                if (r.MessageType == System.Net.WebSockets.WebSocketMessageType.Close)
+                {
+                    await ws.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, ctx.RequestAborted);
+                    return;
+                }
+
+                await ws.SendAsync(buffer.AsMemory(0, r.Count), r.MessageType, r.EndOfMessage, ctx.RequestAborted);
+            }
+        });
         app.MapGet("/feature", (HttpContext ctx) => ctx.Features.Get<IAccelerationFeature>() is { } f
             ? Results.Json(new { accelerated = f.IsAccelerated, outcome = f.Outcome.ToString(), path = f.Outbound.Path.ToString(), reason = f.Outbound.TcpReason })
             : Results.NotFound());
         await app.StartAsync();
 
         string[] addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
-            .Where(a => a.StartsWith("http://127.0.0.1", StringComparison.Ordinal)).ToArray();
-        return new Backend(app, new Uri(addresses[0]), new Uri(addresses[1]));
+            .Where(a => a.Contains("://127.0.0.1", StringComparison.Ordinal)).ToArray();
+        return new Backend(app, new Uri(addresses[0]), new Uri(addresses[1]), new Uri(addresses[2]));
+    }
+
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 SelfSigned()
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create();
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=localhost", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+        return System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12(cert.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pkcs12), null);
     }
 
     public async Task<HealthReportEntry> HealthAsync()

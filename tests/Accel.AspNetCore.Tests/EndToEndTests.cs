@@ -49,6 +49,50 @@ public sealed class EndToEndTests(KernelFixture fixture, ITestOutputHelper outpu
     }
 
     [KernelFact]
+    public async Task Http2_over_TLS_and_WebSockets_work_and_are_redirected()
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true);
+        using var frontend = new Frontend(fixture.Environment, enabled: true, backend);
+        HttpClient tls = frontend.Client("h2-tls");
+
+        foreach (long size in new long[] { 0, 1000, 300_000 })
+        {
+            using var response = await tls.GetAsync($"/bytes/{size}", HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpVersion.Version20, response.Version);
+            Assert.Null(await Pattern.VerifyAsync(await response.Content.ReadAsStreamAsync(), size, default));
+        }
+
+        var feature = await tls.GetFromJsonAsync<FeatureView>("/feature");
+        Assert.Equal((true, nameof(RegistrationOutcome.Registered)), (feature!.Accelerated, feature.Outcome));
+
+        // A WebSocket over the accelerated HTTP/1.1 endpoint (through the factory's handler): echo, both ways.
+        using var ws = new System.Net.WebSockets.ClientWebSocket();
+        var wsUri = new UriBuilder(backend.Http1) { Scheme = "ws", Path = "/ws" }.Uri;
+        await ws.ConnectAsync(wsUri, new HttpMessageInvoker(frontend.Handler()), default);
+        byte[] message = new byte[40_000];
+        for (int round = 0; round < 20; round++)
+        {
+            for (int i = 0; i < message.Length; i++)
+            {
+                message[i] = Pattern.At(i + round);
+            }
+
+            await ws.SendAsync(message, System.Net.WebSockets.WebSocketMessageType.Binary, true, default);
+            byte[] received = new byte[message.Length];
+            int got = 0;
+            while (got < received.Length)
+            {
+                got += (await ws.ReceiveAsync(received.AsMemory(got), default)).Count;
+            }
+
+            Assert.Equal(message, received);
+        }
+
+        await ws.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, default);
+        Assert.True(frontend.Engine.GetStatistics().RedirectedBytes >= 20 * message.Length);
+    }
+
+    [KernelFact]
     public async Task Disabled_mode_serves_the_same_bytes_with_nothing_redirected()
     {
         await using var backend = await Backend.StartAsync(fixture.Environment, enabled: false);

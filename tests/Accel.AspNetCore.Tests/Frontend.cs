@@ -27,8 +27,18 @@ public sealed class Frontend : IDisposable
             c.DefaultRequestVersion = System.Net.HttpVersion.Version20;
             c.DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact;
         });
+        services.AddHttpClient("h2-tls", c =>
+        {
+            c.BaseAddress = backend.Https;
+            c.DefaultRequestVersion = System.Net.HttpVersion.Version20;
+            c.DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        }).ConfigurePrimaryHttpMessageHandler((handler, _) =>
+            ((SocketsHttpHandler)handler).SslOptions.RemoteCertificateValidationCallback = (_, _, _, _) => true); // the test's own certificate
         _services = services.BuildServiceProvider();
     }
+
+    /// <summary>The primary handler the factory built for the "h1" client (for a WebSocket over it).</summary>
+    public HttpMessageHandler Handler() => _services.GetRequiredService<IHttpMessageHandlerFactory>().CreateHandler("h1");
 
     public HttpClient Client(string name) => _services.GetRequiredService<IHttpClientFactory>().CreateClient(name);
 
