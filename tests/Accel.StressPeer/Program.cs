@@ -1,65 +1,102 @@
-// The client half of the two-process stress tests: opens N connections at once to the server (the test
-// process), and on each writes its sequenced stream while verifying the server's. Prints one JSON array of
-// per-connection results on stdout.
+// The second (and third) process of the stress and namespace tests.
+//   connect: opens N connections at once to the given ports and, on each, writes its sequenced stream while
+//            verifying the server's.
+//   serve:   listens (opted in), prints "PORT <n>", serves N connections the same way.
+// Prints one JSON object: per-connection results and the engine's process-wide statistics.
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Accel;
 using Accel.Testing;
 
+string role = args.Length > 0 && !args[0].StartsWith("--", StringComparison.Ordinal) ? args[0] : "connect";
 var a = args.Select((v, i) => (v, i)).Where(x => x.v.StartsWith("--", StringComparison.Ordinal))
     .ToDictionary(x => x.v[2..], x => args[x.i + 1]);
-int[] ports = a["ports"].Split(',').Select(int.Parse).ToArray(); // one per StressListener
 int connections = int.Parse(a["connections"]);
 int messages = int.Parse(a["messages"]);
 int maxSize = int.Parse(a["max-size"]);
-bool mixed = a["mixed"] == "true";
 var address = IPAddress.Parse(a["address"]);
-
-using var engine = AccelerationEngine.Start(new AccelerationEngineOptions
+var options = new AccelerationEngineOptions
 {
     PinRoot = a["pin-root"],
     CgroupPath = a["cgroup"],
     MountBpffsIfMissing = false,
-});
-if (!engine.IsEnabled)
+    Enabled = a.GetValueOrDefault("accel", "true") == "true",
+};
+foreach (string range in a.GetValueOrDefault("ranges", "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+{
+    options.SameHostPeerRanges.Add(range);
+}
+
+using var engine = AccelerationEngine.Start(options);
+if (options.Enabled && !engine.IsEnabled)
 {
     Console.Error.WriteLine($"engine disabled: {engine.Status.Message}");
     return 2;
 }
 
 using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-using var connectGate = new SemaphoreSlim(128);
-var tasks = Enumerable.Range(0, connections).Select(async i =>
-{
-    var (mode, listener) = StressEnd.Plan(i, mixed);
-    using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-    try
-    {
-        if (mode == StressMode.Prepared)
-        {
-            engine.PrepareConnect(socket);
-        }
+StressEndResult[] results = role == "serve" ? await ServeAsync() : await ConnectAsync();
+Console.Out.Write(JsonSerializer.Serialize(new StressPeerOutput(results, engine.GetStatistics())));
+return 0;
 
-        await connectGate.WaitAsync(cts.Token);
+async Task<StressEndResult[]> ConnectAsync()
+{
+    int[] ports = a["ports"].Split(',').Select(int.Parse).ToArray(); // one per StressListener
+    bool mixed = a["mixed"] == "true";
+    using var connectGate = new SemaphoreSlim(128);
+    return await Task.WhenAll(Enumerable.Range(0, connections).Select(async i =>
+    {
+        var (mode, listener) = StressEnd.Plan(i, mixed);
+        using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            await socket.ConnectAsync(new IPEndPoint(address, ports[(int)listener]), cts.Token);
+            if (mode == StressMode.Prepared)
+            {
+                engine.PrepareConnect(socket);
+            }
+
+            await connectGate.WaitAsync(cts.Token);
+            try
+            {
+                await socket.ConnectAsync(new IPEndPoint(address, ports[(int)listener]), cts.Token);
+            }
+            finally
+            {
+                connectGate.Release();
+            }
+
+            int clientPort = ((IPEndPoint)socket.LocalEndPoint!).Port;
+            return await StressEnd.RunAsync(engine, socket, clientPort, isClient: true, mode, listener, messages, maxSize, cts.Token);
         }
-        finally
+        catch (Exception e)
         {
-            connectGate.Release();
+            return new StressEndResult(0, mode, listener, "-", "-", 0, 0, $"connect: {e.GetType().Name}: {e.Message}");
         }
+    }));
+}
 
-        int clientPort = ((IPEndPoint)socket.LocalEndPoint!).Port;
-        return await StressEnd.RunAsync(engine, socket, clientPort, isClient: true, mode, listener, messages, maxSize, cts.Token);
-    }
-    catch (Exception e)
+async Task<StressEndResult[]> ServeAsync()
+{
+    using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+    listener.Bind(new IPEndPoint(address, 0));
+    engine.PrepareListener(listener);
+    listener.Listen(4096);
+    Console.Out.WriteLine($"PORT {((IPEndPoint)listener.LocalEndPoint!).Port}");
+    Console.Out.Flush();
+    var serving = new List<Task<StressEndResult>>();
+    for (int i = 0; i < connections; i++)
     {
-        return new StressEndResult(0, mode, listener, "-", "-", 0, 0, $"connect: {e.GetType().Name}: {e.Message}");
+        Socket s = await listener.AcceptAsync(cts.Token);
+        int clientPort = ((IPEndPoint)s.RemoteEndPoint!).Port;
+        serving.Add(Task.Run(async () =>
+        {
+            using (s)
+            {
+                return await StressEnd.RunAsync(engine, s, clientPort, isClient: false, StressMode.Prepared, StressListener.Prepared, messages, maxSize, cts.Token);
+            }
+        }));
     }
-}).ToArray();
 
-StressEndResult[] results = await Task.WhenAll(tasks);
-Console.Out.Write(JsonSerializer.Serialize(results));
-return 0;
+    return await Task.WhenAll(serving);
+}

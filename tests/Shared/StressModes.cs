@@ -27,3 +27,6 @@ public enum StressListener
 
 /// <summary>One end's result for one connection.</summary>
 public sealed record StressEndResult(int ClientPort, StressMode Mode, StressListener Listener, string Outcome, string Path, long RedirectedBytes, long TcpBytes, string? Error);
+
+/// <summary>What a stress peer process prints.</summary>
+public sealed record StressPeerOutput(StressEndResult[] Results, AccelerationStatistics Statistics);

@@ -83,7 +83,7 @@ public sealed class StressServer(AccelerationEngine engine, KernelTestEnvironmen
 
             await Task.WhenAny(allAccepted.Task, Task.Delay(TimeSpan.FromSeconds(30)));
             await Task.WhenAll(serving.ToArray());
-            return new Run(results.ToArray(), JsonSerializer.Deserialize<StressEndResult[]>(await stdout)!);
+            return new Run(results.ToArray(), JsonSerializer.Deserialize<StressPeerOutput>(await stdout)!.Results);
         }
         finally
         {

@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Accel.Testing;
+
+namespace Accel.Tests.Infrastructure;
+
+/// <summary>
+/// Two network namespaces joined by a veth pair, standing in for two pods on one node: A has 10.213.N.1/24,
+/// B has 10.213.N.2/24 (N random per instance). Only these namespaces carry test traffic. Dispose deletes both
+/// namespaces, which removes the veth pair.
+/// </summary>
+public sealed class NamespacePair : IDisposable
+{
+    private NamespacePair(string a, string b, int subnet)
+    {
+        A = a;
+        B = b;
+        Subnet = subnet;
+    }
+
+    public string A { get; }
+
+    public string B { get; }
+
+    public int Subnet { get; }
+
+    public string AddressA => $"10.213.{Subnet}.1";
+
+    public string AddressB => $"10.213.{Subnet}.2";
+
+    public string Range => $"10.213.{Subnet}.0/24";
+
+    public static NamespacePair Create()
+    {
+        string id = Guid.NewGuid().ToString("N")[..6];
+        int subnet = Random.Shared.Next(1, 250);
+        var pair = new NamespacePair($"accel-{id}-a", $"accel-{id}-b", subnet);
+        try
+        {
+            Ip($"netns add {pair.A}");
+            Ip($"netns add {pair.B}");
+            Ip($"link add ac{id}a netns {pair.A} type veth peer name ac{id}b netns {pair.B}");
+            Ip($"-n {pair.A} addr add {pair.AddressA}/24 dev ac{id}a");
+            Ip($"-n {pair.B} addr add {pair.AddressB}/24 dev ac{id}b");
+            foreach (var (ns, dev) in new[] { (pair.A, $"ac{id}a"), (pair.B, $"ac{id}b") })
+            {
+                Ip($"-n {ns} link set lo up");
+                Ip($"-n {ns} link set {dev} up");
+            }
+
+            return pair;
+        }
+        catch
+        {
+            pair.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Starts the stress peer in namespace <paramref name="ns"/> (network namespace only: the mounts,
+    /// and with them the test's bpffs and cgroup, stay visible).</summary>
+    public static Process StartPeer(string ns, KernelTestEnvironment environment, params string[] args)
+    {
+        var psi = new ProcessStartInfo("nsenter") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in new[] { $"--net=/run/netns/{ns}", "dotnet", typeof(SequencedStream).Assembly.Location }
+            .Concat(args).Concat(["--pin-root", environment.PinRoot, "--cgroup", environment.CgroupPath]))
+        {
+            psi.ArgumentList.Add(arg);
+        }
+
+        return Process.Start(psi)!;
+    }
+
+    public static async Task<StressPeerOutput> ResultAsync(Process peer, string stdoutSoFar = "")
+    {
+        string output = stdoutSoFar + await peer.StandardOutput.ReadToEndAsync();
+        string errors = await peer.StandardError.ReadToEndAsync();
+        await peer.WaitForExitAsync();
+        if (peer.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"Stress peer exited with {peer.ExitCode}: {errors}");
+        }
+
+        return JsonSerializer.Deserialize<StressPeerOutput>(output)!;
+    }
+
+    public void Dispose()
+    {
+        foreach (string ns in new[] { A, B })
+        {
+            try
+            {
+                Ip($"netns del {ns}");
+            }
+            catch (InvalidOperationException)
+            {
+                // not created
+            }
+        }
+    }
+
+    private static void Ip(string args)
+    {
+        using var p = Process.Start(new ProcessStartInfo("ip", args) { RedirectStandardError = true })!;
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"ip {args} failed: {err}");
+        }
+    }
+}

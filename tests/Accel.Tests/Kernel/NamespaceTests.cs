@@ -1,0 +1,79 @@
+using Accel.Testing;
+using Accel.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Accel.Tests.Kernel;
+
+/// <summary>
+/// Two services in different network namespaces on one host, joined by veth, as two pods on a node are.
+/// Both share the pinned objects (same bpffs, same cgroup); every byte is checked both ways.
+/// </summary>
+[Collection(KernelCollection.Name)]
+public sealed class NamespaceTests(KernelFixture fixture, ITestOutputHelper output)
+{
+    private const int Connections = 200;
+
+    [KernelFact]
+    public async Task Services_in_two_namespaces_share_the_fast_path_over_veth()
+    {
+        using var net = NamespacePair.Create();
+        var (server, client) = await RunAsync(net, serverAccel: true, ranges: "");
+
+        AssertAllCorrect(server, client);
+        Assert.All(client.Results, r => Assert.Equal((nameof(RegistrationOutcome.Registered), "Redirected"), (r.Outcome, r.Path)));
+        Assert.All(server.Results, r => Assert.Equal((nameof(RegistrationOutcome.Registered), "Redirected"), (r.Outcome, r.Path)));
+        // Per-connection figures and the process-wide ones agree.
+        Assert.Equal(server.Results.Sum(r => r.RedirectedBytes), server.Statistics.RedirectedBytes);
+        Assert.Equal(client.Results.Sum(r => r.RedirectedBytes), client.Statistics.RedirectedBytes);
+        Assert.Equal(Connections, server.Statistics.RegisteredSockets);
+        Assert.Equal(0, server.Statistics.TcpBytes);
+    }
+
+    [KernelFact]
+    public async Task A_peer_without_the_library_gets_plain_TCP_and_every_byte()
+    {
+        using var net = NamespacePair.Create();
+        var (server, client) = await RunAsync(net, serverAccel: false, ranges: net.Range);
+
+        AssertAllCorrect(server, client);
+        Assert.All(server.Results, r => Assert.Equal(nameof(RegistrationOutcome.Disabled), r.Outcome));
+        Assert.All(client.Results, r => Assert.Equal((nameof(RegistrationOutcome.Registered), "Tcp", 0L), (r.Outcome, r.Path, r.RedirectedBytes)));
+    }
+
+    /// <summary>Every engine publishes its own addresses host-wide, so two services that both use the library
+    /// find each other without configuration (the first test passes a range, but needs none). A peer that
+    /// does not use the library, outside the configured ranges, is taken for a remote one: the client's socket
+    /// is left out of the map and pays nothing.</summary>
+    [KernelFact]
+    public async Task Without_the_pod_range_a_peer_that_does_not_use_the_library_is_left_alone()
+    {
+        using var net = NamespacePair.Create();
+        var (server, client) = await RunAsync(net, serverAccel: false, ranges: "");
+
+        AssertAllCorrect(server, client);
+        Assert.All(client.Results, r => Assert.Equal(nameof(RegistrationOutcome.PeerNotOnHost), r.Outcome));
+        Assert.Equal(Connections, client.Statistics.SkippedRemotePeers);
+        Assert.Equal(0, client.Statistics.RedirectedBytes + client.Statistics.TcpBytes);
+    }
+
+    private async Task<(StressPeerOutput Server, StressPeerOutput Client)> RunAsync(NamespacePair net, bool serverAccel, string ranges)
+    {
+        string[] common = ["--connections", Connections.ToString(), "--messages", "16", "--max-size", "8192", "--address", net.AddressB, "--ranges", ranges];
+        using var server = NamespacePair.StartPeer(net.B, fixture.Environment, [.. new[] { "serve", "--accel", serverAccel ? "true" : "false" }, .. common]);
+        string first = await server.StandardOutput.ReadLineAsync() ?? throw new InvalidOperationException($"server: {await server.StandardError.ReadToEndAsync()}");
+        string port = first.Split(' ')[1];
+        using var client = NamespacePair.StartPeer(net.A, fixture.Environment, [.. new[] { "connect", "--ports", $"{port},{port},{port}", "--mixed", "false" }, .. common]);
+        StressPeerOutput c = await NamespacePair.ResultAsync(client);
+        StressPeerOutput s = await NamespacePair.ResultAsync(server);
+        output.WriteLine($"server: {s.Statistics}");
+        output.WriteLine($"client: {c.Statistics}");
+        return (s, c);
+    }
+
+    private static void AssertAllCorrect(StressPeerOutput server, StressPeerOutput client)
+    {
+        Assert.Equal(Connections, server.Results.Length);
+        Assert.Equal(Connections, client.Results.Length);
+        Assert.Empty(server.Results.Concat(client.Results).Where(r => r.Error is not null).Select(r => r.Error).Take(10));
+    }
+}
