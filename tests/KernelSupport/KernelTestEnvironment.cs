@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 
 namespace Accel.Testing;
@@ -19,7 +18,7 @@ public sealed class KernelTestEnvironment : IDisposable
         _mountDir = Path.Combine(Path.GetTempPath(), $"accel-test-{id}");
         Directory.CreateDirectory(_mountDir);
         PinRoot = _mountDir;
-        Run("mount", $"-t bpf bpf {_mountDir}");
+        Command.Run("mount", $"-t bpf bpf {_mountDir}");
 
         string cg2 = Cgroup2MountPoint() ?? throw new InvalidOperationException("No cgroup2 mount.");
         string relative = File.ReadLines("/proc/self/cgroup").First(l => l.StartsWith("0::", StringComparison.Ordinal))[3..];
@@ -62,7 +61,7 @@ public sealed class KernelTestEnvironment : IDisposable
             }
         }
 
-        Run("umount", _mountDir);
+        Command.Run("umount", _mountDir);
         Directory.Delete(_mountDir);
     }
 
@@ -96,16 +95,5 @@ public sealed class KernelTestEnvironment : IDisposable
         }
 
         return null;
-    }
-
-    private static void Run(string file, string args)
-    {
-        using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true })!;
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} {args} failed ({p.ExitCode}): {err}");
-        }
     }
 }

@@ -99,14 +99,5 @@ public sealed class NamespacePair : IDisposable
         }
     }
 
-    private static void Ip(string args)
-    {
-        using var p = Process.Start(new ProcessStartInfo("ip", args) { RedirectStandardError = true })!;
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"ip {args} failed: {err}");
-        }
-    }
+    private static void Ip(string args) => Command.Run("ip", args);
 }
