@@ -393,6 +393,12 @@ internal sealed class PinnedObjectStore : IDisposable
             r = k.Stat(dir, out facts);
         }
 
+        if (r == -Errno.EACCES)
+        {
+            throw new UnavailableException(Unavailability.UnsafePinnedObjects,
+                $"The pin directory {dir} is not reachable by this process (uid {k.EffectiveUserId}): it belongs to another user. Run every service that shares {dir} as the same user, or use another pin root.");
+        }
+
         if (r < 0)
         {
             throw new UnavailableException(Unavailability.BpffsUnavailable, $"Cannot inspect the pin directory {dir}: {Errno.Describe(-r)}.");

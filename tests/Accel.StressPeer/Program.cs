@@ -2,6 +2,7 @@
 //   connect: opens N connections at once to the given ports and, on each, writes its sequenced stream while
 //            verifying the server's.
 //   serve:   listens (opted in), prints "PORT <n>", serves N connections the same way.
+//   status:  starts the engine and prints its status (for restricted environments).
 // Prints one JSON object: per-connection results and the engine's process-wide statistics.
 using System.Net;
 using System.Net.Sockets;
@@ -12,10 +13,10 @@ using Accel.Testing;
 string role = args.Length > 0 && !args[0].StartsWith("--", StringComparison.Ordinal) ? args[0] : "connect";
 var a = args.Select((v, i) => (v, i)).Where(x => x.v.StartsWith("--", StringComparison.Ordinal))
     .ToDictionary(x => x.v[2..], x => args[x.i + 1]);
-int connections = int.Parse(a["connections"]);
-int messages = int.Parse(a["messages"]);
-int maxSize = int.Parse(a["max-size"]);
-var address = IPAddress.Parse(a["address"]);
+int connections = int.Parse(a.GetValueOrDefault("connections", "0"));
+int messages = int.Parse(a.GetValueOrDefault("messages", "0"));
+int maxSize = int.Parse(a.GetValueOrDefault("max-size", "1"));
+var address = IPAddress.Parse(a.GetValueOrDefault("address", "127.0.0.1"));
 var options = new AccelerationEngineOptions
 {
     PinRoot = a["pin-root"],
@@ -29,6 +30,13 @@ foreach (string range in a.GetValueOrDefault("ranges", "").Split(',', StringSpli
 }
 
 using var engine = AccelerationEngine.Start(options);
+if (role == "status")
+{
+    // Where it starts in a restricted environment (no capabilities, another uid ...): what it says.
+    Console.Out.Write(JsonSerializer.Serialize(engine.Status));
+    return 0;
+}
+
 if (options.Enabled && !engine.IsEnabled)
 {
     Console.Error.WriteLine($"engine disabled: {engine.Status.Message}");

@@ -23,7 +23,8 @@ public static class StressEnd
         }
         catch (Exception e)
         {
-            return new StressEndResult(clientPort, mode, listener, registration.Outcome.ToString(), "-", 0, 0, $"{e.GetType().Name}: {e.Message}");
+            ConnectionStatistics stats = registration.GetStatistics();
+            return new StressEndResult(clientPort, mode, listener, registration.Outcome.ToString(), stats.Path.ToString(), stats.RedirectedBytes, stats.TcpBytes, $"{e.GetType().Name}: {e.Message}");
         }
     }
 
