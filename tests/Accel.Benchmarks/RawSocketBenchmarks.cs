@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Accel.Testing;
+
+namespace Accel.Benchmarks;
+
+/// <summary>Socket-level cases: ping-pong round trips and bulk throughput, plus the cost of a socket that is in
+/// the map but not accelerated, and start-up.</summary>
+internal static class RawSocketBenchmarks
+{
+    public static Task RunAsync(KernelTestEnvironment env, Settings settings, Report report)
+    {
+        var startClock = Stopwatch.StartNew();
+        using var engine = AccelerationEngine.Start(env.Options());
+        report.Add("startup", "engine start, creating the pinned objects", "ms", Transport.Accelerated, startClock.Elapsed.TotalMilliseconds);
+        if (!engine.IsEnabled)
+        {
+            throw new InvalidOperationException($"Acceleration is not available: {engine.Status.Message}");
+        }
+
+        for (int rep = 0; rep < 3; rep++)
+        {
+            var again = Stopwatch.StartNew();
+            using var joined = AccelerationEngine.Start(env.Options());
+            report.Add("startup", "engine start, joining pinned objects", "ms", Transport.Accelerated, again.Elapsed.TotalMilliseconds);
+        }
+
+        for (int rep = 0; rep < settings.Repetitions; rep++)
+        {
+            foreach (int size in Settings.Sizes)
+            {
+                foreach (Transport t in Rotate(rep))
+                {
+                    using var pair = BenchPair.Create(t, engine);
+                    var (p50, p99) = PingPong(pair, size, settings.RoundTrips(size));
+                    report.Add("rtt", $"round trip {Report.Size(size)}, p50", "us", t, p50);
+                    report.Add("rtt99", $"round trip {Report.Size(size)}, p99", "us", t, p99);
+                }
+            }
+
+            foreach (Transport t in Rotate(rep))
+            {
+                using var pair = BenchPair.Create(t, engine);
+                report.Add("bulk", "bulk throughput, 64 KiB writes", "MB/s", t, Bulk(pair, settings.BulkBytes));
+            }
+
+            // In the map, verdict TCP (its peer is not accelerated): pays the sk_msg program on every send.
+            using (var plain = BenchPair.Create(Transport.Tcp, engine))
+            {
+                report.Add("notaccel", "bulk, socket in the map but not accelerated", "MB/s", Transport.Tcp, Bulk(plain, settings.BulkBytes));
+            }
+
+            using (var inMap = BenchPair.Create(Transport.Accelerated, engine, prepareServer: false))
+            {
+                report.Add("notaccel", "bulk, socket in the map but not accelerated", "MB/s", Transport.Accelerated, Bulk(inMap, settings.BulkBytes));
+            }
+
+            Console.WriteLine($"raw sockets: repetition {rep + 1}/{settings.Repetitions} done");
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Transports in a different order each repetition, so that none always goes first.</summary>
+    public static IEnumerable<Transport> Rotate(int rep)
+    {
+        var all = Enum.GetValues<Transport>();
+        return all.Skip(rep % all.Length).Concat(all.Take(rep % all.Length));
+    }
+
+    private static (double P50, double P99) PingPong(BenchPair pair, int size, int iterations)
+    {
+        byte[] sendBuf = new byte[size];
+        byte[] recvBuf = new byte[size];
+        byte[] echoBuf = new byte[size];
+        var echo = new Thread(() =>
+        {
+            long total = 0;
+            for (int i = 0; i < iterations + 200; i++)
+            {
+                total += ReceiveExactly(pair.B, echoBuf, pair.RegistrationB, total);
+                pair.B.Send(echoBuf);
+            }
+        }) { IsBackground = true };
+        echo.Start();
+
+        var samples = new double[iterations];
+        long received = 0;
+        for (int i = 0; i < iterations + 200; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            pair.A.Send(sendBuf);
+            received += ReceiveExactly(pair.A, recvBuf, pair.RegistrationA, received);
+            if (i >= 200)
+            {
+                samples[i - 200] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+        }
+
+        echo.Join();
+        Array.Sort(samples);
+        return (samples[iterations / 2], samples[iterations * 99 / 100]);
+    }
+
+    private static double Bulk(BenchPair pair, long total)
+    {
+        const int chunk = 64 * 1024;
+        var writer = new Thread(() =>
+        {
+            byte[] buf = new byte[chunk];
+            for (long sent = 0; sent < total; sent += chunk)
+            {
+                pair.A.Send(buf);
+            }
+        }) { IsBackground = true };
+        byte[] rbuf = new byte[256 * 1024];
+        var clock = Stopwatch.StartNew();
+        writer.Start();
+        long got = 0;
+        while (got < total)
+        {
+            int n = pair.B.Receive(rbuf);
+            if (n == 0)
+            {
+                throw new IOException("EOF during bulk transfer");
+            }
+
+            got += n;
+            pair.RegistrationB?.ReportConsumed(got);
+        }
+
+        writer.Join();
+        return total / clock.Elapsed.TotalSeconds / 1e6;
+    }
+
+    private static int ReceiveExactly(Socket s, byte[] buffer, SocketRegistration? registration, long soFar)
+    {
+        int n = 0;
+        while (n < buffer.Length)
+        {
+            int r = s.Receive(buffer, n, buffer.Length - n, SocketFlags.None);
+            if (r == 0)
+            {
+                throw new IOException("EOF");
+            }
+
+            n += r;
+            registration?.ReportConsumed(soFar + n);
+        }
+
+        return n;
+    }
+}

@@ -1,0 +1,67 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Accel.Benchmarks;
+
+/// <summary>A connected pair over one transport, and the hook that reports consumption on the accelerated one
+/// (what the ASP.NET Core transport does; without it a long run would move to TCP at the backlog bound).</summary>
+internal sealed class BenchPair : IDisposable
+{
+    private readonly List<IDisposable> _owned = new();
+
+    public required Socket A { get; init; }
+
+    public required Socket B { get; init; }
+
+    public SocketRegistration? RegistrationA { get; init; }
+
+    public SocketRegistration? RegistrationB { get; init; }
+
+    public static BenchPair Create(Transport transport, AccelerationEngine engine, bool prepareServer = true)
+    {
+        if (transport == Transport.Uds)
+        {
+            string path = Path.Combine(Path.GetTempPath(), $"accel-bench-{Guid.NewGuid():N}.sock");
+            using var l = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            l.Bind(new UnixDomainSocketEndPoint(path));
+            l.Listen();
+            var c = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            c.Connect(new UnixDomainSocketEndPoint(path));
+            var s = l.Accept();
+            File.Delete(path);
+            return new BenchPair { A = c, B = s };
+        }
+
+        bool accel = transport == Transport.Accelerated;
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        if (accel && prepareServer)
+        {
+            engine.PrepareListener(listener);
+        }
+
+        listener.Listen();
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (accel)
+        {
+            engine.PrepareConnect(client);
+        }
+
+        client.Connect(listener.LocalEndPoint!);
+        var server = listener.Accept();
+        server.NoDelay = true;
+        return new BenchPair
+        {
+            A = client,
+            B = server,
+            RegistrationA = accel ? engine.Register(client) : null,
+            RegistrationB = accel ? engine.Register(server) : null,
+        };
+    }
+
+    public void Dispose()
+    {
+        A.Dispose();
+        B.Dispose();
+    }
+}
