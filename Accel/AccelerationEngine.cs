@@ -107,6 +107,7 @@ public sealed class AccelerationEngine : IDisposable
             }
 
             ulong owner = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1;
+            fastPath.Announce(owner, options.ServiceName ?? System.Diagnostics.Process.GetCurrentProcess().ProcessName, Environment.ProcessId);
             Log.Enabled(logger, store.Directory, store.Created ? "created by this process" : "shared with other processes", cgroup);
             uint backlogKib = (uint)(options.MaxRedirectedBacklogBytes >> 10);
             string bound = store.TracksConsumption
@@ -196,16 +197,7 @@ public sealed class AccelerationEngine : IDisposable
             return default;
         }
 
-        AccelOwnerStats k = _kernel.ReadOwner(Owner);
-        return new AccelerationStatistics(
-            RegisteredSockets: (long)k.Inserted,
-            RefusedSockets: (long)k.InsertFailed + Interlocked.Read(ref _optInFailures),
-            SkippedRemotePeers: (long)k.SkippedRemote,
-            RedirectedMessages: (long)k.RedirectedMessages,
-            RedirectedBytes: (long)k.RedirectedBytes,
-            TcpMessages: (long)k.TcpMessages,
-            TcpBytes: (long)k.TcpBytes,
-            DegradedDirections: (long)k.Degraded);
+        return _kernel.ReadOwner(Owner).ToStatistics(Interlocked.Read(ref _optInFailures));
     }
 
     /// <summary>Closes this process's handles on the pinned objects. The objects stay pinned for the other

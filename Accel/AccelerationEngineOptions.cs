@@ -34,6 +34,10 @@ public class AccelerationEngineOptions
     /// Default: 4 MiB.</summary>
     public long MaxRedirectedBacklogBytes { get; set; } = 4L << 20;
 
+    /// <summary>The name under which this process appears in the host-wide view (<see cref="AccelerationHostState"/>).
+    /// Default: <c>null</c>, the process name.</summary>
+    public string? ServiceName { get; set; }
+
     /// <summary>Count this host's own interface addresses as possibly same-host peers. Default: <c>true</c>.</summary>
     public bool IncludeHostAddresses { get; set; } = true;
 

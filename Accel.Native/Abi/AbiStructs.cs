@@ -79,6 +79,15 @@ internal struct AccelOwnerStats
     }
 }
 
+/// <summary>struct accel_service: which engine instance (owner) is which process.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct AccelService
+{
+    public fixed byte Name[32];
+    public uint Pid;
+    public uint Reserved;
+}
+
 /// <summary>struct accel_prefix: an LPM trie key over IPv6 (IPv4 as ::ffff:0:0/96 + prefix).</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct AccelPrefix
@@ -96,6 +105,7 @@ internal static class AbiNames
     public const string Owners = "accel_owners";
     public const string LocalPrefixes = "accel_local_prefixes";
     public const string Consumed = "accel_consumed";
+    public const string Services = "accel_services";
     public const string SockOpsProgram = "accel_sockops";
     public const string MessageProgram = "accel_msg";
 }

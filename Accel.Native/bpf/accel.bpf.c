@@ -46,6 +46,7 @@ ACCEL_MAP(accel_sockhash, BPF_MAP_TYPE_SOCKHASH, struct accel_key, __u64, ACCEL_
 ACCEL_MAP(accel_config, BPF_MAP_TYPE_SK_STORAGE, int, struct accel_sock_config, 0, BPF_F_NO_PREALLOC | BPF_F_CLONE);
 ACCEL_MAP(accel_state, BPF_MAP_TYPE_SK_STORAGE, int, struct accel_sock_state, 0, BPF_F_NO_PREALLOC);
 ACCEL_MAP(accel_owners, BPF_MAP_TYPE_LRU_PERCPU_HASH, __u64, struct accel_owner_stats, ACCEL_OWNERS_MAX_ENTRIES, 0);
+ACCEL_MAP(accel_services, BPF_MAP_TYPE_HASH, __u64, struct accel_service, ACCEL_SERVICES_MAX_ENTRIES, 0);
 ACCEL_MAP(accel_consumed, BPF_MAP_TYPE_LRU_HASH, struct accel_key, __u64, ACCEL_CONSUMED_MAX_ENTRIES, 0);
 ACCEL_MAP(accel_local_prefixes, BPF_MAP_TYPE_LPM_TRIE, struct accel_prefix, __u32, ACCEL_PREFIXES_MAX_ENTRIES, BPF_F_NO_PREALLOC);
 

@@ -87,6 +87,13 @@ struct accel_owner_stats {
 	__u64 degraded;        /* directions that switched from redirect to TCP */
 };
 
+/* One per engine instance on the host (key: owner), written by user space: which services share the map. */
+struct accel_service {
+	char name[32];        /* process name */
+	__u32 pid;            /* in the engine's own pid namespace */
+	__u32 reserved;
+};
+
 /* LPM trie key for the ranges of peers that may be on this host. */
 struct accel_prefix {
 	__u32 prefixlen;
@@ -96,6 +103,7 @@ struct accel_prefix {
 #define ACCEL_SOCKHASH_MAX_ENTRIES 65536
 #define ACCEL_CONSUMED_MAX_ENTRIES 131072
 #define ACCEL_OWNERS_MAX_ENTRIES   4096
+#define ACCEL_SERVICES_MAX_ENTRIES 1024
 #define ACCEL_PREFIXES_MAX_ENTRIES 1024
 
 /* How the loader learns about maps: one of these per map in section "accel_maps". */

@@ -33,23 +33,22 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
     public int WriteConsumed(AccelKey key, ulong totalBytesRead)
         => Bpf.TryUpdate(Store.Map(AbiNames.Consumed), AsBytes(ref key), AsBytes(ref totalBytesRead), BpfFlags.Any);
 
-    public AccelOwnerStats ReadOwner(ulong owner)
-    {
-        int stride = Marshal.SizeOf<AccelOwnerStats>();
-        byte[] values = new byte[stride * PossibleCpus.Count];
-        var total = default(AccelOwnerStats);
-        if (Bpf.TryLookup(Store.Map(AbiNames.Owners), AsBytes(ref owner), values) == 0)
-        {
-            for (int cpu = 0; cpu < PossibleCpus.Count; cpu++)
-            {
-                total.Add(MemoryMarshal.Read<AccelOwnerStats>(values.AsSpan(cpu * stride)));
-            }
-        }
+    public AccelOwnerStats ReadOwner(ulong owner) => OwnerStatistics.Read(Bpf, Store.Map(AbiNames.Owners), AsBytes(ref owner));
 
-        return total;
+    public void ForgetOwner(ulong owner)
+    {
+        Bpf.TryDelete(Store.Map(AbiNames.Owners), AsBytes(ref owner));
+        Bpf.TryDelete(Store.Map(AbiNames.Services), AsBytes(ref owner));
     }
 
-    public void ForgetOwner(ulong owner) => Bpf.TryDelete(Store.Map(AbiNames.Owners), AsBytes(ref owner));
+    /// <summary>Announces this engine instance as a service sharing the map (name and pid, for the host-wide view).</summary>
+    public unsafe void Announce(ulong owner, string name, int pid)
+    {
+        var service = new AccelService { Pid = (uint)pid };
+        var bytes = System.Text.Encoding.UTF8.GetBytes(name);
+        bytes.AsSpan(0, Math.Min(bytes.Length, 31)).CopyTo(new Span<byte>(service.Name, 32));
+        Bpf.TryUpdate(Store.Map(AbiNames.Services), AsBytes(ref owner), AsBytes(ref service), BpfFlags.Any);
+    }
 
     public unsafe void AddPeerRange(IPNetwork range)
     {

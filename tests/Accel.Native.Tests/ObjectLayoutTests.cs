@@ -36,6 +36,7 @@ public sealed class ObjectLayoutTests
         Assert.Equal(Spec.Map(AbiNames.State).ValueSize, (uint)Marshal.SizeOf<AccelSockState>());
         Assert.Equal(Spec.Map(AbiNames.Owners).ValueSize, (uint)Marshal.SizeOf<AccelOwnerStats>());
         Assert.Equal(Spec.Map(AbiNames.LocalPrefixes).KeySize, (uint)Marshal.SizeOf<AccelPrefix>());
+        Assert.Equal(Spec.Map(AbiNames.Services).ValueSize, (uint)Marshal.SizeOf<AccelService>());
     }
 
     [Fact]

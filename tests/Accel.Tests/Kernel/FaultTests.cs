@@ -101,7 +101,8 @@ public sealed class FaultTests(KernelFixture fixture, ITestOutputHelper output)
         var stats = engine.GetStatistics();
         output.WriteLine($"{stats}");
         Assert.Equal(entries, SockhashEntries(engine));
-        Assert.InRange(Directory.GetFiles("/proc/self/fd").Length, fds - 5, fds + 5);
+        // No growth (other tests' descriptors may close meanwhile, so fewer is fine).
+        Assert.True(Directory.GetFiles("/proc/self/fd").Length <= fds + 5, $"{Directory.GetFiles("/proc/self/fd").Length} fds, {fds} before");
         Assert.Equal(registered + 2 * total, stats.RegisteredSockets);
         Assert.Equal(redirected + 4L * total, stats.RedirectedBytes);
     }

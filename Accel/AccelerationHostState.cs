@@ -1,0 +1,84 @@
+using System.Text;
+using Accel.Internal;
+using Accel.Native.Abi;
+using Accel.Native.Bpf;
+using Accel.Native.Interop;
+using Accel.Native.Loading;
+
+namespace Accel;
+
+/// <summary>One engine instance sharing a fast path: a service on this host.</summary>
+/// <param name="Name">Its name (<see cref="AccelerationEngineOptions.ServiceName"/> or the process name).</param>
+/// <param name="Pid">Its process id, in its own pid namespace.</param>
+/// <param name="Statistics">Its figures since it started.</param>
+public sealed record SharedService(string Name, int Pid, AccelerationStatistics Statistics);
+
+/// <summary>The host-wide fast path of one ABI: the services sharing it and the sockets in it.</summary>
+/// <param name="Directory">The pin directory.</param>
+/// <param name="IsThisVersion">Made by this library's BPF object (others are only listed).</param>
+/// <param name="Sockets">Sockets in the map now.</param>
+/// <param name="Services">The engines that announced themselves and have not stopped.</param>
+public sealed record SharedFastPath(string Directory, bool IsThisVersion, int Sockets, IReadOnlyList<SharedService> Services);
+
+/// <summary>Reads the host-wide state from the pinned objects (needs the same rights as the services: the pin
+/// directory is owner-only).</summary>
+public static class AccelerationHostState
+{
+    /// <summary>Every fast path pinned under <paramref name="pinRoot"/>: this version's in full, others by name.</summary>
+    public static IReadOnlyList<SharedFastPath> Read(string pinRoot = "/sys/fs/bpf")
+    {
+        string top = Path.Combine(pinRoot, "accel");
+        if (!Directory.Exists(top))
+        {
+            return [];
+        }
+
+        var bpf = new BpfSyscalls(LinuxKernel.Instance);
+        string abi = EmbeddedObjects.Accel.Abi;
+        var result = new List<SharedFastPath>();
+        foreach (string dir in Directory.GetDirectories(top).Order())
+        {
+            result.Add(Path.GetFileName(dir) == abi ? ReadOne(bpf, dir) : new SharedFastPath(dir, false, -1, []));
+        }
+
+        return result;
+    }
+
+    private static unsafe SharedFastPath ReadOne(BpfSyscalls bpf, string dir)
+    {
+        KernelFd Open(string name)
+        {
+            int r = bpf.TryGetPinned(Path.Combine(dir, name), out KernelFd? fd);
+            return r < 0 ? throw new BpfException($"BPF_OBJ_GET {Path.Combine(dir, name)}", -r) : fd!;
+        }
+
+        using KernelFd sockhash = Open(AbiNames.SockHash);
+        using KernelFd services = Open(AbiNames.Services);
+        using KernelFd owners = Open(AbiNames.Owners);
+        int sockets = Keys(bpf, sockhash, sizeof(AccelKey)).Count();
+        var list = new List<SharedService>();
+        foreach (byte[] key in Keys(bpf, services, sizeof(ulong)))
+        {
+            var service = default(AccelService);
+            if (bpf.TryLookup(services, key, new Span<byte>(&service, sizeof(AccelService))) != 0)
+            {
+                continue;
+            }
+
+            string name = Encoding.UTF8.GetString(new ReadOnlySpan<byte>(service.Name, 32)).TrimEnd('\0');
+            list.Add(new SharedService(name, (int)service.Pid, OwnerStatistics.Read(bpf, owners, key).ToStatistics()));
+        }
+
+        return new SharedFastPath(dir, true, sockets, list);
+    }
+
+    private static IEnumerable<byte[]> Keys(BpfSyscalls bpf, KernelFd map, int keySize)
+    {
+        byte[] key = [];
+        byte[] next = new byte[keySize];
+        while (bpf.TryGetNextKey(map, key, next) == 0)
+        {
+            yield return key = (byte[])next.Clone();
+        }
+    }
+}
