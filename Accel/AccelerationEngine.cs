@@ -63,6 +63,10 @@ public sealed class AccelerationEngine : IDisposable
         => Start(options ?? new AccelerationEngineOptions(), logger ?? NullLogger.Instance, LinuxKernel.Instance);
 
     internal static AccelerationEngine Start(AccelerationEngineOptions options, ILogger logger, IKernel kernel)
+        => Start(options, logger, kernel, null);
+
+    /// <summary>With <paramref name="bpfObject"/>: another build of the BPF object (tests of mixed versions).</summary>
+    internal static AccelerationEngine Start(AccelerationEngineOptions options, ILogger logger, IKernel kernel, BpfObjectSpec? bpfObject)
     {
         options.Validate();
         if (!options.Enabled)
@@ -77,11 +81,11 @@ public sealed class AccelerationEngine : IDisposable
                 $"Socket acceleration needs Linux; this is {System.Runtime.InteropServices.RuntimeInformation.OSDescription}. Traffic uses plain TCP.", logger);
         }
 
-        return StartOnLinux(options, logger, kernel);
+        return StartOnLinux(options, logger, kernel, bpfObject ?? EmbeddedObjects.Accel);
     }
 
     [SupportedOSPlatform("linux")]
-    private static AccelerationEngine StartOnLinux(AccelerationEngineOptions options, ILogger logger, IKernel kernel)
+    private static AccelerationEngine StartOnLinux(AccelerationEngineOptions options, ILogger logger, IKernel kernel, BpfObjectSpec bpfObject)
     {
         var bpf = new BpfSyscalls(kernel);
         PinnedObjectStore? store = null;
@@ -97,7 +101,7 @@ public sealed class AccelerationEngine : IDisposable
                 ?? throw new UnavailableException(Unavailability.CgroupUnavailable,
                     "This process has no cgroup v2 directory (no '0::' line in /proc/self/cgroup or no cgroup2 mount). Mount cgroup2 or set the CgroupPath option. Traffic uses plain TCP.");
 
-            store = PinnedObjectStore.OpenOrCreate(bpf, EmbeddedObjects.Accel, options.PinRoot);
+            store = PinnedObjectStore.OpenOrCreate(bpf, bpfObject, options.PinRoot);
             store.AttachSockOps(AbiNames.SockOpsProgram, cgroup);
             var fastPath = new KernelFastPath(bpf, store);
             var peers = new PeerRanges(options.SameHostPeerRanges, options.IncludeHostAddresses);

@@ -1,0 +1,88 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using Accel.Native.Elf;
+using Accel.Native.Interop;
+using Accel.Native.Loading;
+using Accel.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Accel.Tests.Kernel;
+
+/// <summary>
+/// Two services built with different versions of the library on one host. Each version pins its objects in a
+/// directory named after its BPF object's hash, so versions never mix programs on one map: each keeps
+/// working, services of one version share the fast path, and a connection between versions uses TCP.
+/// </summary>
+[Collection(KernelCollection.Name)]
+public sealed class VersionTests(KernelFixture fixture)
+{
+    [KernelFact]
+    public async Task Services_of_different_versions_each_work_and_talk_over_TCP()
+    {
+        using var current = AccelerationEngine.Start(fixture.Environment.Options());
+        using var other = AccelerationEngine.Start(fixture.Environment.Options(), NullLogger.Instance, LinuxKernel.Instance, AnotherVersion());
+        Assert.True(current.IsEnabled, current.Status.Message);
+        Assert.True(other.IsEnabled, other.Status.Message);
+        Assert.NotEqual(current.Kernel!.Store.Directory, other.Kernel!.Store.Directory);
+
+        // Within each version: redirected.
+        foreach (var engine in new[] { current, other })
+        {
+            using var same = await Infrastructure.SocketPair.ConnectAsync(engine);
+            await Exchange(same.Client, same.Server);
+            Assert.Equal(DirectionPath.Redirected, same.ClientRegistration.GetStatistics().Path);
+        }
+
+        // Between versions: both sockets are in a fast path, but not the same one: TCP, with the reason.
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        other.PrepareListener(listener);
+        listener.Listen();
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        current.PrepareConnect(client);
+        await client.ConnectAsync(listener.LocalEndPoint!);
+        using var server = await listener.AcceptAsync();
+        var c = current.Register(client);
+        var s = other.Register(server);
+        Assert.Equal((RegistrationOutcome.Registered, RegistrationOutcome.Registered), (c.Outcome, s.Outcome));
+        await Exchange(client, server);
+        Assert.Equal((DirectionPath.Tcp, DirectionPath.Tcp), (c.GetStatistics().Path, s.GetStatistics().Path));
+        Assert.Contains("peer was not in the fast path", c.GetStatistics().TcpReason);
+    }
+
+    /// <summary>The embedded object with one map's size changed: same code, another hash, another version.</summary>
+    private static BpfObjectSpec AnotherVersion()
+    {
+        byte[] image = EmbeddedObjects.Read("accel.bpf.o");
+        ElfObject elf = ElfObject.Parse(image);
+        ElfSection maps = elf.Section("accel_maps")!;
+        ElfSymbol consumed = elf.Symbols.Single(sym => sym.Name == "accel_consumed");
+        int offset = (int)(SectionOffset(image, maps) + (long)consumed.Value + 12); // max_entries
+        BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan(offset), BinaryPrimitives.ReadUInt32LittleEndian(image.AsSpan(offset)) - 1);
+        return BpfObjectSpec.Parse(image);
+    }
+
+    private static long SectionOffset(byte[] image, ElfSection section)
+    {
+        // The section's data is a slice of the image: find where it starts.
+        return System.Runtime.InteropServices.MemoryMarshal.TryGetArray(section.Data, out ArraySegment<byte> segment) ? segment.Offset : throw new InvalidOperationException();
+    }
+
+    private static async Task Exchange(Socket a, Socket b)
+    {
+        byte[] data = Enumerable.Range(0, 3000).Select(i => (byte)(i * 7)).ToArray();
+        foreach (var (from, to) in new[] { (a, b), (b, a) })
+        {
+            await from.SendAsync(data);
+            byte[] got = new byte[data.Length];
+            int n = 0;
+            while (n < got.Length)
+            {
+                n += await to.ReceiveAsync(got.AsMemory(n));
+            }
+
+            Assert.Equal(data, got);
+        }
+    }
+}
