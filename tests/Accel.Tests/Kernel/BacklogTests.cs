@@ -89,6 +89,41 @@ public sealed class BacklogTests(KernelFixture fixture, ITestOutputHelper output
         Assert.True(process.DegradedDirections >= 1);
     }
 
+    /// <summary>A reader that keeps reading, slowly (about 6 MB/s, 64 KiB every 10 ms), while the writer pushes as
+    /// fast as it can: kernel memory stays bounded all along, the writer is throttled to the reader's pace
+    /// rather than failing, and every byte arrives in order. ACCEL_SLOW_READER_SECONDS sets the length
+    /// (default 10 s in CI; run it for minutes before trusting a change).</summary>
+    [KernelFact]
+    public async Task A_slow_reader_for_a_long_time_keeps_memory_bounded_and_loses_nothing()
+    {
+        int seconds = int.TryParse(Environment.GetEnvironmentVariable("ACCEL_SLOW_READER_SECONDS"), out int s) ? s : 10;
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        using var pair = await SocketPair.ConnectAsync(engine);
+        long total = (long)seconds * 100 * 64 * 1024; // what the reader's pace takes in that time
+        long baseline = TcpMemoryBytes(), peak = baseline;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(seconds * 4 + 60));
+        var clock = Stopwatch.StartNew();
+        Task write = CounterStream.WriteAsync(pair.Client, total, 64 * 1024, cts.Token);
+        long nextPause = 0;
+        string? error = await CounterStream.VerifyAsync(pair.Server, total, async offset =>
+        {
+            while (offset >= nextPause)
+            {
+                nextPause += 64 * 1024;
+                peak = Math.Max(peak, TcpMemoryBytes());
+                await Task.Delay(10);
+            }
+        }, cts.Token, pair.ServerRegistration.ReportConsumed);
+        await write;
+
+        long budget = Bound + TcpBufferMaxima();
+        output.WriteLine($"{total >> 20} MiB in {clock.Elapsed.TotalSeconds:F1} s ({total / clock.Elapsed.TotalSeconds / 1e6:F1} MB/s); TCP memory peak {(peak - baseline) >> 10} KiB above baseline, budget {budget >> 10} KiB");
+        output.WriteLine($"writer: {pair.ClientRegistration.GetStatistics()}");
+        Assert.Null(error);
+        Assert.True(peak - baseline <= budget, $"Kernel TCP memory grew by {(peak - baseline) >> 10} KiB.");
+        Assert.Equal(total, pair.ClientRegistration.GetStatistics().RedirectedBytes + pair.ClientRegistration.GetStatistics().TcpBytes);
+    }
+
     /// <summary>The "mem" of the TCP line of /proc/net/sockstat (pages), in bytes: all TCP memory of the host.</summary>
     private static long TcpMemoryBytes()
     {
