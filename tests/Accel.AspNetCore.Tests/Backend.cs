@@ -19,20 +19,19 @@ public sealed class Backend : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private Backend(WebApplication app, Uri http1, Uri http2, Uri https)
-    {
-        _app = app;
-        Http1 = http1;
-        Http2 = http2;
-        Https = https;
-    }
+    private int _activeEchoes;
+
+    private Backend(WebApplication app) => _app = app;
 
     /// <summary>HTTP/1.1 and HTTP/2 over TLS (ALPN), with a throwaway self-signed certificate.</summary>
-    public Uri Https { get; }
+    public Uri Https { get; private set; } = null!;
 
-    public Uri Http1 { get; }
+    public Uri Http1 { get; private set; } = null!;
 
-    public Uri Http2 { get; }
+    public Uri Http2 { get; private set; } = null!;
+
+    /// <summary>/echo requests being served now.</summary>
+    public int ActiveEchoes => Volatile.Read(ref _activeEchoes);
 
     public IServiceProvider Services => _app.Services;
 
@@ -61,12 +60,25 @@ public sealed class Backend : IAsyncDisposable
             configure?.Invoke(o);
         });
         WebApplication app = builder.Build();
+        var backend = new Backend(app);
         app.MapGet("/bytes/{n:int}", async (int n, HttpContext ctx) =>
         {
             ctx.Response.ContentLength = n;
             await Pattern.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
         });
-        app.MapPost("/echo", async (HttpContext ctx) => await ctx.Request.Body.CopyToAsync(ctx.Response.Body, ctx.RequestAborted));
+        app.MapPost("/echo", async (HttpContext ctx) =>
+        {
+            Interlocked.Increment(ref backend._activeEchoes);
+            ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = null; // streams of any length
+            try
+            {
+                await ctx.Request.Body.CopyToAsync(ctx.Response.Body, ctx.RequestAborted);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref backend._activeEchoes);
+            }
+        });
         app.UseWebSockets();
         app.Map("/ws", async (HttpContext ctx) =>
         {
@@ -91,7 +103,10 @@ public sealed class Backend : IAsyncDisposable
 
         string[] addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
             .Where(a => a.Contains("://127.0.0.1", StringComparison.Ordinal)).ToArray();
-        return new Backend(app, new Uri(addresses[0]), new Uri(addresses[1]), new Uri(addresses[2]));
+        backend.Http1 = new Uri(addresses[0]);
+        backend.Http2 = new Uri(addresses[1]);
+        backend.Https = new Uri(addresses[2]);
+        return backend;
     }
 
     private static System.Security.Cryptography.X509Certificates.X509Certificate2 SelfSigned()

@@ -1,11 +1,11 @@
-namespace Accel.AspNetCore.Tests;
+namespace Accel.Testing;
 
 /// <summary>The test body: byte i of a body is a function of i, so any lost, repeated or reordered byte shows.</summary>
 public static class Pattern
 {
     public static byte At(long i) => (byte)((i * 31) ^ (i >> 8) ^ (i >> 16));
 
-    public static async Task WriteAsync(Stream stream, long length, CancellationToken ct)
+    public static async Task WriteAsync(Stream stream, long length, CancellationToken ct, Action<long>? progress = null)
     {
         byte[] chunk = new byte[16 * 1024];
         for (long offset = 0; offset < length;)
@@ -18,6 +18,7 @@ public static class Pattern
 
             await stream.WriteAsync(chunk.AsMemory(0, n), ct);
             offset += n;
+            progress?.Invoke(offset);
         }
     }
 
@@ -46,15 +47,15 @@ public static class Pattern
         return offset == length ? null : $"{offset} bytes, expected {length}";
     }
 
-    /// <summary>A request body that streams the pattern.</summary>
-    public sealed class Content(long length) : System.Net.Http.HttpContent
+    /// <summary>A request body that streams the pattern; sent chunked (no Content-Length) unless <paramref name="knownLength"/>.</summary>
+    public sealed class Content(long length, bool knownLength = true, Action<long>? progress = null) : System.Net.Http.HttpContent
     {
-        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) => WriteAsync(stream, length, default);
+        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) => WriteAsync(stream, length, default, progress);
 
         protected override bool TryComputeLength(out long l)
         {
             l = length;
-            return true;
+            return knownLength;
         }
     }
 }
