@@ -1,10 +1,8 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
-using Accel.Native.Elf;
 using Accel.Native.Interop;
-using Accel.Native.Loading;
 using Accel.Testing;
+using Accel.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Accel.Tests.Kernel;
@@ -21,7 +19,7 @@ public sealed class VersionTests(KernelFixture fixture)
     public async Task Services_of_different_versions_each_work_and_talk_over_TCP()
     {
         using var current = AccelerationEngine.Start(fixture.Environment.Options());
-        using var other = AccelerationEngine.Start(fixture.Environment.Options(), NullLogger.Instance, LinuxKernel.Instance, AnotherVersion());
+        using var other = AccelerationEngine.Start(fixture.Environment.Options(), NullLogger.Instance, LinuxKernel.Instance, ObjectVariants.WithMapSize("accel_consumed", delta: -1));
         Assert.True(current.IsEnabled, current.Status.Message);
         Assert.True(other.IsEnabled, other.Status.Message);
         Assert.NotEqual(current.Kernel!.Store.Directory, other.Kernel!.Store.Directory);
@@ -49,24 +47,6 @@ public sealed class VersionTests(KernelFixture fixture)
         await Exchange(client, server);
         Assert.Equal((DirectionPath.Tcp, DirectionPath.Tcp), (c.GetStatistics().Path, s.GetStatistics().Path));
         Assert.Contains("peer was not in the fast path", c.GetStatistics().TcpReason);
-    }
-
-    /// <summary>The embedded object with one map's size changed: same code, another hash, another version.</summary>
-    private static BpfObjectSpec AnotherVersion()
-    {
-        byte[] image = EmbeddedObjects.Read("accel.bpf.o");
-        ElfObject elf = ElfObject.Parse(image);
-        ElfSection maps = elf.Section("accel_maps")!;
-        ElfSymbol consumed = elf.Symbols.Single(sym => sym.Name == "accel_consumed");
-        int offset = (int)(SectionOffset(image, maps) + (long)consumed.Value + 12); // max_entries
-        BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan(offset), BinaryPrimitives.ReadUInt32LittleEndian(image.AsSpan(offset)) - 1);
-        return BpfObjectSpec.Parse(image);
-    }
-
-    private static long SectionOffset(byte[] image, ElfSection section)
-    {
-        // The section's data is a slice of the image: find where it starts.
-        return System.Runtime.InteropServices.MemoryMarshal.TryGetArray(section.Data, out ArraySegment<byte> segment) ? segment.Offset : throw new InvalidOperationException();
     }
 
     private static async Task Exchange(Socket a, Socket b)

@@ -1,0 +1,51 @@
+using Accel.Native.Interop;
+using Accel.Testing;
+using Accel.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Accel.Tests.Kernel;
+
+[Collection(KernelCollection.Name)]
+public sealed class MapFullTests(KernelFixture fixture)
+{
+    /// <summary>On the real kernel, with a build whose sockhash holds 4 sockets: the fifth and sixth run on
+    /// TCP, counted as refused with MapFull, and carry every byte; once entries free up, new ones join again.</summary>
+    [KernelFact]
+    public async Task A_full_map_leaves_new_connections_on_TCP_counted_and_recovers()
+    {
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options(), NullLogger.Instance, LinuxKernel.Instance,
+            ObjectVariants.WithMapSize("accel_sockhash", size: 4));
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+
+        var pairs = new List<SocketPair>();
+        for (int i = 0; i < 3; i++)
+        {
+            pairs.Add(await SocketPair.ConnectAsync(engine));
+        }
+
+        var outcomes = pairs.SelectMany(p => new[] { p.ClientRegistration.Outcome, p.ServerRegistration.Outcome }).ToList();
+        Assert.Equal(4, outcomes.Count(o => o == RegistrationOutcome.Registered));
+        Assert.Equal(2, outcomes.Count(o => o == RegistrationOutcome.MapFull));
+        Assert.Equal(2, engine.GetStatistics().RefusedSockets);
+        foreach (SocketPair p in pairs)
+        {
+            await p.Client.SendAsync(new byte[777]);
+            byte[] got = new byte[1000];
+            Assert.Equal(777, await p.Server.ReceiveAsync(got));
+        }
+
+        // The last pair (both refused) used TCP and saw nothing of the fast path.
+        Assert.Equal(DirectionPath.Tcp, pairs[2].ClientRegistration.GetStatistics().Path);
+
+        foreach (SocketPair p in pairs)
+        {
+            p.Dispose();
+        }
+
+        using var again = await SocketPair.ConnectAsync(engine);
+        Assert.Equal((RegistrationOutcome.Registered, RegistrationOutcome.Registered), (again.ClientRegistration.Outcome, again.ServerRegistration.Outcome));
+        await again.Client.SendAsync(new byte[10]);
+        Assert.Equal(10, await again.Server.ReceiveAsync(new byte[100]));
+        Assert.Equal(DirectionPath.Redirected, again.ClientRegistration.GetStatistics().Path);
+    }
+}
