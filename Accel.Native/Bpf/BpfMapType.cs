@@ -16,6 +16,7 @@ internal enum BpfMapType : uint
 internal enum BpfProgramType : uint
 {
     SockOps = 13,
+    SkSkb = 14,
     SkMsg = 16,
     Tracing = 26,
 }
@@ -24,7 +25,10 @@ internal enum BpfProgramType : uint
 internal enum BpfAttachType : uint
 {
     CgroupSockOps = 3,
+    SkSkbStreamParser = 4,
+    SkSkbStreamVerdict = 5,
     SkMsgVerdict = 7,
+    SkSkbVerdict = 38,
     TraceFexit = 25,
 }
 

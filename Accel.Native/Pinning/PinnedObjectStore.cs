@@ -76,7 +76,10 @@ internal sealed class PinnedObjectStore : IDisposable
                     store.TryLoadAndAttachTracing(program, spec.License);
                 }
 
-                store.AttachMessageProgram(spec.Programs.Single(p => p.Type == BpfProgramType.SkMsg).Name, spec.Maps.Single(m => m.Type == BpfMapType.SockHash).Name);
+                string msgProgram = spec.Programs.Single(p => p.Type == BpfProgramType.SkMsg).Name;
+                string sockhash = spec.Maps.Single(m => m.Type == BpfMapType.SockHash).Name;
+                store.AttachMessageProgram(msgProgram, sockhash);
+                store.RefuseForeignPrograms(msgProgram, sockhash);
             }
             finally
             {
@@ -295,6 +298,34 @@ internal sealed class PinnedObjectStore : IDisposable
         {
             throw new UnavailableException(Unavailability.LoadFailed,
                 $"Attaching the sk_msg program to the sockhash failed: link {Errno.Describe(-l)}, attach {Errno.Describe(-a)}.");
+        }
+    }
+
+    /// <summary>Only this library's sk_msg program may run on the map: anything else attached to it (another
+    /// sk_msg program, or stream parser/verdict programs that see every received byte) was put there by someone
+    /// else, and the fast path is not shared with it.</summary>
+    private void RefuseForeignPrograms(string programName, string mapName)
+    {
+        uint ours = ProgramId(_programs[programName]);
+        KernelFd map = _maps[mapName];
+        foreach (BpfAttachType type in new[] { BpfAttachType.SkMsgVerdict, BpfAttachType.SkSkbStreamParser, BpfAttachType.SkSkbStreamVerdict, BpfAttachType.SkSkbVerdict })
+        {
+            uint[] attached;
+            try
+            {
+                attached = _bpf.QueryAttached(map.Value, type);
+            }
+            catch (BpfException e) when (e.Errno is Errno.EINVAL or Errno.EOPNOTSUPP)
+            {
+                return; // kernels before 5.19 cannot list a sockmap's programs
+            }
+
+            uint foreign = attached.FirstOrDefault(id => id != ours);
+            if (foreign != 0)
+            {
+                throw new UnavailableException(Unavailability.IncompatiblePinnedObjects,
+                    $"A program that is not this library's (id {foreign}, attach type {type}) is attached to {Path.Combine(Directory, mapName)}: it would see or steer the connections' bytes, so the fast path is not shared with it. Find its owner with 'bpftool prog show id {foreign}'; remove {Directory} once no service uses it.");
+            }
         }
     }
 
