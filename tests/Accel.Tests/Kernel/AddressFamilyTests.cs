@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using Accel.Native.Abi;
 using Accel.Testing;
 using Accel.Tests.Infrastructure;
 
@@ -40,57 +39,28 @@ public sealed class AddressFamilyTests(KernelFixture fixture)
     public async Task Closed_sockets_leave_the_map_and_open_ones_stay()
     {
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());
-        int before = CountSockhashEntries(engine);
+        int before = Wire.SockhashEntries(engine);
         var pairs = new List<SocketPair>();
         for (int i = 0; i < 50; i++)
         {
             pairs.Add(await SocketPair.ConnectAsync(engine));
         }
 
-        Assert.Equal(before + 100, CountSockhashEntries(engine));
+        Assert.Equal(before + 100, Wire.SockhashEntries(engine));
         foreach (SocketPair p in pairs)
         {
             p.Dispose();
         }
 
-        Assert.Equal(before, CountSockhashEntries(engine));
+        Assert.Equal(before, Wire.SockhashEntries(engine));
     }
 
     private static async Task AssertRedirectedBothWays(Socket client, Socket server, SocketRegistration c, SocketRegistration s)
     {
         Assert.Equal((RegistrationOutcome.Registered, RegistrationOutcome.Registered), (c.Outcome, s.Outcome));
-        byte[] data = Enumerable.Range(0, 5000).Select(i => (byte)i).ToArray();
-        foreach (var (from, to) in new[] { (client, server), (server, client) })
-        {
-            await from.SendAsync(data);
-            byte[] got = new byte[data.Length];
-            int n = 0;
-            while (n < got.Length)
-            {
-                n += await to.ReceiveAsync(got.AsMemory(n));
-            }
-
-            Assert.Equal(data, got);
-        }
+        await Wire.ExchangeBothWaysAsync(client, server, 5000);
 
         Assert.Equal((DirectionPath.Redirected, DirectionPath.Redirected), (c.GetStatistics().Path, s.GetStatistics().Path));
         Assert.Equal((5000L, 5000L), (c.GetStatistics().RedirectedBytes, s.GetStatistics().RedirectedBytes));
-    }
-
-    private static unsafe int CountSockhashEntries(AccelerationEngine engine)
-    {
-        var bpf = engine.Kernel!.Bpf;
-        var map = engine.Kernel.Store.Map(AbiNames.SockHash);
-        int size = sizeof(AccelKey);
-        byte[] key = [];
-        byte[] next = new byte[size];
-        int count = 0;
-        while (bpf.TryGetNextKey(map, key, next) == 0)
-        {
-            count++;
-            key = (byte[])next.Clone();
-        }
-
-        return count;
     }
 }

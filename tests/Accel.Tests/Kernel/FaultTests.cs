@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using Accel.Native.Abi;
 using Accel.Testing;
 using Accel.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -77,7 +76,7 @@ public sealed class FaultTests(KernelFixture fixture, ITestOutputHelper output)
     public async Task Ten_thousand_connections_in_churn_leak_no_map_entry_fd_or_count()
     {
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());
-        int entries = SockhashEntries(engine);
+        int entries = Wire.SockhashEntries(engine);
         int fds = Directory.GetFiles("/proc/self/fd").Length;
         long registered = engine.GetStatistics().RegisteredSockets;
         long redirected = engine.GetStatistics().RedirectedBytes;
@@ -100,26 +99,10 @@ public sealed class FaultTests(KernelFixture fixture, ITestOutputHelper output)
 
         var stats = engine.GetStatistics();
         output.WriteLine($"{stats}");
-        Assert.Equal(entries, SockhashEntries(engine));
+        Assert.Equal(entries, Wire.SockhashEntries(engine));
         // No growth (other tests' descriptors may close meanwhile, so fewer is fine).
         Assert.True(Directory.GetFiles("/proc/self/fd").Length <= fds + 5, $"{Directory.GetFiles("/proc/self/fd").Length} fds, {fds} before");
         Assert.Equal(registered + 2 * total, stats.RegisteredSockets);
         Assert.Equal(redirected + 4L * total, stats.RedirectedBytes);
-    }
-
-    private static unsafe int SockhashEntries(AccelerationEngine engine)
-    {
-        var bpf = engine.Kernel!.Bpf;
-        var map = engine.Kernel.Store.Map(AbiNames.SockHash);
-        byte[] key = [];
-        byte[] next = new byte[sizeof(AccelKey)];
-        int count = 0;
-        while (bpf.TryGetNextKey(map, key, next) == 0)
-        {
-            count++;
-            key = (byte[])next.Clone();
-        }
-
-        return count;
     }
 }

@@ -28,7 +28,7 @@ public sealed class VersionTests(KernelFixture fixture)
         foreach (var engine in new[] { current, other })
         {
             using var same = await Infrastructure.SocketPair.ConnectAsync(engine);
-            await Exchange(same.Client, same.Server);
+            await Wire.ExchangeBothWaysAsync(same.Client, same.Server);
             Assert.Equal(DirectionPath.Redirected, same.ClientRegistration.GetStatistics().Path);
         }
 
@@ -44,25 +44,8 @@ public sealed class VersionTests(KernelFixture fixture)
         var c = current.Register(client);
         var s = other.Register(server);
         Assert.Equal((RegistrationOutcome.Registered, RegistrationOutcome.Registered), (c.Outcome, s.Outcome));
-        await Exchange(client, server);
+        await Wire.ExchangeBothWaysAsync(client, server);
         Assert.Equal((DirectionPath.Tcp, DirectionPath.Tcp), (c.GetStatistics().Path, s.GetStatistics().Path));
         Assert.Contains("peer was not in the fast path", c.GetStatistics().TcpReason);
-    }
-
-    private static async Task Exchange(Socket a, Socket b)
-    {
-        byte[] data = Enumerable.Range(0, 3000).Select(i => (byte)(i * 7)).ToArray();
-        foreach (var (from, to) in new[] { (a, b), (b, a) })
-        {
-            await from.SendAsync(data);
-            byte[] got = new byte[data.Length];
-            int n = 0;
-            while (n < got.Length)
-            {
-                n += await to.ReceiveAsync(got.AsMemory(n));
-            }
-
-            Assert.Equal(data, got);
-        }
     }
 }
