@@ -13,7 +13,8 @@ public sealed class FastPathTests(KernelFixture fixture)
     {
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());
         Assert.True(engine.IsEnabled, engine.Status.Message);
-        string dir = Directory.GetDirectories(Path.Combine(fixture.Environment.PinRoot, "accel")).Single();
+        string dir = engine.Kernel!.Store.Directory;
+        Assert.Equal(Path.Combine(fixture.Environment.PinRoot, "accel", Native.Loading.EmbeddedObjects.Accel.Abi), dir);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(dir));
         Assert.Contains(Path.Combine(dir, "accel_sockhash"), Directory.GetFiles(dir));
     }
