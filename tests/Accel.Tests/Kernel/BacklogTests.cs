@@ -43,7 +43,7 @@ public sealed class BacklogTests(KernelFixture fixture, ITestOutputHelper output
         Assert.Equal(total, stats.RedirectedBytes);
     }
 
-    /// <summary>Test: 1 GiB to a reader that reads 16 MiB, stops for 5 s, then reads the rest.</summary>
+    /// <summary>Test: 1 GiB to a reader that stops for 5 s before reading, then reads everything.</summary>
     [KernelFact]
     public async Task A_stalled_reader_cannot_make_the_kernel_queue_more_than_the_bound()
     {
@@ -53,7 +53,7 @@ public sealed class BacklogTests(KernelFixture fixture, ITestOutputHelper output
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         long baseline = TcpMemoryBytes();
         long peak = baseline;
-        long budget = Bound + TcpBufferMaxima();
+        long peakUnread = 0;
 
         const long total = 1L << 30;
         var clock = Stopwatch.StartNew();
@@ -61,14 +61,16 @@ public sealed class BacklogTests(KernelFixture fixture, ITestOutputHelper output
         bool paused = false;
         Task<string?> read = CounterStream.VerifyAsync(pair.Server, total, async offset =>
         {
-            // Read the first 16 MiB, then stop for 5 s while the writer keeps writing, sampling kernel memory.
-            if (!paused && offset >= 16L << 20)
+            // Stop for 5 s before the first read, while the direction is still redirected and the writer keeps
+            // writing; sample what waits in the kernel.
+            if (!paused)
             {
                 paused = true;
                 for (int i = 0; i < 50; i++)
                 {
                     await Task.Delay(100);
                     peak = Math.Max(peak, TcpMemoryBytes());
+                    peakUnread = Math.Max(peakUnread, pair.Server.Available);
                 }
             }
         }, cts.Token, pair.ServerRegistration.ReportConsumed);
@@ -77,12 +79,12 @@ public sealed class BacklogTests(KernelFixture fixture, ITestOutputHelper output
         await write; // never ENOMEM: an exception here fails the test
         ConnectionStatistics stats = pair.ClientRegistration.GetStatistics();
         AccelerationStatistics process = engine.GetStatistics();
-        output.WriteLine($"1 GiB in {clock.Elapsed.TotalSeconds:F1} s; TCP memory baseline {baseline >> 10} KiB, peak {peak >> 10} KiB, budget {budget >> 10} KiB above baseline");
+        output.WriteLine($"1 GiB in {clock.Elapsed.TotalSeconds:F1} s; redirected-but-unread peak {peakUnread >> 10} KiB (bound {Bound >> 10} KiB); host-wide TCP memory peak {(peak - baseline) >> 10} KiB above baseline (all processes: context only)");
         output.WriteLine($"writer: {stats}");
 
         Assert.Null(error);
         Assert.True(paused);
-        Assert.True(peak - baseline <= budget, $"Kernel TCP memory grew by {(peak - baseline) >> 10} KiB, more than the bound plus TCP's buffers ({budget >> 10} KiB).");
+        AssertWithinBound(peakUnread);
         Assert.Equal(DirectionPath.Tcp, stats.Path);
         Assert.Contains("MaxRedirectedBacklogBytes", stats.TcpReason);
         Assert.Equal(total, stats.RedirectedBytes + stats.TcpBytes);
@@ -100,7 +102,7 @@ public sealed class BacklogTests(KernelFixture fixture, ITestOutputHelper output
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());
         using var pair = await SocketPair.ConnectAsync(engine);
         long total = (long)seconds * 100 * 64 * 1024; // what the reader's pace takes in that time
-        long baseline = TcpMemoryBytes(), peak = baseline;
+        long baseline = TcpMemoryBytes(), peak = baseline, peakUnread = 0;
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(seconds * 4 + 60));
         var clock = Stopwatch.StartNew();
         Task write = CounterStream.WriteAsync(pair.Client, total, 64 * 1024, cts.Token);
@@ -111,17 +113,29 @@ public sealed class BacklogTests(KernelFixture fixture, ITestOutputHelper output
             {
                 nextPause += 64 * 1024;
                 peak = Math.Max(peak, TcpMemoryBytes());
+                peakUnread = Math.Max(peakUnread, pair.Server.Available);
                 await Task.Delay(10);
             }
         }, cts.Token, pair.ServerRegistration.ReportConsumed);
         await write;
 
-        long budget = Bound + TcpBufferMaxima();
-        output.WriteLine($"{total >> 20} MiB in {clock.Elapsed.TotalSeconds:F1} s ({total / clock.Elapsed.TotalSeconds / 1e6:F1} MB/s); TCP memory peak {(peak - baseline) >> 10} KiB above baseline, budget {budget >> 10} KiB");
+        output.WriteLine($"{total >> 20} MiB in {clock.Elapsed.TotalSeconds:F1} s ({total / clock.Elapsed.TotalSeconds / 1e6:F1} MB/s); redirected-but-unread peak {peakUnread >> 10} KiB (bound {Bound >> 10} KiB); host-wide TCP memory peak {(peak - baseline) >> 10} KiB above baseline (all processes: context only)");
         output.WriteLine($"writer: {pair.ClientRegistration.GetStatistics()}");
         Assert.Null(error);
-        Assert.True(peak - baseline <= budget, $"Kernel TCP memory grew by {(peak - baseline) >> 10} KiB.");
+        AssertWithinBound(peakUnread);
         Assert.Equal(total, pair.ClientRegistration.GetStatistics().RedirectedBytes + pair.ClientRegistration.GetStatistics().TcpBytes);
+    }
+
+    /// <summary>
+    /// The kernel memory the fast path adds for a connection is its redirected-but-unread bytes. On a socket in
+    /// the map, FIONREAD (<see cref="System.Net.Sockets.Socket.Available"/>) reports exactly those (KERNEL-FACTS 8),
+    /// so they are measured per connection, whatever else the host is doing. (Bytes that moved to TCP are
+    /// bounded by TCP's own buffers.) One message of slack: the check runs before each send.
+    /// </summary>
+    private static void AssertWithinBound(long peakUnread)
+    {
+        Assert.True(peakUnread > 0, "no redirected bytes were ever waiting: the measurement saw nothing");
+        Assert.True(peakUnread <= Bound + (64 << 10), $"{peakUnread >> 10} KiB of redirected bytes waited unread, more than the bound ({Bound >> 10} KiB).");
     }
 
     /// <summary>The "mem" of the TCP line of /proc/net/sockstat (pages), in bytes: all TCP memory of the host.</summary>
@@ -131,9 +145,4 @@ public sealed class BacklogTests(KernelFixture fixture, ITestOutputHelper output
         string[] f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         return long.Parse(f[Array.IndexOf(f, "mem") + 1]) * Environment.SystemPageSize;
     }
-
-    /// <summary>What TCP itself may hold for one connection: the largest receive and send buffers.</summary>
-    private static long TcpBufferMaxima()
-        => long.Parse(File.ReadAllText("/proc/sys/net/ipv4/tcp_rmem").Split('\t', ' ')[^1].Trim())
-           + long.Parse(File.ReadAllText("/proc/sys/net/ipv4/tcp_wmem").Split('\t', ' ')[^1].Trim());
 }
