@@ -11,16 +11,20 @@ namespace Accel.AspNetCore.Tests;
 [Collection(KernelCollection.Name)]
 public sealed class HttpFaultTests(KernelFixture fixture, ITestOutputHelper output)
 {
-    [KernelFact]
-    public async Task A_server_killed_mid_response_fails_the_client_read_cleanly()
+    [KernelTheory]
+    [InlineData("h1")]
+    [InlineData("h2c")]
+    public async Task A_server_killed_mid_response_fails_the_client_read_cleanly(string protocol)
     {
         using Process server = StartPeer("serve");
-        string port = (await server.StandardOutput.ReadLineAsync())!.Split(' ')[1];
+        string[] ports = (await server.StandardOutput.ReadLineAsync())!.Split(' ');
+        string port = protocol == "h1" ? ports[1] : ports[2];
         await using var bystander = await Backend.StartAsync(fixture.Environment, enabled: true);
         using var client = new Frontend(fixture.Environment, enabled: true, bystander);
-        HttpClient http = client.Client("h1");
+        HttpClient http = client.Client(protocol);
 
-        using var response = await http.GetAsync($"http://127.0.0.1:{port}/pattern/{1L << 40}", HttpCompletionOption.ResponseHeadersRead);
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{port}/pattern/{1L << 40}") { Version = http.DefaultRequestVersion, VersionPolicy = http.DefaultVersionPolicy };
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         await using Stream body = await response.Content.ReadAsStreamAsync();
         Task<string?> reading = Pattern.VerifyAsync(body, 1L << 40, default);
         await Task.Delay(1000);
@@ -40,16 +44,24 @@ public sealed class HttpFaultTests(KernelFixture fixture, ITestOutputHelper outp
         Assert.True(client.Engine.GetStatistics().RegisteredSockets >= 1);
 
         // The same client's other connections are unaffected.
-        byte[] other = await http.GetByteArrayAsync("/bytes/1000000");
+        byte[] other = await client.Client("h1").GetByteArrayAsync("/bytes/1000000");
         Assert.Null(await Pattern.VerifyAsync(new MemoryStream(other), 1_000_000, default));
     }
 
-    [KernelFact]
-    public async Task A_client_killed_mid_request_and_mid_response_ends_the_server_request_without_a_hang()
+    [KernelTheory]
+    [InlineData("h1")]
+    [InlineData("h2c")]
+    public async Task A_client_killed_mid_request_and_mid_response_ends_the_server_request_without_a_hang(string protocol)
     {
         await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true);
-        using Process client = StartPeer("echo-client", "--url", new Uri(backend.Http1, "/echo").ToString());
-        Assert.Equal("STREAMING", await client.StandardOutput.ReadLineAsync());
+        Uri server = protocol == "h1" ? backend.Http1 : backend.Http2;
+        using Process client = StartPeer("echo-client", "--url", new Uri(server, "/echo").ToString(), "--h2c", protocol == "h2c" ? "true" : "false");
+        string? line = await client.StandardOutput.ReadLineAsync();
+        if (line != "STREAMING")
+        {
+            client.WaitForExit(5000);
+            Assert.Fail($"the client did not stream: '{line}', exit {(client.HasExited ? client.ExitCode : -1)}: {await client.StandardError.ReadToEndAsync()}");
+        }
         for (int i = 0; i < 500 && backend.ActiveEchoes == 0; i++)
         {
             await Task.Delay(20);

@@ -14,6 +14,15 @@ public sealed class KernelFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A parameterised test on the real kernel, skipped or failing like <see cref="KernelFactAttribute"/>.</summary>
+public sealed class KernelTheoryAttribute : TheoryAttribute
+{
+    public KernelTheoryAttribute()
+    {
+        Skip = new KernelFactAttribute().Skip;
+    }
+}
+
 /// <summary>One environment (bpffs mount, cgroup) for all kernel tests: the process can be in one cgroup only.</summary>
 public sealed class KernelFixture : IDisposable
 {
