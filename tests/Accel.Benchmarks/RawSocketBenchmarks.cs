@@ -58,8 +58,61 @@ internal static class RawSocketBenchmarks
             Console.WriteLine($"raw sockets: repetition {rep + 1}/{settings.Repetitions} done");
         }
 
+        AcrossNamespaces(env, settings, report);
+        MemoryPerConnection(engine, report);
         return Task.CompletedTask;
     }
+
+    /// <summary>Two network namespaces joined by veth, where the TCP path is longest (two stacks, a veth pair).
+    /// Peers in the namespaces count as same-host through SameHostPeerRanges.</summary>
+    private static void AcrossNamespaces(KernelTestEnvironment env, Settings settings, Report report)
+    {
+        using var net = NamespacePair.Create();
+        var options = env.Options();
+        options.SameHostPeerRanges.Add(net.Range);
+        using var engine = AccelerationEngine.Start(options);
+        for (int rep = 0; rep < settings.Repetitions; rep++)
+        {
+            foreach (Transport t in new[] { Transport.Tcp, Transport.Accelerated }.Skip(rep % 2).Concat(new[] { Transport.Tcp, Transport.Accelerated }.Take(rep % 2)))
+            {
+                foreach (int size in new[] { 64, 16 * 1024 })
+                {
+                    using var pair = BenchPair.CreateAcross(net, t, engine);
+                    report.Add("veth", $"across namespaces (veth): round trip {Report.Size(size)}, p50", "us", t, PingPong(pair, size, settings.RoundTrips(size)).P50);
+                }
+
+                using var bulk = BenchPair.CreateAcross(net, t, engine);
+                report.Add("veth-bulk", "across namespaces (veth): bulk throughput", "MB/s", t, Bulk(bulk, settings.BulkBytes));
+            }
+        }
+
+        Console.WriteLine("across namespaces: done");
+    }
+
+    /// <summary>Kernel slab memory per socket added by the fast path (socket storage, the sockhash entry, the
+    /// psock): 1,000 accelerated pairs against 1,000 plain ones, idle.</summary>
+    private static void MemoryPerConnection(AccelerationEngine engine, Report report)
+    {
+        const int pairs = 1000;
+        foreach (Transport t in new[] { Transport.Tcp, Transport.Accelerated, Transport.Tcp, Transport.Accelerated })
+        {
+            long before = SlabKiB();
+            var open = Enumerable.Range(0, pairs).Select(_ => BenchPair.Create(t, engine)).ToList();
+            long after = SlabKiB();
+            foreach (var p in open)
+            {
+                p.Dispose();
+            }
+
+            report.Add("memory", "kernel slab per connected socket (idle)", "B", t, (after - before) * 1024.0 / (2 * pairs));
+            Thread.Sleep(500);
+        }
+
+        Console.WriteLine("memory per connection: done");
+    }
+
+    private static long SlabKiB()
+        => long.Parse(File.ReadLines("/proc/meminfo").First(l => l.StartsWith("Slab:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
 
     /// <summary>Transports in a different order each repetition, so that none always goes first.</summary>
     public static IEnumerable<Transport> Rotate(int rep)

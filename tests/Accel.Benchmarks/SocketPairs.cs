@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Accel.Testing;
 
 namespace Accel.Benchmarks;
 
@@ -49,6 +50,44 @@ internal sealed class BenchPair : IDisposable
 
         client.Connect(listener.LocalEndPoint!);
         var server = listener.Accept();
+        server.NoDelay = true;
+        return new BenchPair
+        {
+            A = client,
+            B = server,
+            RegistrationA = accel ? engine.Register(client) : null,
+            RegistrationB = accel ? engine.Register(server) : null,
+        };
+    }
+
+    /// <summary>A TCP pair across two network namespaces joined by veth: the client in A, the server in B.</summary>
+    public static BenchPair CreateAcross(NamespacePair net, Transport transport, AccelerationEngine engine)
+    {
+        bool accel = transport == Transport.Accelerated;
+        using Socket listener = InNamespace.Run(net.B, () =>
+        {
+            var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            l.Bind(new IPEndPoint(IPAddress.Parse(net.AddressB), 0));
+            if (accel)
+            {
+                engine.PrepareListener(l);
+            }
+
+            l.Listen();
+            return l;
+        });
+        Socket client = InNamespace.Run(net.A, () =>
+        {
+            var c = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            if (accel)
+            {
+                engine.PrepareConnect(c);
+            }
+
+            c.Connect(listener.LocalEndPoint!);
+            return c;
+        });
+        Socket server = listener.Accept();
         server.NoDelay = true;
         return new BenchPair
         {

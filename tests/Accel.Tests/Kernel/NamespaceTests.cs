@@ -59,12 +59,12 @@ public sealed class NamespaceTests(KernelFixture fixture, ITestOutputHelper outp
     private async Task<(StressPeerOutput Server, StressPeerOutput Client)> RunAsync(NamespacePair net, bool serverAccel, string ranges)
     {
         string[] common = ["--connections", Connections.ToString(), "--messages", "16", "--max-size", "8192", "--address", net.AddressB, "--ranges", ranges];
-        using var server = NamespacePair.StartPeer(net.B, fixture.Environment, [.. new[] { "serve", "--accel", serverAccel ? "true" : "false" }, .. common]);
+        using var server = NamespacePeers.Start(net.B, fixture.Environment, [.. new[] { "serve", "--accel", serverAccel ? "true" : "false" }, .. common]);
         string first = await server.StandardOutput.ReadLineAsync() ?? throw new InvalidOperationException($"server: {await server.StandardError.ReadToEndAsync()}");
         string port = first.Split(' ')[1];
-        using var client = NamespacePair.StartPeer(net.A, fixture.Environment, [.. new[] { "connect", "--ports", $"{port},{port},{port}", "--mixed", "false" }, .. common]);
-        StressPeerOutput c = await NamespacePair.ResultAsync(client);
-        StressPeerOutput s = await NamespacePair.ResultAsync(server);
+        using var client = NamespacePeers.Start(net.A, fixture.Environment, [.. new[] { "connect", "--ports", $"{port},{port},{port}", "--mixed", "false" }, .. common]);
+        StressPeerOutput c = await NamespacePeers.ResultAsync(client);
+        StressPeerOutput s = await NamespacePeers.ResultAsync(server);
         output.WriteLine($"server: {s.Statistics}");
         output.WriteLine($"client: {c.Statistics}");
         return (s, c);

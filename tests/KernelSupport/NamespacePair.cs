@@ -1,8 +1,4 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Accel.Testing;
-
-namespace Accel.Tests.Infrastructure;
+namespace Accel.Testing;
 
 /// <summary>
 /// Two network namespaces joined by a veth pair, standing in for two pods on one node: A has 10.213.N.1/24,
@@ -55,33 +51,6 @@ public sealed class NamespacePair : IDisposable
             pair.Dispose();
             throw;
         }
-    }
-
-    /// <summary>Starts the stress peer in namespace <paramref name="ns"/> (network namespace only: the mounts,
-    /// and with them the test's bpffs and cgroup, stay visible).</summary>
-    public static Process StartPeer(string ns, KernelTestEnvironment environment, params string[] args)
-    {
-        var psi = new ProcessStartInfo("nsenter") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string arg in new[] { $"--net=/run/netns/{ns}", "dotnet", typeof(SequencedStream).Assembly.Location }
-            .Concat(args).Concat(["--pin-root", environment.PinRoot, "--cgroup", environment.CgroupPath]))
-        {
-            psi.ArgumentList.Add(arg);
-        }
-
-        return Process.Start(psi)!;
-    }
-
-    public static async Task<StressPeerOutput> ResultAsync(Process peer, string stdoutSoFar = "")
-    {
-        string output = stdoutSoFar + await peer.StandardOutput.ReadToEndAsync();
-        string errors = await peer.StandardError.ReadToEndAsync();
-        await peer.WaitForExitAsync();
-        if (peer.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"Stress peer exited with {peer.ExitCode}: {errors}");
-        }
-
-        return JsonSerializer.Deserialize<StressPeerOutput>(output)!;
     }
 
     public void Dispose()
