@@ -172,24 +172,13 @@ public sealed class AccelerationEngine : IDisposable
             return Refused(socket, RegistrationOutcome.NotTcp, "Only connected IPv4/IPv6 TCP sockets can be accelerated.");
         }
 
-        bool added = false;
-        SafeHandle handle = socket.SafeHandle;
         try
         {
-            handle.DangerousAddRef(ref added);
-            int fd = (int)handle.DangerousGetHandle();
-            return RegisterFd(socket, fd);
+            return WithFd(socket, fd => RegisterFd(socket, fd));
         }
         catch (ObjectDisposedException)
         {
             return Refused(socket, RegistrationOutcome.NotEstablished, "The socket is closed.");
-        }
-        finally
-        {
-            if (added)
-            {
-                handle.DangerousRelease();
-            }
         }
     }
 
@@ -224,35 +213,44 @@ public sealed class AccelerationEngine : IDisposable
             return null;
         }
 
+        try
+        {
+            return WithFd(socket, fd => _kernel.ReadState(fd, out AccelSockState st) < 0 ? (ConnectionStatistics?)null : Describe(st));
+        }
+        catch (ObjectDisposedException)
+        {
+            return null;
+        }
+    }
+
+    private static ConnectionStatistics Describe(in AccelSockState st)
+    {
+        var path = st.Verdict switch
+        {
+            AccelSockState.VerdictRedirect => DirectionPath.Redirected,
+            AccelSockState.VerdictTcp => DirectionPath.Tcp,
+            _ => DirectionPath.Undecided,
+        };
+        string? reason = st.Reason switch
+        {
+            AccelSockState.ReasonPeerAbsent => "the peer was not in the fast path at this socket's first send",
+            AccelSockState.ReasonNotInserted => "the socket was put into the map by someone other than this library",
+            AccelSockState.ReasonPeerGone => "the peer left the fast path",
+            AccelSockState.ReasonBacklog => "the reader left more redirected bytes unread than MaxRedirectedBacklogBytes allows",
+            _ => null,
+        };
+        return new ConnectionStatistics(path, reason, (long)st.RedirectedMessages, (long)st.RedirectedBytes, (long)st.TcpMessages, (long)st.TcpBytes);
+    }
+
+    /// <summary>Runs <paramref name="use"/> with the socket's descriptor, which cannot be closed meanwhile.</summary>
+    private static T WithFd<T>(Socket socket, Func<int, T> use)
+    {
         bool added = false;
         SafeHandle handle = socket.SafeHandle;
         try
         {
             handle.DangerousAddRef(ref added);
-            if (_kernel.ReadState((int)handle.DangerousGetHandle(), out AccelSockState st) < 0)
-            {
-                return null;
-            }
-
-            var path = st.Verdict switch
-            {
-                AccelSockState.VerdictRedirect => DirectionPath.Redirected,
-                AccelSockState.VerdictTcp => DirectionPath.Tcp,
-                _ => DirectionPath.Undecided,
-            };
-            string? reason = st.Reason switch
-            {
-                AccelSockState.ReasonPeerAbsent => "the peer was not in the fast path at this socket's first send",
-                AccelSockState.ReasonNotInserted => "the socket was put into the map by someone other than this library",
-                AccelSockState.ReasonPeerGone => "the peer left the fast path",
-                AccelSockState.ReasonBacklog => "the reader left more redirected bytes unread than MaxRedirectedBacklogBytes allows",
-                _ => null,
-            };
-            return new ConnectionStatistics(path, reason, (long)st.RedirectedMessages, (long)st.RedirectedBytes, (long)st.TcpMessages, (long)st.TcpBytes);
-        }
-        catch (ObjectDisposedException)
-        {
-            return null;
+            return use((int)handle.DangerousGetHandle());
         }
         finally
         {
@@ -309,28 +307,24 @@ public sealed class AccelerationEngine : IDisposable
             return false;
         }
 
-        bool added = false;
-        SafeHandle handle = socket.SafeHandle;
+        int r;
         try
         {
-            handle.DangerousAddRef(ref added);
-            int r = _kernel.WriteConfig((int)handle.DangerousGetHandle(), Owner, AccelSockConfig.OptIn, _backlogKib);
-            if (r < 0)
-            {
-                Interlocked.Increment(ref _optInFailures);
-                Log.OptInFailed(_logger, Errno.Describe(-r));
-                return false;
-            }
-
-            return true;
+            r = WithFd(socket, fd => _kernel.WriteConfig(fd, Owner, AccelSockConfig.OptIn, _backlogKib));
         }
-        finally
+        catch (ObjectDisposedException)
         {
-            if (added)
-            {
-                handle.DangerousRelease();
-            }
+            r = -Errno.EBADF;
         }
+
+        if (r < 0)
+        {
+            Interlocked.Increment(ref _optInFailures);
+            Log.OptInFailed(_logger, Errno.Describe(-r));
+            return false;
+        }
+
+        return true;
     }
 
     internal static AccelerationDisabledReason ToReason(Unavailability kind) => kind switch

@@ -49,15 +49,7 @@ internal sealed class BenchPair : IDisposable
         }
 
         client.Connect(listener.LocalEndPoint!);
-        var server = listener.Accept();
-        server.NoDelay = true;
-        return new BenchPair
-        {
-            A = client,
-            B = server,
-            RegistrationA = accel ? engine.Register(client) : null,
-            RegistrationB = accel ? engine.Register(server) : null,
-        };
+        return Connected(client, listener.Accept(), accel, engine);
     }
 
     /// <summary>A TCP pair across two network namespaces joined by veth: the client in A, the server in B.</summary>
@@ -87,7 +79,11 @@ internal sealed class BenchPair : IDisposable
             c.Connect(listener.LocalEndPoint!);
             return c;
         });
-        Socket server = listener.Accept();
+        return Connected(client, listener.Accept(), accel, engine);
+    }
+
+    private static BenchPair Connected(Socket client, Socket server, bool accel, AccelerationEngine engine)
+    {
         server.NoDelay = true;
         return new BenchPair
         {
