@@ -55,9 +55,9 @@ public static class AccelerationHostState
         using KernelFd sockhash = Open(AbiNames.SockHash);
         using KernelFd services = Open(AbiNames.Services);
         using KernelFd owners = Open(AbiNames.Owners);
-        int sockets = Keys(bpf, sockhash, sizeof(AccelKey)).Count();
+        int sockets = bpf.Keys(sockhash, sizeof(AccelKey)).Count();
         var list = new List<SharedService>();
-        foreach (byte[] key in Keys(bpf, services, sizeof(ulong)))
+        foreach (byte[] key in bpf.Keys(services, sizeof(ulong)))
         {
             var service = default(AccelService);
             if (bpf.TryLookup(services, key, new Span<byte>(&service, sizeof(AccelService))) != 0)
@@ -70,15 +70,5 @@ public static class AccelerationHostState
         }
 
         return new SharedFastPath(dir, true, sockets, list);
-    }
-
-    private static IEnumerable<byte[]> Keys(BpfSyscalls bpf, KernelFd map, int keySize)
-    {
-        byte[] key = [];
-        byte[] next = new byte[keySize];
-        while (bpf.TryGetNextKey(map, key, next) == 0)
-        {
-            yield return key = (byte[])next.Clone();
-        }
     }
 }

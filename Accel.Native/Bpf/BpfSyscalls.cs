@@ -246,6 +246,27 @@ internal sealed unsafe class BpfSyscalls(IKernel kernel)
         }
     }
 
+    /// <summary>The kernel id of a map, program or link: every info struct starts with type, then id. The
+    /// buffer is the largest of them, zeroed, which the kernel accepts for all.</summary>
+    public uint ObjectId(KernelFd fd)
+    {
+        Span<byte> info = stackalloc byte[232];
+        info.Clear();
+        GetInfo(fd, info);
+        return MemoryMarshal.Read<uint>(info[4..]);
+    }
+
+    /// <summary>Every key of <paramref name="map"/>, in the kernel's order (BPF_MAP_GET_NEXT_KEY from the start).</summary>
+    public IEnumerable<byte[]> Keys(KernelFd map, int keySize)
+    {
+        byte[] key = [];
+        byte[] next = new byte[keySize];
+        while (TryGetNextKey(map, key, next) == 0)
+        {
+            yield return key = (byte[])next.Clone();
+        }
+    }
+
     /// <summary>BPF_OBJ_GET_INFO_BY_FD into <paramref name="info"/> (bpf_prog_info, bpf_map_info or bpf_link_info).</summary>
     public void GetInfo(KernelFd fd, Span<byte> info)
     {

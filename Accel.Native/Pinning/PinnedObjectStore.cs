@@ -111,7 +111,7 @@ internal sealed class PinnedObjectStore : IDisposable
 
         using var cgroup = new KernelFd(k, cgFd);
         KernelFd program = _programs[programName];
-        uint id = ProgramId(program);
+        uint id = _bpf.ObjectId(program);
         uint[] attached;
         try
         {
@@ -147,14 +147,6 @@ internal sealed class PinnedObjectStore : IDisposable
             throw new UnavailableException(Unavailability.LoadFailed,
                 $"Attaching the sock_ops program to {cgroupPath} failed: link {Errno.Describe(-l)}, attach {Errno.Describe(-a)}.");
         }
-    }
-
-    public uint ProgramId(KernelFd program)
-    {
-        Span<byte> info = stackalloc byte[232];
-        info.Clear();
-        _bpf.GetInfo(program, info);
-        return MemoryMarshal.Read<uint>(info[4..]);
     }
 
     public void Dispose()
@@ -306,7 +298,7 @@ internal sealed class PinnedObjectStore : IDisposable
     /// else, and the fast path is not shared with it.</summary>
     private void RefuseForeignPrograms(string programName, string mapName)
     {
-        uint ours = ProgramId(_programs[programName]);
+        uint ours = _bpf.ObjectId(_programs[programName]);
         KernelFd map = _maps[mapName];
         foreach (BpfAttachType type in new[] { BpfAttachType.SkMsgVerdict, BpfAttachType.SkSkbStreamParser, BpfAttachType.SkSkbStreamVerdict, BpfAttachType.SkSkbVerdict })
         {
@@ -384,21 +376,13 @@ internal sealed class PinnedObjectStore : IDisposable
 
         uint type = MemoryMarshal.Read<uint>(info);
         uint count = Math.Min(MemoryMarshal.Read<uint>(info[52..]), (uint)mapIds.Length);
-        var ours = _maps.Values.Select(MapId).ToHashSet();
+        var ours = _maps.Values.Select(_bpf.ObjectId).ToHashSet();
         if (type != (uint)spec.Type || mapIds.Take((int)count).Any(id => !ours.Contains(id)))
         {
             fd.Dispose();
             throw new UnavailableException(Unavailability.IncompatiblePinnedObjects,
                 $"Pinned program {pin} is not this library's {spec.Name} over the maps in {Directory}; remove {Directory} once no service uses it.");
         }
-    }
-
-    private uint MapId(KernelFd map)
-    {
-        Span<byte> info = stackalloc byte[88];
-        info.Clear();
-        _bpf.GetInfo(map, info);
-        return MemoryMarshal.Read<uint>(info[4..]);
     }
 
     private static void EnsurePrivateDirectory(IKernel k, string dir)

@@ -15,8 +15,6 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
 
     public PinnedObjectStore Store { get; } = store;
 
-    public IKernel Kernel => Bpf.Kernel;
-
     public int WriteConfig(int socketFd, ulong owner, uint flags, uint backlogKib)
     {
         var config = new AccelSockConfig { Owner = owner, Flags = flags, BacklogKib = backlogKib };

@@ -26,18 +26,5 @@ public static class Wire
 
     /// <summary>The sockets in the engine's sockhash now, counted through the map's keys.</summary>
     public static unsafe int SockhashEntries(AccelerationEngine engine)
-    {
-        var bpf = engine.Kernel!.Bpf;
-        var map = engine.Kernel.Store.Map(AbiNames.SockHash);
-        byte[] key = [];
-        byte[] next = new byte[sizeof(AccelKey)];
-        int count = 0;
-        while (bpf.TryGetNextKey(map, key, next) == 0)
-        {
-            count++;
-            key = (byte[])next.Clone();
-        }
-
-        return count;
-    }
+        => engine.Kernel!.Bpf.Keys(engine.Kernel.Store.Map(AbiNames.SockHash), sizeof(AccelKey)).Count();
 }
