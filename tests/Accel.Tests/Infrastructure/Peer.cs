@@ -8,11 +8,14 @@ namespace Accel.Tests.Infrastructure;
 public static class Peer
 {
     public static Process Start(KernelTestEnvironment environment, string[] wrapper, params string[] args)
+        => Start(environment, wrapper, typeof(SequencedStream).Assembly.Location, args);
+
+    private static Process Start(KernelTestEnvironment environment, string[] wrapper, string peerDll, string[] args)
     {
         var psi = new ProcessStartInfo(wrapper.Length > 0 ? wrapper[0] : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         IEnumerable<string> all = wrapper.Skip(1)
             .Concat(wrapper.Length > 0 ? ["dotnet"] : [])
-            .Concat([typeof(SequencedStream).Assembly.Location])
+            .Concat([peerDll])
             .Concat(args)
             .Concat(["--pin-root", environment.PinRoot, "--cgroup", environment.CgroupPath]);
         foreach (string arg in all)
@@ -24,9 +27,38 @@ public static class Peer
     }
 
     /// <summary>The status an engine reports when started under <paramref name="wrapper"/>.</summary>
-    public static async Task<AccelerationStatus> StatusAsync(KernelTestEnvironment environment, string[] wrapper, params string[] args)
+    public static Task<AccelerationStatus> StatusAsync(KernelTestEnvironment environment, string[] wrapper, params string[] args)
+        => StatusAsync(environment, wrapper, typeof(SequencedStream).Assembly.Location, args);
+
+    /// <summary>The status an engine reports when started as another user. The repository may sit in a directory
+    /// that user cannot enter (a clone under mktemp -d is 0700), so the peer runs from a world-readable copy of
+    /// the test output, removed afterwards.</summary>
+    public static async Task<AccelerationStatus> StatusAsOtherUserAsync(KernelTestEnvironment environment, string[] wrapper)
     {
-        using Process p = Start(environment, wrapper, ["status", .. args]);
+        string staged = Path.Combine(Path.GetTempPath(), $"accel-peer-{Guid.NewGuid():N}");
+        var readable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead
+            | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        Directory.CreateDirectory(staged, readable);
+        try
+        {
+            foreach (string file in Directory.GetFiles(AppContext.BaseDirectory))
+            {
+                File.Copy(file, Path.Combine(staged, Path.GetFileName(file)));
+            }
+
+            string dll = Path.Combine(staged, Path.GetFileName(typeof(SequencedStream).Assembly.Location));
+            // The other user has no home of its own here; the runtime wants one.
+            return await StatusAsync(environment, ["env", "HOME=/tmp", "DOTNET_CLI_HOME=/tmp", .. wrapper], dll, []);
+        }
+        finally
+        {
+            Directory.Delete(staged, recursive: true);
+        }
+    }
+
+    private static async Task<AccelerationStatus> StatusAsync(KernelTestEnvironment environment, string[] wrapper, string peerDll, string[] args)
+    {
+        using Process p = Start(environment, wrapper, peerDll, ["status", .. args]);
         string output = await p.StandardOutput.ReadToEndAsync();
         string errors = await p.StandardError.ReadToEndAsync();
         await p.WaitForExitAsync();

@@ -36,8 +36,8 @@ public sealed class SecurityTests(KernelFixture fixture)
     {
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());
         Assert.True(engine.IsEnabled);
-        AccelerationStatus status = await Peer.StatusAsync(fixture.Environment,
-            ["setpriv", "--reuid", Nobody, "--regid", Nobody, "--clear-groups", "--inh-caps", "+bpf,+net_admin", "--ambient-caps", "+bpf,+net_admin"], []);
+        AccelerationStatus status = await Peer.StatusAsOtherUserAsync(fixture.Environment,
+            ["setpriv", "--reuid", Nobody, "--regid", Nobody, "--clear-groups", "--inh-caps", "+bpf,+net_admin", "--ambient-caps", "+bpf,+net_admin"]);
         Assert.Equal((false, AccelerationDisabledReason.UnsafePinnedObjects), (status.IsEnabled, status.Reason));
         Assert.Contains("another user", status.Message);
     }
