@@ -99,7 +99,7 @@ public sealed class AccelerationEngine : IDisposable
 
             string cgroup = options.CgroupPath ?? CgroupLocator.OwnCgroupDirectory()
                 ?? throw new UnavailableException(Unavailability.CgroupUnavailable,
-                    "This process has no cgroup v2 directory (no '0::' line in /proc/self/cgroup or no cgroup2 mount). Mount cgroup2 or set the CgroupPath option. Traffic uses plain TCP.");
+                    "This process has no cgroup v2 directory: no '0::' line in /proc/self/cgroup, or no cgroup2 mount that contains it. In a container on a host that still mounts cgroup v1 (cgroup2 only at /sys/fs/cgroup/unified), mount that directory into the container read-only (examples/deploy/compose.cgroup-v1.yaml); elsewhere mount cgroup2 or set the CgroupPath option. Traffic uses plain TCP.");
 
             store = PinnedObjectStore.OpenOrCreate(bpf, bpfObject, options.PinRoot);
             store.AttachSockOps(AbiNames.SockOpsProgram, cgroup);
@@ -111,7 +111,7 @@ public sealed class AccelerationEngine : IDisposable
             }
 
             ulong owner = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1;
-            fastPath.Announce(owner, options.ServiceName ?? System.Diagnostics.Process.GetCurrentProcess().ProcessName, Environment.ProcessId);
+            fastPath.Announce(owner, options.ServiceName ?? DefaultServiceName(), Environment.MachineName, Environment.ProcessId);
             Log.Enabled(logger, store.Directory, store.Created ? "created by this process" : "shared with other processes", cgroup);
             uint backlogKib = (uint)(options.MaxRedirectedBacklogBytes >> 10);
             string bound = store.TracksConsumption
@@ -338,6 +338,10 @@ public sealed class AccelerationEngine : IDisposable
         Unavailability.CgroupUnavailable => AccelerationDisabledReason.CgroupUnavailable,
         _ => AccelerationDisabledReason.LoadFailed,
     };
+
+    /// <summary>"dotnet App.dll" would otherwise be "dotnet" in the host-wide view, as in most containers.</summary>
+    private static string DefaultServiceName() =>
+        System.Reflection.Assembly.GetEntryAssembly()?.GetName().Name ?? System.Diagnostics.Process.GetCurrentProcess().ProcessName;
 
     private static AccelerationEngine Disabled(AccelerationDisabledReason reason, string message, ILogger logger)
     {

@@ -34,8 +34,9 @@ public class AccelerationEngineOptions
     /// Default: 4 MiB.</summary>
     public long MaxRedirectedBacklogBytes { get; set; } = 4L << 20;
 
-    /// <summary>The name under which this process appears in the host-wide view (<see cref="AccelerationHostState"/>).
-    /// Default: <c>null</c>, the process name.</summary>
+    /// <summary>The name under which this process appears in the host-wide view (<see cref="AccelerationHostState"/>),
+    /// beside its host name (the container's or pod's, in a container). At most 31 bytes of UTF-8 are kept.
+    /// Default: <c>null</c>, the entry assembly's name (the process name when there is none).</summary>
     public string? ServiceName { get; set; }
 
     /// <summary>Count this host's own interface addresses as possibly same-host peers. Default: <c>true</c>.</summary>

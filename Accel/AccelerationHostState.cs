@@ -8,10 +8,11 @@ using Accel.Native.Loading;
 namespace Accel;
 
 /// <summary>One engine instance sharing a fast path: a service on this host.</summary>
-/// <param name="Name">Its name (<see cref="AccelerationEngineOptions.ServiceName"/> or the process name).</param>
-/// <param name="Pid">Its process id, in its own pid namespace.</param>
+/// <param name="Name">Its name (<see cref="AccelerationEngineOptions.ServiceName"/> or the entry assembly's name).</param>
+/// <param name="Host">Its host name as it sees it: in a container, the container's or pod's.</param>
+/// <param name="Pid">Its process id, in its own pid namespace (in a container, often 1).</param>
 /// <param name="Statistics">Its figures since it started.</param>
-public sealed record SharedService(string Name, int Pid, AccelerationStatistics Statistics);
+public sealed record SharedService(string Name, string Host, int Pid, AccelerationStatistics Statistics);
 
 /// <summary>The host-wide fast path of one ABI: the services sharing it and the sockets in it.</summary>
 /// <param name="Directory">The pin directory.</param>
@@ -65,10 +66,17 @@ public static class AccelerationHostState
                 continue;
             }
 
-            string name = Encoding.UTF8.GetString(new ReadOnlySpan<byte>(service.Name, 32)).TrimEnd('\0');
-            list.Add(new SharedService(name, (int)service.Pid, OwnerStatistics.Read(bpf, owners, key).ToStatistics()));
+            string name = Text(new ReadOnlySpan<byte>(service.Name, 32));
+            string host = Text(new ReadOnlySpan<byte>(service.Host, 64));
+            list.Add(new SharedService(name, host, (int)service.Pid, OwnerStatistics.Read(bpf, owners, key).ToStatistics()));
         }
 
         return new SharedFastPath(dir, true, sockets, list);
+    }
+
+    private static string Text(ReadOnlySpan<byte> field)
+    {
+        int end = field.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(end < 0 ? field : field[..end]);
     }
 }

@@ -84,6 +84,7 @@ internal struct AccelOwnerStats
 internal unsafe struct AccelService
 {
     public fixed byte Name[32];
+    public fixed byte Host[64];
     public uint Pid;
     public uint Reserved;
 }

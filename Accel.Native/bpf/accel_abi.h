@@ -89,7 +89,8 @@ struct accel_owner_stats {
 
 /* One per engine instance on the host (key: owner), written by user space: which services share the map. */
 struct accel_service {
-	char name[32];        /* process name */
+	char name[32];        /* service name: configured, or the program's name */
+	char host[64];        /* host name as the engine sees it: the container or pod, in a container */
 	__u32 pid;            /* in the engine's own pid namespace */
 	__u32 reserved;
 };

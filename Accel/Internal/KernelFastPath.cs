@@ -39,12 +39,13 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
         Bpf.TryDelete(Store.Map(AbiNames.Services), AsBytes(ref owner));
     }
 
-    /// <summary>Announces this engine instance as a service sharing the map (name and pid, for the host-wide view).</summary>
-    public unsafe void Announce(ulong owner, string name, int pid)
+    /// <summary>Announces this engine instance as a service sharing the map (name, host name and pid, for the
+    /// host-wide view).</summary>
+    public unsafe void Announce(ulong owner, string name, string host, int pid)
     {
         var service = new AccelService { Pid = (uint)pid };
-        var bytes = System.Text.Encoding.UTF8.GetBytes(name);
-        bytes.AsSpan(0, Math.Min(bytes.Length, 31)).CopyTo(new Span<byte>(service.Name, 32));
+        CopyTruncated(name, new Span<byte>(service.Name, 32));
+        CopyTruncated(host, new Span<byte>(service.Host, 64));
         Bpf.TryUpdate(Store.Map(AbiNames.Services), AsBytes(ref owner), AsBytes(ref service), BpfFlags.Any);
     }
 
@@ -61,6 +62,13 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
     }
 
     public void Dispose() => Store.Dispose();
+
+    /// <summary>UTF-8, cut to leave a terminating NUL and never inside a character.</summary>
+    private static void CopyTruncated(string text, Span<byte> field)
+    {
+        var encoder = System.Text.Encoding.UTF8.GetEncoder();
+        encoder.Convert(text, field[..^1], flush: true, out _, out _, out _);
+    }
 
     private static Span<byte> AsBytes<T>(ref T value)
         where T : unmanaged

@@ -21,11 +21,11 @@ internal static class HostState
             }
 
             Console.WriteLine($"{path.Directory}: {path.Sockets} sockets in the map, {path.Services.Count} services");
-            Console.WriteLine($"  {"service",-24} {"pid",8} {"sockets",8} {"redirected",14} {"via TCP",14} {"degraded",8}");
+            Console.WriteLine($"  {"service",-24} {"host",-16} {"pid",8} {"sockets",8} {"redirected",14} {"via TCP",14} {"degraded",8}");
             foreach (SharedService s in path.Services)
             {
                 var st = s.Statistics;
-                Console.WriteLine($"  {s.Name,-24} {s.Pid,8} {st.RegisteredSockets,8} {st.RedirectedBytes,12} B {st.TcpBytes,12} B {st.DegradedDirections,8}");
+                Console.WriteLine($"  {s.Name,-24} {s.Host,-16} {s.Pid,8} {st.RegisteredSockets,8} {st.RedirectedBytes,12} B {st.TcpBytes,12} B {st.DegradedDirections,8}");
             }
         }
 
