@@ -112,6 +112,11 @@ public sealed class AccelerationEngine : IDisposable
 
             ulong owner = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1;
             fastPath.Announce(owner, options.ServiceName ?? DefaultServiceName(), Environment.MachineName, Environment.ProcessId);
+            if (store.RemovedDetachedLinks > 0)
+            {
+                Log.RemovedDetachedLinks(logger, store.RemovedDetachedLinks, store.Directory);
+            }
+
             Log.Enabled(logger, store.Directory, store.Created ? "created by this process" : "shared with other processes", cgroup);
             uint backlogKib = (uint)(options.MaxRedirectedBacklogBytes >> 10);
             string bound = store.TracksConsumption

@@ -80,6 +80,7 @@ internal sealed class PinnedObjectStore : IDisposable
                 string sockhash = spec.Maps.Single(m => m.Type == BpfMapType.SockHash).Name;
                 store.AttachMessageProgram(msgProgram, sockhash);
                 store.RefuseForeignPrograms(msgProgram, sockhash);
+                store.RemoveDetachedCgroupLinks();
             }
             finally
             {
@@ -146,6 +147,47 @@ internal sealed class PinnedObjectStore : IDisposable
         {
             throw new UnavailableException(Unavailability.LoadFailed,
                 $"Attaching the sock_ops program to {cgroupPath} failed: link {Errno.Describe(-l)}, attach {Errno.Describe(-a)}.");
+        }
+    }
+
+    /// <summary>How many pinned cgroup links of removed cgroups this process unpinned when it opened the store.</summary>
+    public int RemovedDetachedLinks { get; private set; }
+
+    /// <summary>Unpins the sock_ops links of cgroups that are gone. The kernel detaches a cgroup link when its
+    /// cgroup is released, but the pin keeps the dead link forever: on a node where containers come and go,
+    /// one pin per container would pile up. A detached link reports cgroup id 0 and can never attach again.</summary>
+    private void RemoveDetachedCgroupLinks()
+    {
+        string[] pins;
+        try
+        {
+            pins = System.IO.Directory.GetFiles(Directory, "link_cgroup_*");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return;
+        }
+
+        Span<byte> info = stackalloc byte[232];
+        foreach (string pin in pins)
+        {
+            if (_bpf.TryGetPinned(pin, out KernelFd? link) < 0)
+            {
+                continue;
+            }
+
+            using (link)
+            {
+                info.Clear();
+                _bpf.GetInfo(link!, info);
+                const uint cgroupLinkType = 3; // BPF_LINK_TYPE_CGROUP
+                bool detached = MemoryMarshal.Read<uint>(info) == cgroupLinkType && MemoryMarshal.Read<ulong>(info[16..]) == 0;
+                if (detached)
+                {
+                    File.Delete(pin);
+                    RemovedDetachedLinks++;
+                }
+            }
         }
     }
 

@@ -24,4 +24,7 @@ internal static partial class Log
 
     [LoggerMessage(6, LogLevel.Debug, "Bpffs was not mounted at {PinRoot}; mounted it.")]
     public static partial void MountedBpffs(ILogger logger, string pinRoot);
+
+    [LoggerMessage(8, LogLevel.Information, "Unpinned {Count} sock_ops link(s) of removed cgroups (containers that are gone) from {PinDirectory}.")]
+    public static partial void RemovedDetachedLinks(ILogger logger, int count, string pinDirectory);
 }
