@@ -107,7 +107,10 @@ public sealed class AccelerationEngine : IDisposable
             var peers = new PeerRanges(options.SameHostPeerRanges, options.IncludeHostAddresses);
             foreach (IPNetwork range in peers.Ranges)
             {
-                fastPath.AddPeerRange(range);
+                if (!fastPath.AddPeerRange(range))
+                {
+                    Log.PeerRangesFull(logger, range.ToString());
+                }
             }
 
             ulong owner = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1;

@@ -49,7 +49,9 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
         Bpf.TryUpdate(Store.Map(AbiNames.Services), AsBytes(ref owner), AsBytes(ref service), BpfFlags.Any);
     }
 
-    public unsafe void AddPeerRange(IPNetwork range)
+    /// <summary>Adds <paramref name="range"/> to the host-wide table of possibly same-host peers; false when
+    /// the table is full.</summary>
+    public unsafe bool AddPeerRange(IPNetwork range)
     {
         var prefix = new AccelPrefix { PrefixLength = (uint)range.PrefixLength };
         range.BaseAddress.GetAddressBytes().CopyTo(new Span<byte>(prefix.Address, 16));
@@ -59,6 +61,8 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
         {
             throw new BpfException($"BPF_MAP_UPDATE_ELEM {AbiNames.LocalPrefixes} {range}", -r);
         }
+
+        return r >= 0;
     }
 
     public void Dispose() => Store.Dispose();

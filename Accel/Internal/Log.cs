@@ -25,6 +25,9 @@ internal static partial class Log
     [LoggerMessage(6, LogLevel.Debug, "Bpffs was not mounted at {PinRoot}; mounted it.")]
     public static partial void MountedBpffs(ILogger logger, string pinRoot);
 
+    [LoggerMessage(9, LogLevel.Warning, "The host-wide table of possibly same-host peer addresses is full: {Range} was not added, so connections with peers there use plain TCP. Addresses of containers that are gone stay in it; narrow SameHostPeerRanges, or clear it by removing the pin directory while no service runs.")]
+    public static partial void PeerRangesFull(ILogger logger, string range);
+
     [LoggerMessage(8, LogLevel.Information, "Unpinned {Count} sock_ops link(s) of removed cgroups (containers that are gone) from {PinDirectory}.")]
     public static partial void RemovedDetachedLinks(ILogger logger, int count, string pinDirectory);
 }

@@ -1,6 +1,7 @@
 using Accel.Native.Interop;
 using Accel.Testing;
 using Accel.Tests.Infrastructure;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Accel.Tests.Kernel;
@@ -47,5 +48,23 @@ public sealed class MapFullTests(KernelFixture fixture)
         await again.Client.SendAsync(new byte[10]);
         Assert.Equal(10, await again.Server.ReceiveAsync(new byte[100]));
         Assert.Equal(DirectionPath.Redirected, again.ClientRegistration.GetStatistics().Path);
+    }
+
+    /// <summary>The host-wide table of same-host addresses (an LPM trie, 1,024 entries) can fill up with the
+    /// addresses of containers that are gone. A service that cannot publish its addresses says so and runs;
+    /// loopback, which needs no entry, is still redirected.</summary>
+    [KernelFact]
+    public async Task A_full_table_of_host_addresses_is_logged_and_loopback_still_redirects()
+    {
+        var logger = new RecordingLogger();
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options(), logger, LinuxKernel.Instance,
+            ObjectVariants.WithMapSize("accel_local_prefixes", size: 1));   // this host has at least 127.0.0.1 and ::1
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        Assert.Contains(logger.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains("is full", StringComparison.Ordinal));
+
+        using var pair = await SocketPair.ConnectAsync(engine);
+        await pair.Client.SendAsync(new byte[10]);
+        Assert.Equal(10, await pair.Server.ReceiveAsync(new byte[100]));
+        Assert.Equal(DirectionPath.Redirected, pair.ClientRegistration.GetStatistics().Path);
     }
 }
