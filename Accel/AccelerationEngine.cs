@@ -101,7 +101,8 @@ public sealed class AccelerationEngine : IDisposable
                 ?? throw new UnavailableException(Unavailability.CgroupUnavailable,
                     "This process has no cgroup v2 directory: no '0::' line in /proc/self/cgroup, or no cgroup2 mount that contains it. In a container on a host that still mounts cgroup v1 (cgroup2 only at /sys/fs/cgroup/unified), mount that directory into the container read-only (examples/deploy/compose.cgroup-v1.yaml); elsewhere mount cgroup2 or set the CgroupPath option. Traffic uses plain TCP.");
 
-            store = PinnedObjectStore.OpenOrCreate(bpf, bpfObject, options.PinRoot);
+            ulong owner = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1;
+            store = PinnedObjectStore.OpenOrCreate(bpf, bpfObject, options.PinRoot, owner);
             store.AttachSockOps(AbiNames.SockOpsProgram, cgroup);
             var fastPath = new KernelFastPath(bpf, store);
             var peers = new PeerRanges(options.SameHostPeerRanges, options.IncludeHostAddresses);
@@ -113,11 +114,10 @@ public sealed class AccelerationEngine : IDisposable
                 }
             }
 
-            ulong owner = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1;
             fastPath.Announce(owner, options.ServiceName ?? DefaultServiceName(), Environment.MachineName, Environment.ProcessId);
-            if (store.RemovedDetachedLinks > 0)
+            if (store.RemovedDetachedLinks > 0 || store.EndedInstancesForgotten > 0)
             {
-                Log.RemovedDetachedLinks(logger, store.RemovedDetachedLinks, store.Directory);
+                Log.RemovedLeftovers(logger, store.EndedInstancesForgotten, store.RemovedDetachedLinks, store.Directory);
             }
 
             Log.Enabled(logger, store.Directory, store.Created ? "created by this process" : "shared with other processes", cgroup);

@@ -4,6 +4,7 @@ using Accel.Native.Abi;
 using Accel.Native.Bpf;
 using Accel.Native.Interop;
 using Accel.Native.Loading;
+using Accel.Native.Pinning;
 
 namespace Accel;
 
@@ -61,9 +62,10 @@ public static class AccelerationHostState
         foreach (byte[] key in bpf.Keys(services, sizeof(ulong)))
         {
             var service = default(AccelService);
-            if (bpf.TryLookup(services, key, new Span<byte>(&service, sizeof(AccelService))) != 0)
+            if (bpf.TryLookup(services, key, new Span<byte>(&service, sizeof(AccelService))) != 0
+                || InstanceLeases.IsEnded(bpf.Kernel, dir, BitConverter.ToUInt64(key)))
             {
-                continue;
+                continue; // gone, or killed before it could say so (the next service to start removes it)
             }
 
             string name = Text(new ReadOnlySpan<byte>(service.Name, 32));

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Accel.Native.Abi;
 using Accel.Native.Bpf;
 using Accel.Native.Btf;
 using Accel.Native.Interop;
@@ -23,6 +24,8 @@ internal sealed class PinnedObjectStore : IDisposable
     private readonly BpfSyscalls _bpf;
     private readonly Dictionary<string, KernelFd> _maps = new();
     private readonly Dictionary<string, KernelFd> _programs = new();
+    private KernelFd? _lease;
+    private ulong _instance;
 
     private PinnedObjectStore(BpfSyscalls bpf, string directory)
     {
@@ -48,7 +51,10 @@ internal sealed class PinnedObjectStore : IDisposable
 
     public KernelFd Program(string name) => _programs[name];
 
-    public static PinnedObjectStore OpenOrCreate(BpfSyscalls bpf, BpfObjectSpec spec, string pinRoot)
+    /// <summary>Opens the pinned objects of <paramref name="spec"/>, creating and pinning them if this process
+    /// is the first. With <paramref name="instance"/>, also forgets the instances that ended without stopping
+    /// and takes a lease for this one (see <see cref="InstanceLeases"/>).</summary>
+    public static PinnedObjectStore OpenOrCreate(BpfSyscalls bpf, BpfObjectSpec spec, string pinRoot, ulong? instance = null)
     {
         string top = Path.Combine(pinRoot, "accel");
         string dir = Path.Combine(top, spec.Abi);
@@ -81,6 +87,12 @@ internal sealed class PinnedObjectStore : IDisposable
                 store.AttachMessageProgram(msgProgram, sockhash);
                 store.RefuseForeignPrograms(msgProgram, sockhash);
                 store.RemoveDetachedCgroupLinks();
+                if (instance is ulong owner)
+                {
+                    store.EndedInstancesForgotten = InstanceLeases.SweepEnded(bpf.Kernel, dir, store.ForgetInstance);
+                    store._lease = InstanceLeases.Hold(bpf.Kernel, dir, owner);
+                    store._instance = owner;
+                }
             }
             finally
             {
@@ -150,6 +162,23 @@ internal sealed class PinnedObjectStore : IDisposable
         }
     }
 
+    /// <summary>How many instances that ended without stopping (killed) this process forgot when it opened the store.</summary>
+    public int EndedInstancesForgotten { get; private set; }
+
+    /// <summary>Removes an instance's entries from the host-wide view: its service record and its figures.</summary>
+    public void ForgetInstance(ulong owner)
+    {
+        Span<byte> key = stackalloc byte[sizeof(ulong)];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(key, owner);
+        foreach (string map in new[] { AbiNames.Owners, AbiNames.Services })
+        {
+            if (_maps.TryGetValue(map, out KernelFd? fd))
+            {
+                _bpf.TryDelete(fd, key);
+            }
+        }
+    }
+
     /// <summary>How many pinned cgroup links of removed cgroups this process unpinned when it opened the store.</summary>
     public int RemovedDetachedLinks { get; private set; }
 
@@ -193,6 +222,12 @@ internal sealed class PinnedObjectStore : IDisposable
 
     public void Dispose()
     {
+        if (_lease is not null)
+        {
+            InstanceLeases.Release(_lease, Directory, _instance);
+            _lease = null;
+        }
+
         foreach (KernelFd fd in _maps.Values.Concat(_programs.Values))
         {
             fd.Dispose();

@@ -33,11 +33,7 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
 
     public AccelOwnerStats ReadOwner(ulong owner) => OwnerStatistics.Read(Bpf, Store.Map(AbiNames.Owners), AsBytes(ref owner));
 
-    public void ForgetOwner(ulong owner)
-    {
-        Bpf.TryDelete(Store.Map(AbiNames.Owners), AsBytes(ref owner));
-        Bpf.TryDelete(Store.Map(AbiNames.Services), AsBytes(ref owner));
-    }
+    public void ForgetOwner(ulong owner) => Store.ForgetInstance(owner);
 
     /// <summary>Announces this engine instance as a service sharing the map (name, host name and pid, for the
     /// host-wide view).</summary>

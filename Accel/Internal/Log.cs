@@ -28,6 +28,6 @@ internal static partial class Log
     [LoggerMessage(9, LogLevel.Warning, "The host-wide table of possibly same-host peer addresses is full: {Range} was not added, so connections with peers there use plain TCP. Addresses of containers that are gone stay in it; narrow SameHostPeerRanges, or clear it by removing the pin directory while no service runs.")]
     public static partial void PeerRangesFull(ILogger logger, string range);
 
-    [LoggerMessage(8, LogLevel.Information, "Unpinned {Count} sock_ops link(s) of removed cgroups (containers that are gone) from {PinDirectory}.")]
-    public static partial void RemovedDetachedLinks(ILogger logger, int count, string pinDirectory);
+    [LoggerMessage(8, LogLevel.Information, "Removed what services that are gone left in {PinDirectory}: {Services} service record(s) of processes that ended without stopping, {Links} sock_ops link(s) of removed cgroups.")]
+    public static partial void RemovedLeftovers(ILogger logger, int services, int links, string pinDirectory);
 }

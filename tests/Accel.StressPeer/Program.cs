@@ -23,6 +23,7 @@ var options = new AccelerationEngineOptions
     CgroupPath = a["cgroup"],
     MountBpffsIfMissing = false,
     Enabled = a.GetValueOrDefault("accel", "true") == "true",
+    ServiceName = a.GetValueOrDefault("service-name"),
 };
 foreach (string range in a.GetValueOrDefault("ranges", "").Split(',', StringSplitOptions.RemoveEmptyEntries))
 {

@@ -1,3 +1,8 @@
+using Accel.Native.Abi;
+using Accel.Native.Bpf;
+using Accel.Native.Interop;
+using Accel.Native.Loading;
+using Accel.Native.Pinning;
 using Accel.Testing;
 using Accel.Tests.Infrastructure;
 
@@ -45,4 +50,56 @@ public sealed class HostStateTests(KernelFixture fixture)
             s => s.Name.StartsWith("cut-", StringComparison.Ordinal));
         Assert.Equal("cut-" + new string('\u00e9', 13), me.Name);  // 4 + 26 bytes: one more would need 32
     }
+
+    /// <summary>A service killed (SIGKILL, OOM) cannot remove its record. The host-wide view leaves it out at
+    /// once, because the instance's lease (a lock the kernel drops with the process) is free, and the next
+    /// service to start removes its record and figures from the maps.</summary>
+    [KernelFact]
+    public async Task A_killed_service_leaves_the_view_at_once_and_its_record_goes_at_the_next_start()
+    {
+        string name = "killed-" + Guid.NewGuid().ToString("N")[..8];
+        using var peer = Peer.Start(fixture.Environment, [], "serve", "--connections", "1", "--service-name", name);
+        string? line = await peer.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.StartsWith("PORT ", line);
+
+        string directory = Path.Combine(fixture.Environment.PinRoot, "accel", EmbeddedObjects.Accel.Abi);
+        Assert.Single(Services(), s => s.Name == name);
+        int recordsWithIt = ServiceRecords(directory);
+
+        peer.Kill();
+        await peer.WaitForExitAsync();
+
+        Assert.DoesNotContain(Services(), s => s.Name == name);
+        Assert.Equal(recordsWithIt, ServiceRecords(directory));   // the map still holds it
+        Assert.Single(Directory.GetDirectories(directory, "instance_*"), d => IsFree(d));
+
+        var logger = new RecordingLogger();
+        using (var next = AccelerationEngine.Start(fixture.Environment.Options(), logger))
+        {
+            Assert.True(next.IsEnabled, next.Status.Message);
+            Assert.Equal(recordsWithIt, ServiceRecords(directory));   // the killed one's out, the new one's in
+        }
+
+        Assert.Equal(recordsWithIt - 1, ServiceRecords(directory));
+        Assert.DoesNotContain(Directory.GetDirectories(directory, "instance_*"), d => IsFree(d));
+        Assert.Contains(logger.Entries, e => e.Message.Contains("1 service record(s) of processes that ended without stopping", StringComparison.Ordinal));
+    }
+
+    private SharedService[] Services() =>
+        [.. AccelerationHostState.Read(fixture.Environment.PinRoot).Single(p => p.IsThisVersion).Services];
+
+    private static int ServiceRecords(string directory)
+    {
+        var bpf = new BpfSyscalls(LinuxKernel.Instance);
+        Assert.True(bpf.TryGetPinned(Path.Combine(directory, AbiNames.Services), out KernelFd? map) >= 0);
+        using (map)
+        {
+            return bpf.Keys(map!, sizeof(ulong)).Count();
+        }
+    }
+
+    /// <summary>Nobody holds the instance directory's lock.</summary>
+    private static bool IsFree(string instanceDirectory) =>
+        InstanceLeases.IsEnded(LinuxKernel.Instance, Path.GetDirectoryName(instanceDirectory)!,
+            ulong.Parse(Path.GetFileName(instanceDirectory)["instance_".Length..], System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture));
 }
