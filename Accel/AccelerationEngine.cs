@@ -92,7 +92,11 @@ public sealed class AccelerationEngine : IDisposable
         try
         {
             SupportReport report = new KernelSupportProbe(bpf).Check(options.PinRoot, options.MountBpffsIfMissing, Capabilities.OfThisProcess());
-            if (report.MountedBpffs)
+            if (report.MountedBpffs && InContainer())
+            {
+                Log.MountedBpffsInContainer(logger, options.PinRoot);
+            }
+            else if (report.MountedBpffs)
             {
                 Log.MountedBpffs(logger, options.PinRoot);
             }
@@ -346,6 +350,11 @@ public sealed class AccelerationEngine : IDisposable
         Unavailability.CgroupUnavailable => AccelerationDisabledReason.CgroupUnavailable,
         _ => AccelerationDisabledReason.LoadFailed,
     };
+
+    /// <summary>The markers container engines leave: the .NET images' variable, Docker's and Podman's files.</summary>
+    private static bool InContainer() =>
+        Environment.GetEnvironmentVariable("DOTNET_RUNNING_IN_CONTAINER") == "true"
+        || File.Exists("/.dockerenv") || File.Exists("/run/.containerenv");
 
     /// <summary>"dotnet App.dll" would otherwise be "dotnet" in the host-wide view, as in most containers.</summary>
     private static string DefaultServiceName() =>

@@ -22,8 +22,11 @@ internal static partial class Log
     [LoggerMessage(7, LogLevel.Information, "The kernel cannot trace readers' consumption of redirected bytes ({Problem}); readers report it instead (SocketRegistration.ReportConsumed, done by the ASP.NET Core transport and handler). A connection whose reader does not report is redirected for its first {BacklogKib} KiB per direction, then uses TCP.")]
     public static partial void ConsumptionNotTracked(ILogger logger, string problem, uint backlogKib);
 
-    [LoggerMessage(6, LogLevel.Debug, "Bpffs was not mounted at {PinRoot}; mounted it.")]
+    [LoggerMessage(6, LogLevel.Information, "Bpffs was not mounted at {PinRoot}; mounted it. Its pins are shared with the processes of this mount namespace only.")]
     public static partial void MountedBpffs(ILogger logger, string pinRoot);
+
+    [LoggerMessage(10, LogLevel.Warning, "Bpffs was not mounted at {PinRoot} in this container; mounted a new one, which no other container sees: calls to services in other containers use plain TCP. Mount the host's /sys/fs/bpf at {PinRoot} (see examples/deploy) to share the fast path across containers.")]
+    public static partial void MountedBpffsInContainer(ILogger logger, string pinRoot);
 
     [LoggerMessage(9, LogLevel.Warning, "The host-wide table of possibly same-host peer addresses is full: {Range} was not added, so connections with peers there use plain TCP. Addresses of containers that are gone stay in it; narrow SameHostPeerRanges, or clear it by removing the pin directory while no service runs.")]
     public static partial void PeerRangesFull(ILogger logger, string range);
