@@ -49,6 +49,15 @@ public sealed class KernelTestEnvironment : IDisposable
     public void Dispose()
     {
         File.WriteAllText(Path.Combine(_originalCgroup, "cgroup.procs"), Environment.ProcessId.ToString());
+
+        // A peer process a failed test did not stop would keep the cgroup (and, through its descriptors, the
+        // bpffs mount) busy: everything left in the test's cgroup is the test's own, so it is killed.
+        string kill = Path.Combine(CgroupPath, "cgroup.kill");
+        if (File.Exists(kill))
+        {
+            File.WriteAllText(kill, "1");
+        }
+
         for (int i = 0; i < 50 && Directory.Exists(CgroupPath); i++)
         {
             try
@@ -61,7 +70,7 @@ public sealed class KernelTestEnvironment : IDisposable
             }
         }
 
-        Command.Run("umount", _mountDir);
+        Command.Run("umount", $"-l {_mountDir}"); // lazy: a descriptor still closing must not leave the mount behind
         Directory.Delete(_mountDir);
     }
 

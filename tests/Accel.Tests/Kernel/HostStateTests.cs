@@ -59,6 +59,7 @@ public sealed class HostStateTests(KernelFixture fixture)
     {
         string name = "killed-" + Guid.NewGuid().ToString("N")[..8];
         using var peer = Peer.Start(fixture.Environment, [], "serve", "--connections", "1", "--service-name", name);
+        using var stop = new PeerKiller(peer);
         string? line = await peer.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
         Assert.StartsWith("PORT ", line);
 
@@ -102,4 +103,17 @@ public sealed class HostStateTests(KernelFixture fixture)
     private static bool IsFree(string instanceDirectory) =>
         InstanceLeases.IsEnded(LinuxKernel.Instance, Path.GetDirectoryName(instanceDirectory)!,
             ulong.Parse(Path.GetFileName(instanceDirectory)["instance_".Length..], System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>Kills the peer if the test ends before it does.</summary>
+    private sealed class PeerKiller(System.Diagnostics.Process peer) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (!peer.HasExited)
+            {
+                peer.Kill();
+                peer.WaitForExit();
+            }
+        }
+    }
 }
