@@ -100,9 +100,21 @@ internal static class DemoRunner
         return p;
     }
 
+    /// <summary>Stops a service the way a container engine does: SIGTERM (the host shuts down and the library
+    /// removes the service's record), then SIGKILL if it has not ended within 10 s.</summary>
     private static void Stop(Process p)
     {
-        if (!p.HasExited)
+        if (p.HasExited)
+        {
+            return;
+        }
+
+        using (var term = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            term.WaitForExit();
+        }
+
+        if (!p.WaitForExit(TimeSpan.FromSeconds(10)))
         {
             p.Kill(entireProcessTree: true);
             p.WaitForExit();
