@@ -101,6 +101,18 @@ static __always_inline __u64 key_netns(const __u32 local[4], const __u32 remote[
 	return (is_loopback(remote) || same_ip(local, remote)) ? cookie : 0;
 }
 
+_Static_assert(sizeof(struct accel_key) % sizeof(__u64) == 0, "same_key compares whole 64-bit words");
+
+static __always_inline int same_key(const struct accel_key *a, const struct accel_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	__u64 diff = 0;
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(struct accel_key) / sizeof(__u64)); i++)
+		diff |= x[i] ^ y[i];
+	return diff == 0;
+}
+
 SEC("sockops")
 int accel_sockops(struct bpf_sock_ops *skops)
 {
@@ -143,6 +155,13 @@ int accel_sockops(struct bpf_sock_ops *skops)
 	key.local_seq = skops->snd_nxt;
 	key.remote_seq = skops->rcv_nxt;
 
+	/* Attached to a cgroup and to one of its ancestors (a container's and a host service's), the program runs
+	 * once per attachment for the same event. The first run decides; a second one would find the socket's own
+	 * entry, fail, and undo the join. A socket connected again after a disconnect has a new key: decided anew. */
+	if (st->join != ACCEL_JOIN_NONE && same_key(&st->key, &key))
+		return 1;
+	st->key = key;
+
 	/* A peer that cannot be on this host would only make this socket pay the sk_msg path. */
 	if (!is_loopback(key.remote_ip) && !same_ip(key.local_ip, key.remote_ip)) {
 		struct accel_prefix p = { .prefixlen = 128 };
@@ -163,7 +182,6 @@ int accel_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	}
 
-	st->key = key;
 	__u64 zero = 0;
 	bpf_map_update_elem(&accel_consumed, &key, &zero, BPF_ANY);
 	long err = bpf_sock_hash_update(skops, &accel_sockhash, &key, BPF_NOEXIST);

@@ -20,7 +20,7 @@ var address = IPAddress.Parse(a.GetValueOrDefault("address", "127.0.0.1"));
 var options = new AccelerationEngineOptions
 {
     PinRoot = a["pin-root"],
-    CgroupPath = a["cgroup"],
+    CgroupPath = a.GetValueOrDefault("cgroup"), // none: the engine finds its own, as in a container
     MountBpffsIfMissing = false,
     Enabled = a.GetValueOrDefault("accel", "true") == "true",
     ServiceName = a.GetValueOrDefault("service-name"),

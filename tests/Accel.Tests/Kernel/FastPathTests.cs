@@ -65,6 +65,85 @@ public sealed class FastPathTests(KernelFixture fixture)
     /// connection's initial sequence numbers, so the new connection has keys of its own.
     /// </summary>
     [KernelFact]
+    public async Task A_socket_connected_again_after_a_disconnect_sends_only_to_its_new_peer()
+    {
+        // Socket.Disconnect(reuseSocket: true) and a second connection, which .NET allows to another endpoint only.
+        // Whatever .NET does underneath, the old peer must not see a byte of the new connection. (It connects
+        // again through a new kernel socket, not opted in, so the second connection is NotPrepared and on TCP;
+        // were the kernel socket reused, sock_ops would see a new key for it and decide anew.)
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        using Socket first = PreparedListener(engine), second = PreparedListener(engine);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        Assert.True(engine.PrepareConnect(client));
+
+        await client.ConnectAsync(first.LocalEndPoint!);
+        using Socket old = await first.AcceptAsync();
+        Assert.Equal(RegistrationOutcome.Registered, engine.Register(client).Outcome);
+        Assert.Equal(RegistrationOutcome.Registered, engine.Register(old).Outcome);
+        await client.SendAsync("first"u8.ToArray());
+        Assert.Equal("first", await ReceiveTextAsync(old, 5));
+
+        client.Disconnect(reuseSocket: true);
+        await client.ConnectAsync(second.LocalEndPoint!);
+        using Socket fresh = await second.AcceptAsync();
+        SocketRegistration again = engine.Register(client);
+        engine.Register(fresh);
+
+        byte[] payload = new byte[64 << 10];
+        Random.Shared.NextBytes(payload);
+        await client.SendAsync(payload);
+        byte[] got = new byte[payload.Length];
+        int n = 0;
+        while (n < got.Length)
+        {
+            n += await fresh.ReceiveAsync(got.AsMemory(n));
+        }
+
+        Assert.Equal(payload, got);
+        await fresh.SendAsync("back"u8.ToArray());
+        Assert.Equal("back", await ReceiveTextAsync(client, 4));
+
+        // The old server end got the disconnect, and not a byte of the new connection.
+        old.ReceiveTimeout = 2000;
+        byte[] rest = new byte[1024];
+        int tail = 0;
+        try
+        {
+            tail = old.Receive(rest);
+        }
+        catch (SocketException)
+        {
+            // reset by the disconnect: nothing received either
+        }
+
+        Assert.Equal(0, tail);
+        Assert.Equal(RegistrationOutcome.NotPrepared, again.Outcome);
+    }
+
+    private static Socket PreparedListener(AccelerationEngine engine)
+    {
+        var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        Assert.True(engine.PrepareListener(listener));
+        listener.Listen();
+        return listener;
+    }
+
+    private static async Task<string> ReceiveTextAsync(Socket socket, int length)
+    {
+        byte[] buffer = new byte[length];
+        int n = 0;
+        while (n < length)
+        {
+            int r = await socket.ReceiveAsync(buffer.AsMemory(n));
+            Assert.True(r > 0, "the connection ended early");
+            n += r;
+        }
+
+        return System.Text.Encoding.ASCII.GetString(buffer);
+    }
+
+    [KernelFact]
     public async Task A_reused_4_tuple_never_redirects_into_the_previous_connections_socket()
     {
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());

@@ -56,6 +56,56 @@ public sealed class NamespaceTests(KernelFixture fixture, ITestOutputHelper outp
         Assert.Equal(0, client.Statistics.RedirectedBytes + client.Statistics.TcpBytes);
     }
 
+    /// <summary>Two services as containers run them on a cgroup v2 host: each in a cgroup of its own, below one
+    /// where the program is already attached (here the test's; on a node, a service running in an ancestor),
+    /// with a private cgroup namespace and its own cgroup2 mount, so each finds "its" cgroup as "/" and attaches
+    /// there. The program then runs twice for each socket (once per attachment): the second run must not undo
+    /// the first.</summary>
+    [KernelFact]
+    public async Task Services_in_containers_with_their_own_cgroup_namespace_share_the_fast_path()
+    {
+        using var net = NamespacePair.Create();
+        using var ancestor = AccelerationEngine.Start(fixture.Environment.Options()); // attaches to the test's cgroup
+        Assert.True(ancestor.IsEnabled, ancestor.Status.Message);
+        string[] containers = [.. new[] { "a", "b" }.Select(n => Path.Combine(fixture.Environment.CgroupPath, $"container-{n}-{Guid.NewGuid():N}"[..24]))];
+        foreach (string c in containers)
+        {
+            Directory.CreateDirectory(c);
+        }
+
+        try
+        {
+            string[] common = ["--connections", Connections.ToString(), "--messages", "16", "--max-size", "8192", "--address", net.AddressB];
+            using var server = NamespacePeers.StartInContainer(net.B, fixture.Environment, containers[1], [.. new[] { "serve" }, .. common]);
+            string first = await server.StandardOutput.ReadLineAsync() ?? throw new InvalidOperationException($"server: {await server.StandardError.ReadToEndAsync()}");
+            string port = first.Split(' ')[1];
+            using var client = NamespacePeers.StartInContainer(net.A, fixture.Environment, containers[0], [.. new[] { "connect", "--ports", $"{port},{port},{port}", "--mixed", "false" }, .. common]);
+            StressPeerOutput c = await NamespacePeers.ResultAsync(client);
+            StressPeerOutput s = await NamespacePeers.ResultAsync(server);
+            output.WriteLine($"server: {s.Statistics}");
+            output.WriteLine($"client: {c.Statistics}");
+
+            AssertAllCorrect(s, c);
+            Assert.All(c.Results, r => Assert.Equal((nameof(RegistrationOutcome.Registered), "Redirected"), (r.Outcome, r.Path)));
+            Assert.All(s.Results, r => Assert.Equal((nameof(RegistrationOutcome.Registered), "Redirected"), (r.Outcome, r.Path)));
+
+            // Each attached the program to its own cgroup, found through its own cgroup namespace.
+            string pins = Path.Combine(fixture.Environment.PinRoot, "accel", Accel.Native.Loading.EmbeddedObjects.Accel.Abi);
+            foreach (string container in containers)
+            {
+                Assert.Equal(0, Accel.Native.Interop.LinuxKernel.Instance.Stat(container, out var facts));
+                Assert.True(File.Exists(Path.Combine(pins, $"link_cgroup_{facts.Inode}")), $"no link pinned for {container}");
+            }
+        }
+        finally
+        {
+            foreach (string c in containers)
+            {
+                Directory.Delete(c);
+            }
+        }
+    }
+
     private async Task<(StressPeerOutput Server, StressPeerOutput Client)> RunAsync(NamespacePair net, bool serverAccel, string ranges)
     {
         string[] common = ["--connections", Connections.ToString(), "--messages", "16", "--max-size", "8192", "--address", net.AddressB, "--ranges", ranges];
