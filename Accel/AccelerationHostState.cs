@@ -18,9 +18,14 @@ public sealed record SharedService(string Name, string Host, int Pid, Accelerati
 /// <summary>The host-wide fast path of one ABI: the services sharing it and the sockets in it.</summary>
 /// <param name="Directory">The pin directory.</param>
 /// <param name="IsThisVersion">Made by this library's BPF object (others are only listed).</param>
-/// <param name="Sockets">Sockets in the map now.</param>
+/// <param name="Sockets">Sockets in the map now (-1 for another version's, which is not read).</param>
 /// <param name="Services">The engines that announced themselves and have not stopped.</param>
-public sealed record SharedFastPath(string Directory, bool IsThisVersion, int Sockets, IReadOnlyList<SharedService> Services);
+/// <param name="PeerAddresses">Entries in the host-wide table of possibly same-host peer addresses and ranges
+/// (see <see cref="AccelerationEngineOptions.SameHostPeerRanges"/>), which keeps the addresses of containers that
+/// are gone.</param>
+/// <param name="PeerAddressCapacity">How many entries that table holds (-1 for another version's).</param>
+public sealed record SharedFastPath(string Directory, bool IsThisVersion, int Sockets, IReadOnlyList<SharedService> Services,
+    int PeerAddresses, int PeerAddressCapacity);
 
 /// <summary>Reads the host-wide state from the pinned objects (needs the same rights as the services: the pin
 /// directory is owner-only).</summary>
@@ -40,7 +45,7 @@ public static class AccelerationHostState
         var result = new List<SharedFastPath>();
         foreach (string dir in Directory.GetDirectories(top).Order())
         {
-            result.Add(Path.GetFileName(dir) == abi ? ReadOne(bpf, dir) : new SharedFastPath(dir, false, -1, []));
+            result.Add(Path.GetFileName(dir) == abi ? ReadOne(bpf, dir) : new SharedFastPath(dir, false, -1, [], -1, -1));
         }
 
         return result;
@@ -57,7 +62,10 @@ public static class AccelerationHostState
         using KernelFd sockhash = Open(AbiNames.SockHash);
         using KernelFd services = Open(AbiNames.Services);
         using KernelFd owners = Open(AbiNames.Owners);
+        using KernelFd prefixes = Open(AbiNames.LocalPrefixes);
         int sockets = bpf.Keys(sockhash, sizeof(AccelKey)).Count();
+        int addresses = bpf.Keys(prefixes, sizeof(AccelPrefix)).Count();
+        int capacity = (int)EmbeddedObjects.Accel.Map(AbiNames.LocalPrefixes).MaxEntries;
         var list = new List<SharedService>();
         foreach (byte[] key in bpf.Keys(services, sizeof(ulong)))
         {
@@ -73,7 +81,7 @@ public static class AccelerationHostState
             list.Add(new SharedService(name, host, (int)service.Pid, OwnerStatistics.Read(bpf, owners, key).ToStatistics()));
         }
 
-        return new SharedFastPath(dir, true, sockets, list);
+        return new SharedFastPath(dir, true, sockets, list, addresses, capacity);
     }
 
     private static string Text(ReadOnlySpan<byte> field)

@@ -20,7 +20,8 @@ internal static class HostState
                 continue;
             }
 
-            Console.WriteLine($"{path.Directory}: {path.Sockets} sockets in the map, {path.Services.Count} services");
+            Console.WriteLine($"{path.Directory}: {path.Sockets} sockets in the map, {path.Services.Count} services, "
+                + $"{path.PeerAddresses} of {path.PeerAddressCapacity} same-host peer addresses");
             Console.WriteLine($"  {"service",-24} {"host",-16} {"pid",8} {"sockets",8} {"redirected",14} {"via TCP",14} {"degraded",8}");
             foreach (SharedService s in path.Services)
             {

@@ -26,6 +26,8 @@ public sealed class HostStateTests(KernelFixture fixture)
 
             SharedFastPath path = Assert.Single(AccelerationHostState.Read(fixture.Environment.PinRoot), p => p.IsThisVersion);
             Assert.True(path.Sockets >= 2);
+            Assert.InRange(path.PeerAddresses, 1, path.PeerAddressCapacity);   // at least this host's own
+            Assert.Equal(1024, path.PeerAddressCapacity);
             SharedService me = Assert.Single(path.Services, s => s.Name == "host-state-test");
             Assert.Equal(Environment.ProcessId, me.Pid);
             Assert.Equal(Environment.MachineName, me.Host);
