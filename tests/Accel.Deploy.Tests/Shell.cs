@@ -27,11 +27,12 @@ internal static class Shell
         p.Start();
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
-        if (!p.WaitForExit(timeout ?? TimeSpan.FromMinutes(10)))
+        TimeSpan limit = timeout ?? TimeSpan.FromMinutes(10);
+        if (!p.WaitForExit(limit))
         {
             p.Kill(entireProcessTree: true);
             p.WaitForExit();
-            return (-1, output + $"\n(timed out after {timeout})");
+            return (-1, output + $"\n(timed out after {limit})");
         }
 
         p.WaitForExit(); // drains the output readers
