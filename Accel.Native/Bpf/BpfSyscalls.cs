@@ -256,6 +256,17 @@ internal sealed unsafe class BpfSyscalls(IKernel kernel)
         return MemoryMarshal.Read<uint>(info[4..]);
     }
 
+    /// <summary>The cgroup a cgroup link is attached to: its cgroup id, 0 once the kernel has detached it (its
+    /// cgroup was released), or null for a link of another kind.</summary>
+    public ulong? CgroupOfLink(KernelFd link)
+    {
+        Span<byte> info = stackalloc byte[232];
+        info.Clear();
+        GetInfo(link, info);
+        const uint cgroupLinkType = 3; // BPF_LINK_TYPE_CGROUP
+        return MemoryMarshal.Read<uint>(info) == cgroupLinkType ? MemoryMarshal.Read<ulong>(info[16..]) : null; // bpf_link_info.cgroup.cgroup_id
+    }
+
     /// <summary>Every key of <paramref name="map"/>, in the kernel's order (BPF_MAP_GET_NEXT_KEY from the start).</summary>
     public IEnumerable<byte[]> Keys(KernelFd map, int keySize)
     {

@@ -197,7 +197,6 @@ internal sealed class PinnedObjectStore : IDisposable
             return;
         }
 
-        Span<byte> info = stackalloc byte[232];
         foreach (string pin in pins)
         {
             if (_bpf.TryGetPinned(pin, out KernelFd? link) < 0)
@@ -207,11 +206,7 @@ internal sealed class PinnedObjectStore : IDisposable
 
             using (link)
             {
-                info.Clear();
-                _bpf.GetInfo(link!, info);
-                const uint cgroupLinkType = 3; // BPF_LINK_TYPE_CGROUP
-                bool detached = MemoryMarshal.Read<uint>(info) == cgroupLinkType && MemoryMarshal.Read<ulong>(info[16..]) == 0;
-                if (detached)
+                if (_bpf.CgroupOfLink(link!) == 0)
                 {
                     File.Delete(pin);
                     RemovedDetachedLinks++;

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using Accel.Native.Bpf;
 using Accel.Native.Interop;
 using Accel.Native.Loading;
@@ -74,10 +73,7 @@ public sealed class CgroupLinkTests(KernelFixture fixture)
         Assert.True(r >= 0, $"BPF_OBJ_GET {pin}: {Errno.Describe(-r)}");
         using (link)
         {
-            Span<byte> info = stackalloc byte[232];
-            info.Clear();
-            bpf.GetInfo(link!, info);
-            return MemoryMarshal.Read<ulong>(info[16..]);  // bpf_link_info.cgroup.cgroup_id
+            return bpf.CgroupOfLink(link!) ?? throw new InvalidOperationException($"{pin} is not a cgroup link");
         }
     }
 }
