@@ -13,8 +13,7 @@ namespace Accel.Native.Pinning;
 internal static class InstanceLeases
 {
     private const string Prefix = "instance_";
-    private const int ODirectory = 0x10000;
-    private const int LockExclusiveNonBlocking = 2 | 4;
+    private const int LockExclusiveNonBlocking = FileConstants.LockExclusive | FileConstants.LockNonBlocking;
 
     /// <summary>Creates and locks this instance's directory; the lease lasts until the handle is closed.
     /// Null when it cannot be made (then nobody will sweep this instance's entries but itself).</summary>
@@ -35,7 +34,7 @@ internal static class InstanceLeases
             return null;
         }
 
-        int fd = kernel.Open(path, ODirectory);
+        int fd = kernel.Open(path, FileConstants.OpenDirectory);
         if (fd < 0)
         {
             return null;
@@ -96,9 +95,10 @@ internal static class InstanceLeases
     /// nobody holds its lock. An instance without a directory (another build of the library) is not.</summary>
     public static bool IsEnded(IKernel kernel, string directory, ulong owner) => IsEnded(kernel, PathOf(directory, owner));
 
-    private static bool IsEnded(IKernel kernel, string path)
+    /// <summary>Whether the instance whose directory is <paramref name="path"/> has ended: nobody holds its lock.</summary>
+    public static bool IsEnded(IKernel kernel, string path)
     {
-        int fd = kernel.Open(path, ODirectory);
+        int fd = kernel.Open(path, FileConstants.OpenDirectory);
         if (fd < 0)
         {
             return false;

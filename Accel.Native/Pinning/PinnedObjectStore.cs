@@ -17,8 +17,6 @@ namespace Accel.Native.Pinning;
 /// </summary>
 internal sealed class PinnedObjectStore : IDisposable
 {
-    private const int ODirectory = 0x10000;
-    private const int LockExclusive = 2, Unlock = 8;
     private const int PrivateModeMask = 0x3F; // group and other bits: 077
 
     private readonly BpfSyscalls _bpf;
@@ -96,7 +94,7 @@ internal sealed class PinnedObjectStore : IDisposable
             }
             finally
             {
-                bpf.Kernel.Flock(lockFd.Value, Unlock);
+                bpf.Kernel.Flock(lockFd.Value, FileConstants.Unlock);
             }
 
             return store;
@@ -115,7 +113,7 @@ internal sealed class PinnedObjectStore : IDisposable
     {
         IKernel k = _bpf.Kernel;
         int r = k.Stat(cgroupPath, out FileFacts cg);
-        int cgFd = r == 0 ? k.Open(cgroupPath, ODirectory) : r;
+        int cgFd = r == 0 ? k.Open(cgroupPath, FileConstants.OpenDirectory) : r;
         if (cgFd < 0)
         {
             throw new UnavailableException(Unavailability.CgroupUnavailable,
@@ -517,14 +515,14 @@ internal sealed class PinnedObjectStore : IDisposable
 
     private static KernelFd LockDirectory(IKernel k, string dir)
     {
-        int fd = k.Open(dir, ODirectory);
+        int fd = k.Open(dir, FileConstants.OpenDirectory);
         if (fd < 0)
         {
             throw new UnavailableException(Unavailability.BpffsUnavailable, $"Cannot open {dir}: {Errno.Describe(-fd)}.");
         }
 
         var handle = new KernelFd(k, fd);
-        int r = k.Flock(fd, LockExclusive);
+        int r = k.Flock(fd, FileConstants.LockExclusive);
         if (r < 0)
         {
             handle.Dispose();

@@ -102,9 +102,7 @@ public sealed class HostStateTests(KernelFixture fixture)
     }
 
     /// <summary>Nobody holds the instance directory's lock.</summary>
-    private static bool IsFree(string instanceDirectory) =>
-        InstanceLeases.IsEnded(LinuxKernel.Instance, Path.GetDirectoryName(instanceDirectory)!,
-            ulong.Parse(Path.GetFileName(instanceDirectory)["instance_".Length..], System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture));
+    private static bool IsFree(string instanceDirectory) => InstanceLeases.IsEnded(LinuxKernel.Instance, instanceDirectory);
 
     /// <summary>Kills the peer if the test ends before it does.</summary>
     private sealed class PeerKiller(System.Diagnostics.Process peer) : IDisposable
