@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Accel.Testing;
 using Accel.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -75,15 +76,8 @@ public sealed class NamespaceTests(KernelFixture fixture, ITestOutputHelper outp
 
         try
         {
-            string[] common = ["--connections", Connections.ToString(), "--messages", "16", "--max-size", "8192", "--address", net.AddressB];
-            using var server = NamespacePeers.StartInContainer(net.B, fixture.Environment, containers[1], [.. new[] { "serve" }, .. common]);
-            string first = await server.StandardOutput.ReadLineAsync() ?? throw new InvalidOperationException($"server: {await server.StandardError.ReadToEndAsync()}");
-            string port = first.Split(' ')[1];
-            using var client = NamespacePeers.StartInContainer(net.A, fixture.Environment, containers[0], [.. new[] { "connect", "--ports", $"{port},{port},{port}", "--mixed", "false" }, .. common]);
-            StressPeerOutput c = await NamespacePeers.ResultAsync(client);
-            StressPeerOutput s = await NamespacePeers.ResultAsync(server);
-            output.WriteLine($"server: {s.Statistics}");
-            output.WriteLine($"client: {c.Statistics}");
+            var (s, c) = await RunAsync(net, serverAccel: true, ranges: "",
+                (ns, args) => NamespacePeers.StartInContainer(ns, fixture.Environment, ns == net.A ? containers[0] : containers[1], args));
 
             AssertAllCorrect(s, c);
             Assert.All(c.Results, r => Assert.Equal((nameof(RegistrationOutcome.Registered), "Redirected"), (r.Outcome, r.Path)));
@@ -106,13 +100,17 @@ public sealed class NamespaceTests(KernelFixture fixture, ITestOutputHelper outp
         }
     }
 
-    private async Task<(StressPeerOutput Server, StressPeerOutput Client)> RunAsync(NamespacePair net, bool serverAccel, string ranges)
+    /// <summary>A server peer in namespace B and a client peer in namespace A, started by <paramref name="start"/>
+    /// (namespace, arguments): by default as processes of the test's cgroup.</summary>
+    private async Task<(StressPeerOutput Server, StressPeerOutput Client)> RunAsync(NamespacePair net, bool serverAccel, string ranges,
+        Func<string, string[], Process>? start = null)
     {
+        start ??= (ns, args) => NamespacePeers.Start(ns, fixture.Environment, args);
         string[] common = ["--connections", Connections.ToString(), "--messages", "16", "--max-size", "8192", "--address", net.AddressB, "--ranges", ranges];
-        using var server = NamespacePeers.Start(net.B, fixture.Environment, [.. new[] { "serve", "--accel", serverAccel ? "true" : "false" }, .. common]);
+        using var server = start(net.B, [.. new[] { "serve", "--accel", serverAccel ? "true" : "false" }, .. common]);
         string first = await server.StandardOutput.ReadLineAsync() ?? throw new InvalidOperationException($"server: {await server.StandardError.ReadToEndAsync()}");
         string port = first.Split(' ')[1];
-        using var client = NamespacePeers.Start(net.A, fixture.Environment, [.. new[] { "connect", "--ports", $"{port},{port},{port}", "--mixed", "false" }, .. common]);
+        using var client = start(net.A, [.. new[] { "connect", "--ports", $"{port},{port},{port}", "--mixed", "false" }, .. common]);
         StressPeerOutput c = await NamespacePeers.ResultAsync(client);
         StressPeerOutput s = await NamespacePeers.ResultAsync(server);
         output.WriteLine($"server: {s.Statistics}");
