@@ -7,7 +7,7 @@ using Accel.Benchmarks;
 using Accel.Testing;
 
 bool quick = args.Contains("--quick");
-string root = RepositoryRoot();
+string root = Repository.Root;
 string outDir = Path.Combine(root, "results");
 Directory.CreateDirectory(outDir);
 var settings = new Settings(quick);
@@ -20,15 +20,3 @@ report.Write(outDir);
 Console.WriteLine($"Wrote {Path.Combine(outDir, "benchmarks.md")}");
 return 0;
 
-static string RepositoryRoot()
-{
-    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-    {
-        if (File.Exists(Path.Combine(dir.FullName, "Accel.sln")))
-        {
-            return dir.FullName;
-        }
-    }
-
-    throw new InvalidOperationException("Accel.sln not found above the benchmark's output directory.");
-}

@@ -15,7 +15,7 @@ public sealed class ComposeDeploymentTests(ITestOutputHelper output)
     public void Two_containers_on_one_host_share_the_fast_path()
     {
         Assert.Null(PrivateDockerEngine.UnavailableReason());
-        string repository = RepositoryRoot();
+        string repository = Accel.Testing.Repository.Root;
         string deploy = Path.Combine(repository, "examples", "deploy");
 
         using PrivateDockerEngine engine = PrivateDockerEngine.Start();
@@ -86,18 +86,5 @@ public sealed class ComposeDeploymentTests(ITestOutputHelper output)
         using var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
         return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Accel.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Accel.sln not found above " + AppContext.BaseDirectory);
     }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Accel.Testing;
 
 namespace Accel.Native.Tests;
 
@@ -20,7 +21,7 @@ public sealed class ObjectFreshnessTests
     [ClangFact]
     public void Committed_BPF_objects_match_their_sources()
     {
-        string bpfDir = Path.Combine(RepositoryRoot(), "Accel.Native", "bpf");
+        string bpfDir = Path.Combine(Repository.Root, "Accel.Native", "bpf");
         string outDir = Directory.CreateTempSubdirectory("accel-bpf-").FullName;
         try
         {
@@ -46,18 +47,5 @@ public sealed class ObjectFreshnessTests
         {
             Directory.Delete(outDir, recursive: true);
         }
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Accel.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Accel.sln not found above the test output directory.");
     }
 }
