@@ -101,7 +101,7 @@ internal static class HttpBenchmarks
     private static async Task<Server> StartServerAsync(KernelTestEnvironment env, Transport t)
     {
         string? uds = t == Transport.Uds ? Path.Combine(Path.GetTempPath(), $"accel-bench-{Guid.NewGuid():N}") : null;
-        int h1 = FreePort(), h2 = FreePort();
+        int h1 = LoopbackPort.Free(), h2 = LoopbackPort.Free();
         string h1Url = uds is null ? $"http://127.0.0.1:{h1}" : $"http://unix:{uds}-h1.sock";
         string h2Url = uds is null ? $"http://127.0.0.1:{h2}" : $"http://unix:{uds}-h2.sock";
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -147,13 +147,6 @@ internal static class HttpBenchmarks
         await s.ConnectAsync(new UnixDomainSocketEndPoint(path), ct);
         return new NetworkStream(s, ownsSocket: true);
     };
-
-    private static int FreePort()
-    {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
-    }
 
     private sealed record Server(Process Process, Uri Http1, Uri Http2, string? UdsPrefix) : IAsyncDisposable
     {

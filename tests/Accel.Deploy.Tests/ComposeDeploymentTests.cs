@@ -1,5 +1,4 @@
-using System.Net;
-using System.Net.Sockets;
+using Accel.Testing;
 
 namespace Accel.Deploy.Tests;
 
@@ -15,7 +14,7 @@ public sealed class ComposeDeploymentTests(ITestOutputHelper output)
     public void Two_containers_on_one_host_share_the_fast_path()
     {
         Assert.Null(PrivateDockerEngine.UnavailableReason());
-        string repository = Accel.Testing.Repository.Root;
+        string repository = Repository.Root;
         string deploy = Path.Combine(repository, "examples", "deploy");
 
         using PrivateDockerEngine engine = PrivateDockerEngine.Start();
@@ -27,7 +26,7 @@ public sealed class ComposeDeploymentTests(ITestOutputHelper output)
             var environment = new Dictionary<string, string>(engine.Environment)
             {
                 ["ACCEL_BPFFS"] = bpffs,
-                ["ACCEL_FRONTEND_PORT"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["ACCEL_FRONTEND_PORT"] = LoopbackPort.Free().ToString(System.Globalization.CultureInfo.InvariantCulture),
             };
 
             // This machine has no registry access: build stand-ins for the .NET images when they cannot be pulled.
@@ -79,12 +78,5 @@ public sealed class ComposeDeploymentTests(ITestOutputHelper output)
             .Select(l => l.Split(' ')[4])
             .ToHashSet();
         return !cgroup2.Contains("/sys/fs/cgroup") && cgroup2.Contains("/sys/fs/cgroup/unified");
-    }
-
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 }
