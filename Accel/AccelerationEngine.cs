@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -35,6 +36,7 @@ public sealed class AccelerationEngine : IDisposable
     private readonly uint _backlogKib;
     private readonly bool _kernelTracksConsumption;
     private long _optInFailures;
+    private long _pacedWrites;
 
     private AccelerationEngine(AccelerationStatus status, ILogger logger, KernelFastPath? kernel, ulong owner, uint backlogKib = 0)
     {
@@ -158,11 +160,18 @@ public sealed class AccelerationEngine : IDisposable
     /// <summary>Opts a listening (or about-to-listen) socket in: every connection it accepts from now on is
     /// inserted into the fast path by the kernel at establishment. Never throws; on failure the socket
     /// simply stays on plain TCP.</summary>
-    public bool PrepareListener(Socket listener) => OptIn(listener);
+    /// <param name="listener">The socket, bound or listening.</param>
+    /// <param name="reportsConsumption"><c>true</c> when the application's readers call
+    /// <see cref="SocketRegistration.ReportConsumed"/> on every accepted connection: a peer writer that paces
+    /// (<see cref="SocketRegistration.WaitToSendAsync"/>) then waits for them instead of leaving the fast path.</param>
+    public bool PrepareListener(Socket listener, bool reportsConsumption = false) => OptIn(listener, reportsConsumption);
 
     /// <summary>Opts a client socket in before <c>Connect</c>: the kernel inserts it at establishment,
     /// before its first byte. Never throws; on failure the socket simply stays on plain TCP.</summary>
-    public bool PrepareConnect(Socket socket) => OptIn(socket);
+    /// <param name="socket">The socket, not yet connected.</param>
+    /// <param name="reportsConsumption"><c>true</c> when the application's reader calls
+    /// <see cref="SocketRegistration.ReportConsumed"/> on this connection (see <see cref="PrepareListener"/>).</param>
+    public bool PrepareConnect(Socket socket, bool reportsConsumption = false) => OptIn(socket, reportsConsumption);
 
     /// <summary>
     /// Returns the registration of a connected TCP socket (IPv4, IPv6 or IPv4-mapped IPv6), which reports
@@ -202,7 +211,7 @@ public sealed class AccelerationEngine : IDisposable
             return default;
         }
 
-        return _kernel.ReadOwner(Owner).ToStatistics(Interlocked.Read(ref _optInFailures));
+        return _kernel.ReadOwner(Owner).ToStatistics(Interlocked.Read(ref _optInFailures)) with { PacedWrites = Interlocked.Read(ref _pacedWrites) };
     }
 
     /// <summary>Closes this process's handles on the pinned objects. The objects stay pinned for the other
@@ -216,9 +225,23 @@ public sealed class AccelerationEngine : IDisposable
         }
     }
 
-    internal void WriteConsumed(AccelKey key, long totalBytesRead) => _kernel?.WriteConsumed(key, (ulong)totalBytesRead);
+    /// <summary>Publishes a reader's running total; the top bit keeps saying that this reader reports.</summary>
+    internal void WriteConsumed(AccelKey key, long totalBytesRead) => _kernel?.WriteConsumed(key, ((ulong)totalBytesRead & AccelConsumed.Mask) | AccelConsumed.Reports);
 
-    internal ConnectionStatistics? ReadConnection(Socket socket)
+    /// <summary>What the reader at <paramref name="peerKey"/> has published: whether it is in the fast path at all,
+    /// whether it reports, and its running total.</summary>
+    internal (bool Present, bool Reports, long Consumed) ReadPeerConsumed(AccelKey peerKey)
+    {
+        if (_kernel is null || _kernel.ReadConsumed(peerKey, out ulong value) < 0)
+        {
+            return (false, false, 0);
+        }
+
+        return (true, (value & AccelConsumed.Reports) != 0, (long)(value & AccelConsumed.Mask));
+    }
+
+    /// <summary>This socket's own state (verdict and figures), or null when it has none or is closed.</summary>
+    internal AccelSockState? ReadState(Socket socket)
     {
         if (_kernel is null)
         {
@@ -227,13 +250,20 @@ public sealed class AccelerationEngine : IDisposable
 
         try
         {
-            return WithFd(socket, fd => _kernel.ReadState(fd, out AccelSockState st) < 0 ? (ConnectionStatistics?)null : Describe(st));
+            return WithFd(socket, fd => _kernel.ReadState(fd, out AccelSockState st) < 0 ? (AccelSockState?)null : st);
         }
         catch (ObjectDisposedException)
         {
             return null;
         }
     }
+
+    internal void CountPacedWrite() => Interlocked.Increment(ref _pacedWrites);
+
+    /// <summary>The bound on a direction's redirected-but-unread bytes, in bytes.</summary>
+    internal long BacklogBytes => (long)_backlogKib << 10;
+
+    internal ConnectionStatistics? ReadConnection(Socket socket) => ReadState(socket) is { } st ? Describe(st) : null;
 
     private static ConnectionStatistics Describe(in AccelSockState st)
     {
@@ -251,7 +281,17 @@ public sealed class AccelerationEngine : IDisposable
             AccelSockState.ReasonBacklog => "the reader left more redirected bytes unread than MaxRedirectedBacklogBytes allows",
             _ => null,
         };
-        return new ConnectionStatistics(path, reason, (long)st.RedirectedMessages, (long)st.RedirectedBytes, (long)st.TcpMessages, (long)st.TcpBytes);
+        return new ConnectionStatistics(path, reason, (long)st.RedirectedMessages, (long)st.RedirectedBytes, (long)st.TcpMessages, (long)st.TcpBytes)
+        {
+            LeftFastPathAt = st.LeftNs == 0 ? null : MonotonicToWallClock(st.LeftNs),
+        };
+    }
+
+    /// <summary>bpf_ktime_get_ns and Stopwatch both read CLOCK_MONOTONIC on Linux.</summary>
+    private static DateTimeOffset MonotonicToWallClock(ulong monotonicNs)
+    {
+        long nowNs = (long)(Stopwatch.GetTimestamp() * (1e9 / Stopwatch.Frequency));
+        return DateTimeOffset.UtcNow - TimeSpan.FromTicks((nowNs - (long)monotonicNs) / 100);
     }
 
     /// <summary>Runs <paramref name="use"/> with the socket's descriptor, which cannot be closed meanwhile.</summary>
@@ -311,7 +351,7 @@ public sealed class AccelerationEngine : IDisposable
         return new SocketRegistration(this, socket, outcome, detail);
     }
 
-    private bool OptIn(Socket socket)
+    private bool OptIn(Socket socket, bool reportsConsumption)
     {
         ArgumentNullException.ThrowIfNull(socket);
         if (_kernel is null)
@@ -322,7 +362,9 @@ public sealed class AccelerationEngine : IDisposable
         int r;
         try
         {
-            r = WithFd(socket, fd => _kernel.WriteConfig(fd, Owner, AccelSockConfig.OptIn, _backlogKib));
+            // Where the kernel traces reads itself, every reader counts as reporting.
+            uint flags = AccelSockConfig.OptIn | (reportsConsumption || _kernelTracksConsumption ? AccelSockConfig.Reports : 0);
+            r = WithFd(socket, fd => _kernel.WriteConfig(fd, Owner, flags, _backlogKib));
         }
         catch (ObjectDisposedException)
         {

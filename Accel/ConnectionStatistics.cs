@@ -26,7 +26,19 @@ public readonly record struct ConnectionStatistics(
     long RedirectedMessages,
     long RedirectedBytes,
     long TcpMessages,
-    long TcpBytes);
+    long TcpBytes)
+{
+    /// <summary>When this direction, redirected until then, moved to TCP (<see cref="TcpReason"/> says why); <c>null</c>
+    /// while it has not. It moved after its first <see cref="RedirectedBytes"/> bytes, and never comes back.</summary>
+    public DateTimeOffset? LeftFastPathAt { get; init; }
+
+    /// <summary>Writes that waited for the reader to catch up (<see cref="SocketRegistration.WaitToSendAsync"/>) instead
+    /// of letting this direction leave the fast path.</summary>
+    public long PacedWrites { get; init; }
+
+    /// <summary>How long those writes waited in all.</summary>
+    public TimeSpan PacedTime { get; init; }
+}
 
 /// <summary>Process-wide figures since the engine started.</summary>
 /// <param name="RegisteredSockets">Sockets put into the fast path (by the kernel at establishment or by late registration).</param>
@@ -36,7 +48,8 @@ public readonly record struct ConnectionStatistics(
 /// <param name="RedirectedBytes">Bytes redirected.</param>
 /// <param name="TcpMessages">sendmsg calls of registered sockets that went through TCP.</param>
 /// <param name="TcpBytes">Bytes of registered sockets that went through TCP.</param>
-/// <param name="DegradedDirections">Directions that switched from redirect to TCP (peer gone).</param>
+/// <param name="DegradedDirections">Directions that switched from redirect to TCP (peer gone, or a writer that does not
+/// pace got <c>MaxRedirectedBacklogBytes</c> ahead of its reader).</param>
 public readonly record struct AccelerationStatistics(
     long RegisteredSockets,
     long RefusedSockets,
@@ -45,4 +58,8 @@ public readonly record struct AccelerationStatistics(
     long RedirectedBytes,
     long TcpMessages,
     long TcpBytes,
-    long DegradedDirections);
+    long DegradedDirections)
+{
+    /// <summary>Writes of this process that waited for their reader to catch up, and so stayed in the fast path.</summary>
+    public long PacedWrites { get; init; }
+}

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Net.Sockets;
+using Accel.Internal;
 using Accel.Native.Abi;
 
 namespace Accel;
@@ -10,6 +12,7 @@ public sealed class SocketRegistration
     private readonly Socket _socket;
     private readonly AccelKey _key;
     private readonly long _reportEvery;
+    private readonly SendPacer? _pacer;
     private ConnectionStatistics _last;
     private long _lastReported;
 
@@ -22,6 +25,10 @@ public sealed class SocketRegistration
         Outcome = outcome;
         Detail = detail;
         _last = new ConnectionStatistics(outcome == RegistrationOutcome.Registered ? DirectionPath.Undecided : DirectionPath.Tcp, detail, 0, 0, 0, 0);
+        if (outcome == RegistrationOutcome.Registered)
+        {
+            _pacer = new SendPacer(engine, socket, PeerKey(key));
+        }
     }
 
     /// <summary>What registration did.</summary>
@@ -50,6 +57,21 @@ public sealed class SocketRegistration
         }
     }
 
+    /// <summary>
+    /// Call before writing <paramref name="count"/> bytes to the socket, with every byte the socket sends (one
+    /// writer at a time). A redirected write never blocks, so a writer can get far ahead of its reader; past
+    /// <c>MaxRedirectedBacklogBytes</c> unread, the kernel moves the direction to TCP for the rest of the
+    /// connection. This waits instead, asynchronously, until the reader has consumed enough, so that the direction
+    /// stays in the fast path. It completes at once (no syscall) while there is room, and whenever waiting
+    /// cannot help: the socket is not in the fast path, its direction already uses TCP, its peer's reader does not
+    /// report consumption (see <see cref="AccelerationEngine.PrepareListener"/>), or the connection is
+    /// closing. A write larger than three quarters of the bound may still move the direction to TCP.
+    /// </summary>
+    /// <param name="count">Bytes about to be written.</param>
+    /// <param name="cancellationToken">Ends the wait with <see cref="OperationCanceledException"/>.</param>
+    public ValueTask WaitToSendAsync(long count, CancellationToken cancellationToken = default)
+        => _pacer is null ? ValueTask.CompletedTask : _pacer.WaitAsync(count, cancellationToken);
+
     /// <summary>This socket's figures, read from the kernel (one syscall). After the socket is closed,
     /// the last figures read are returned.</summary>
     public ConnectionStatistics GetStatistics()
@@ -59,6 +81,22 @@ public sealed class SocketRegistration
             _last = now;
         }
 
-        return _last;
+        return _pacer is null ? _last : _last with { PacedWrites = _pacer.PacedWrites, PacedTime = Stopwatch.GetElapsedTime(0, _pacer.PacedTicks) };
+    }
+
+    /// <summary>The key under which the peer socket is in the map: this socket's own key seen from the other end.</summary>
+    private static unsafe AccelKey PeerKey(AccelKey own)
+    {
+        var peer = new AccelKey
+        {
+            LocalPort = own.RemotePort,
+            RemotePort = own.LocalPort,
+            NetnsCookie = own.NetnsCookie,
+            LocalSeq = own.RemoteSeq,
+            RemoteSeq = own.LocalSeq,
+        };
+        new Span<byte>(own.RemoteIp, 16).CopyTo(new Span<byte>(peer.LocalIp, 16));
+        new Span<byte>(own.LocalIp, 16).CopyTo(new Span<byte>(peer.RemoteIp, 16));
+        return peer;
     }
 }

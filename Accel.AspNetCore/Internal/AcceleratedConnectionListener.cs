@@ -45,7 +45,7 @@ internal sealed class AcceleratedConnectionListener(
             context.Features.Set<IAccelerationFeature>(feature);
             if (registration.IsRegistered)
             {
-                context.Transport = new CountedDuplexPipe(new CountingPipeReader(context.Transport.Input, feature), context.Transport.Output);
+                context.Transport = new CountedDuplexPipe(new CountingPipeReader(context.Transport.Input, feature), new PacingPipeWriter(context.Transport.Output, registration));
             }
 
             return context;

@@ -25,10 +25,10 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
             var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
             {
-                accel.PrepareConnect(socket);
+                accel.PrepareConnect(socket, reportsConsumption: true); // AcceleratedNetworkStream reports
                 await socket.ConnectAsync(new IPEndPoint(address, target.Port), cancellationToken).ConfigureAwait(false);
                 SocketRegistration registration = accel.Register(socket);
-                return registration.IsRegistered ? new AcceleratedNetworkStream(socket, registration) : new NetworkStream(socket, ownsSocket: true);
+                return registration.IsRegistered ? new AcceleratedNetworkStream(socket, registration, Math.Max(1, accel.BacklogBytes / 2)) : new NetworkStream(socket, ownsSocket: true);
             }
             catch (SocketException e)
             {
@@ -45,8 +45,9 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
         throw lastError ?? new SocketException((int)SocketError.HostNotFound);
     }
 
-    /// <summary>Counts what the client consumes, for the backlog bound of the server's redirected responses.</summary>
-    private sealed class AcceleratedNetworkStream(Socket socket, SocketRegistration registration) : NetworkStream(socket, ownsSocket: true)
+    /// <summary>Counts what the client consumes, for the backlog bound of the server's redirected responses, and
+    /// paces what it writes (request bodies) so that a large upload stays in the fast path.</summary>
+    private sealed class AcceleratedNetworkStream(Socket socket, SocketRegistration registration, long maxChunk) : NetworkStream(socket, ownsSocket: true)
     {
         private long _read;
 
@@ -54,12 +55,71 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
 
         public override int Read(byte[] buffer, int offset, int count) => Count(base.Read(buffer, offset, count));
 
+        public override int ReadByte()
+        {
+            int b = base.ReadByte();
+            Count(b < 0 ? 0 : 1);
+            return b;
+        }
+
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
             => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
             => Count(await base.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            while (!buffer.IsEmpty)
+            {
+                ReadOnlySpan<byte> chunk = buffer[..(int)Math.Min(buffer.Length, maxChunk)];
+                ValueTask wait = registration.WaitToSendAsync(chunk.Length);
+                if (!wait.IsCompletedSuccessfully)
+                {
+                    wait.AsTask().GetAwaiter().GetResult();
+                }
+
+                base.Write(chunk);
+                buffer = buffer[chunk.Length..];
+            }
+        }
+
+        public override void WriteByte(byte value) => Write([value]);
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+            => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (buffer.Length > maxChunk)
+            {
+                return WriteInChunksAsync(buffer, cancellationToken);
+            }
+
+            ValueTask wait = registration.WaitToSendAsync(buffer.Length, cancellationToken);
+            return wait.IsCompletedSuccessfully ? base.WriteAsync(buffer, cancellationToken) : WriteAfterAsync(wait, buffer, cancellationToken);
+        }
+
+        private async ValueTask WriteAfterAsync(ValueTask wait, ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+        {
+            await wait.ConfigureAwait(false);
+            await base.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+
+        /// <summary>A write the reader could never make room for at once goes in pieces, each paced.</summary>
+        private async ValueTask WriteInChunksAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+        {
+            while (!buffer.IsEmpty)
+            {
+                ReadOnlyMemory<byte> chunk = buffer[..(int)Math.Min(buffer.Length, maxChunk)];
+                await registration.WaitToSendAsync(chunk.Length, cancellationToken).ConfigureAwait(false);
+                await base.WriteAsync(chunk, cancellationToken).ConfigureAwait(false);
+                buffer = buffer[chunk.Length..];
+            }
+        }
 
         private int Count(int n)
         {

@@ -26,7 +26,7 @@ internal sealed class AcceleratedTransportFactory(
         try
         {
             AccelerationEngine accel = engine.Engine;
-            accel.PrepareListener(listenSocket);
+            accel.PrepareListener(listenSocket, reportsConsumption: true); // CountingPipeReader reports
             listenSocket.Listen(options.Backlog);
             var contexts = new SocketConnectionContextFactory(
                 new SocketConnectionFactoryOptions

@@ -24,6 +24,9 @@ internal struct AccelSockConfig
 {
     public const uint OptIn = 1;
 
+    /// <summary>The socket's reader reports what it consumed; its peer's writer may pace instead of leaving the fast path.</summary>
+    public const uint Reports = 2;
+
     public ulong Owner;
     public uint Flags;
     public uint BacklogKib;
@@ -51,6 +54,14 @@ internal struct AccelSockState
     public uint Join;
     public int InsertError;
     public uint Reserved2;
+    public ulong LeftNs;
+}
+
+/// <summary>The value of accel_consumed: a reader's running total, and whether that reader reports at all.</summary>
+internal static class AccelConsumed
+{
+    public const ulong Reports = 1UL << 63;
+    public const ulong Mask = Reports - 1;
 }
 
 /// <summary>struct accel_owner_stats: per engine instance, per CPU.</summary>

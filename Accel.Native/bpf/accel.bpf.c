@@ -182,8 +182,8 @@ int accel_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	}
 
-	__u64 zero = 0;
-	bpf_map_update_elem(&accel_consumed, &key, &zero, BPF_ANY);
+	__u64 initial = (cfg->flags & ACCEL_CFG_REPORTS) ? ACCEL_CONSUMED_REPORTS : 0;
+	bpf_map_update_elem(&accel_consumed, &key, &initial, BPF_ANY);
 	long err = bpf_sock_hash_update(skops, &accel_sockhash, &key, BPF_NOEXIST);
 	if (err != 0) {
 		st->join = ACCEL_JOIN_FAILED;
@@ -261,19 +261,20 @@ int accel_msg(struct sk_msg_md *msg)
 		int first = st->flags & ACCEL_STATE_FIRST_SEND;
 		st->flags &= ~ACCEL_STATE_FIRST_SEND;
 		__u64 *consumed = bpf_map_lookup_elem(&accel_consumed, &peer);
-		__u64 unread = st->redirected_bytes - (consumed ? *consumed : 0);
+		__u64 unread = st->redirected_bytes - (consumed ? (*consumed & ACCEL_CONSUMED_MASK) : 0);
 		if (unread + size > st->backlog_limit) {
 			st->verdict = ACCEL_VERDICT_TCP;
 			st->reason = ACCEL_REASON_BACKLOG;
-			if (stats && !first)
-				__sync_fetch_and_add(&stats->degraded, 1);
 		} else if (bpf_msg_redirect_hash(msg, &accel_sockhash, &peer, BPF_F_INGRESS) == SK_PASS) {
 			count(st, stats, 1, size);
 			return SK_PASS;
 		} else {
 			st->verdict = ACCEL_VERDICT_TCP;
 			st->reason = first ? ACCEL_REASON_PEER_ABSENT : ACCEL_REASON_PEER_GONE;
-			if (stats && !first)
+		}
+		if (!first) {
+			st->left_ns = bpf_ktime_get_ns();
+			if (stats)
 				__sync_fetch_and_add(&stats->degraded, 1);
 		}
 	}

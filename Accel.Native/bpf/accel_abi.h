@@ -38,6 +38,13 @@ struct accel_sock_config {
 #define ACCEL_DEFAULT_BACKLOG_KIB 4096u
 
 #define ACCEL_CFG_OPT_IN      1u /* sock_ops inserts the socket when it is established */
+#define ACCEL_CFG_REPORTS     2u /* this socket's reader reports what it consumed (the library's transports do):
+                                  * its peer's writer may wait for room instead of leaving the fast path */
+
+/* accel_consumed values: the reader's running total of bytes read, and in the top bit whether that reader
+ * reports at all (set by accel_sockops from ACCEL_CFG_REPORTS; reports keep it). */
+#define ACCEL_CONSUMED_REPORTS (1ull << 63)
+#define ACCEL_CONSUMED_MASK    (ACCEL_CONSUMED_REPORTS - 1)
 
 /* Written by the programs only: the sticky per-direction decision and this socket's figures. */
 struct accel_sock_state {
@@ -55,6 +62,7 @@ struct accel_sock_state {
 	__u32 join;           /* ACCEL_JOIN_*: what accel_sockops did with the socket */
 	__s32 insert_error;   /* errno of a failed insertion */
 	__u32 reserved2;
+	__u64 left_ns;        /* CLOCK_MONOTONIC when a redirected direction moved to TCP; 0 while it has not */
 };
 
 #define ACCEL_JOIN_NONE           0u

@@ -31,6 +31,14 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
     public int WriteConsumed(AccelKey key, ulong totalBytesRead)
         => Bpf.TryUpdate(Store.Map(AbiNames.Consumed), AsBytes(ref key), AsBytes(ref totalBytesRead), BpfFlags.Any);
 
+    /// <summary>Reads the running total that the reader of the socket with key <paramref name="key"/> published;
+    /// fails (ENOENT) when that socket is not in the fast path (never was, or closed).</summary>
+    public int ReadConsumed(AccelKey key, out ulong value)
+    {
+        value = 0;
+        return Bpf.TryLookup(Store.Map(AbiNames.Consumed), AsBytes(ref key), AsBytes(ref value));
+    }
+
     public AccelOwnerStats ReadOwner(ulong owner) => OwnerStatistics.Read(Bpf, Store.Map(AbiNames.Owners), AsBytes(ref owner));
 
     public void ForgetOwner(ulong owner) => Store.ForgetInstance(owner);

@@ -24,7 +24,9 @@ var options = new AccelerationEngineOptions
     MountBpffsIfMissing = false,
     Enabled = a.GetValueOrDefault("accel", "true") == "true",
     ServiceName = a.GetValueOrDefault("service-name"),
+    MaxRedirectedBacklogBytes = long.Parse(a.GetValueOrDefault("backlog", (4L << 20).ToString())),
 };
+bool pacing = a.GetValueOrDefault("pacing", "false") == "true";
 foreach (string range in a.GetValueOrDefault("ranges", "").Split(',', StringSplitOptions.RemoveEmptyEntries))
 {
     options.SameHostPeerRanges.Add(range);
@@ -62,7 +64,7 @@ async Task<StressEndResult[]> ConnectAsync()
         {
             if (mode == StressMode.Prepared)
             {
-                engine.PrepareConnect(socket);
+                engine.PrepareConnect(socket, reportsConsumption: pacing);
             }
 
             await connectGate.WaitAsync(cts.Token);
@@ -76,7 +78,7 @@ async Task<StressEndResult[]> ConnectAsync()
             }
 
             int clientPort = ((IPEndPoint)socket.LocalEndPoint!).Port;
-            return await StressEnd.RunAsync(engine, socket, clientPort, isClient: true, mode, listener, messages, maxSize, cts.Token);
+            return await StressEnd.RunAsync(engine, socket, clientPort, isClient: true, mode, listener, messages, maxSize, cts.Token, pacing);
         }
         catch (Exception e)
         {
@@ -89,7 +91,7 @@ async Task<StressEndResult[]> ServeAsync()
 {
     using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
     listener.Bind(new IPEndPoint(address, 0));
-    engine.PrepareListener(listener);
+    engine.PrepareListener(listener, reportsConsumption: pacing);
     listener.Listen(4096);
     Console.Out.WriteLine($"PORT {((IPEndPoint)listener.LocalEndPoint!).Port}");
     Console.Out.Flush();
@@ -102,7 +104,7 @@ async Task<StressEndResult[]> ServeAsync()
         {
             using (s)
             {
-                return await StressEnd.RunAsync(engine, s, clientPort, isClient: false, StressMode.Prepared, StressListener.Prepared, messages, maxSize, cts.Token);
+                return await StressEnd.RunAsync(engine, s, clientPort, isClient: false, StressMode.Prepared, StressListener.Prepared, messages, maxSize, cts.Token, pacing);
             }
         }));
     }

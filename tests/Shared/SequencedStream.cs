@@ -46,15 +46,21 @@ public sealed class SequencedStream(ulong seed, int messages, int maxMessageSize
         return (byte)((ulong)k * 131 + (ulong)j * 7 + Seed * 29);
     }
 
-    /// <summary>Sends every message with its own send call, as fast as the socket takes them, then waits for
-    /// <paramref name="beforeShutdown"/> (if any) and shuts the sending side down.</summary>
-    public async Task WriteAsync(Socket socket, Func<Task>? beforeShutdown = null, CancellationToken ct = default)
+    /// <summary>Sends every message with its own send call, as fast as the socket takes them (after
+    /// <paramref name="beforeSend"/>, a writer's pacing, if any), then waits for <paramref name="beforeShutdown"/>
+    /// (if any) and shuts the sending side down.</summary>
+    public async Task WriteAsync(Socket socket, Func<Task>? beforeShutdown = null, CancellationToken ct = default, Func<int, ValueTask>? beforeSend = null)
     {
         int k = 0;
         byte[] buffer = new byte[maxMessageSize];
         foreach (int length in Lengths())
         {
             Fill(k, buffer.AsSpan(0, length));
+            if (beforeSend is not null)
+            {
+                await beforeSend(length);
+            }
+
             int sent = 0;
             while (sent < length)
             {
@@ -74,7 +80,7 @@ public sealed class SequencedStream(ulong seed, int messages, int maxMessageSize
 
     /// <summary>Reads the whole stream and then EOF; returns null when every byte matched, else what went wrong.
     /// <paramref name="allRead"/> completes once every expected byte has arrived (before EOF).</summary>
-    public async Task<string?> VerifyAsync(Socket socket, TaskCompletionSource? allRead = null, CancellationToken ct = default)
+    public async Task<string?> VerifyAsync(Socket socket, TaskCompletionSource? allRead = null, CancellationToken ct = default, Action<long>? consumed = null)
     {
         byte[] buffer = new byte[64 * 1024];
         using IEnumerator<int> lengths = Lengths().GetEnumerator();
@@ -104,6 +110,8 @@ public sealed class SequencedStream(ulong seed, int messages, int maxMessageSize
             {
                 return more ? $"EOF after {total} bytes, in message {k} at {pos}" : null;
             }
+
+            consumed?.Invoke(total + n);
 
             for (int i = 0; i < n; i++)
             {

@@ -12,11 +12,15 @@ namespace Accel.Tests.Infrastructure;
 public sealed class StressServer(AccelerationEngine engine, KernelTestEnvironment environment)
 {
     private const int IpProtoTcp = 6, TcpDeferAccept = 9;
+    private bool _pacing;
 
     public sealed record Run(IReadOnlyList<StressEndResult> Server, IReadOnlyList<StressEndResult> Client);
 
-    public async Task<Run> RunAsync(int connections, int messages, int maxSize, bool mixed, IPAddress? address = null)
+    /// <param name="pacing">Half the connections pace their writes and report their reads (<see cref="StressEnd.Paced"/>);
+    /// the peer process gets <paramref name="backlogBytes"/> as its bound (give this process's engine the same).</param>
+    public async Task<Run> RunAsync(int connections, int messages, int maxSize, bool mixed, IPAddress? address = null, bool pacing = false, long backlogBytes = 4L << 20)
     {
+        _pacing = pacing;
         address ??= IPAddress.Loopback;
         Socket[] listeners = Enum.GetValues<StressListener>().Select(kind => Listen(address, kind)).ToArray();
         var results = new ConcurrentBag<StressEndResult>();
@@ -48,7 +52,7 @@ public sealed class StressServer(AccelerationEngine engine, KernelTestEnvironmen
                         {
                             using (s)
                             {
-                                results.Add(await StressEnd.RunAsync(engine, s, clientPort, isClient: false, StressMode.Prepared, kind, messages, maxSize, cts.Token));
+                                results.Add(await StressEnd.RunAsync(engine, s, clientPort, isClient: false, StressMode.Prepared, kind, messages, maxSize, cts.Token, pacing));
                             }
                         }));
                         if (Interlocked.Increment(ref accepted) == connections)
@@ -67,6 +71,7 @@ public sealed class StressServer(AccelerationEngine engine, KernelTestEnvironmen
                 "--ports", string.Join(',', listeners.Select(l => ((IPEndPoint)l.LocalEndPoint!).Port)),
                 "--connections", connections.ToString(), "--messages", messages.ToString(), "--max-size", maxSize.ToString(),
                 "--mixed", mixed ? "true" : "false", "--address", address.ToString(),
+                "--pacing", pacing ? "true" : "false", "--backlog", backlogBytes.ToString(),
             })
             {
                 psi.ArgumentList.Add(arg);
@@ -101,7 +106,7 @@ public sealed class StressServer(AccelerationEngine engine, KernelTestEnvironmen
         listener.Bind(new IPEndPoint(address, 0));
         if (kind != StressListener.NotPrepared)
         {
-            Assert.True(engine.PrepareListener(listener));
+            Assert.True(engine.PrepareListener(listener, reportsConsumption: _pacing));
         }
 
         if (kind == StressListener.PreparedDeferAccept)

@@ -46,6 +46,39 @@ public sealed class OrderingStressTests(KernelFixture fixture, ITestOutputHelper
         Assert.Contains(run.Server, r => r.Listener == StressListener.PreparedDeferAccept && r.Path == "Redirected");
     }
 
+    /// <summary>
+    /// The same two processes with a 64 KiB bound and four times the bytes, so that directions leave the fast path in
+    /// the middle of their streams: on half the connections the writers do not pace and the readers do not report, so
+    /// every redirected direction there moves to TCP after 64 KiB, with both peers still writing. On the other
+    /// half the writers pace (wait for their readers) and must stay redirected throughout.
+    /// </summary>
+    [KernelFact]
+    public async Task Switches_to_TCP_in_the_middle_of_streams_and_paced_writers_never_reorder()
+    {
+        const long bound = 64 << 10;
+        var options = fixture.Environment.Options();
+        options.MaxRedirectedBacklogBytes = bound;
+        using var engine = AccelerationEngine.Start(options);
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        int connections = Math.Max(2, Connections / 2);
+        var run = await new StressServer(engine, fixture.Environment).RunAsync(connections, Messages * 4, maxSize: 4096, mixed: false, pacing: true, backlogBytes: bound);
+        Report(run);
+
+        var ends = run.Server.Select(r => (Side: "server", R: r)).Concat(run.Client.Select(r => (Side: "client", R: r))).ToList();
+        Assert.Equal(connections, run.Client.Count);
+        Assert.Equal(connections, run.Server.Count);
+        Assert.Empty(ends.Where(e => e.R.Error is not null).Select(e => $"{e.Side} {e.R.ClientPort}: {e.R.Error}").Take(10));
+
+        // Directions that do not pace switched in mid-stream: some bytes redirected, the rest through TCP.
+        var unpaced = ends.Where(e => !StressEnd.Paced(e.R.ClientPort)).ToList();
+        var paced = ends.Where(e => StressEnd.Paced(e.R.ClientPort)).ToList();
+        Assert.NotEmpty(unpaced);
+        Assert.NotEmpty(paced);
+        Assert.All(unpaced, e => Assert.True(e.R.Path == "Tcp" && e.R.RedirectedBytes > 0 && e.R.TcpBytes > 0, $"{e.Side} {e.R}"));
+        // Paced directions carried four times the bound and more, all of it redirected.
+        Assert.All(paced, e => Assert.True(e.R.Path == "Redirected" && e.R.TcpBytes == 0 && e.R.RedirectedBytes > bound, $"{e.Side} {e.R}"));
+    }
+
     private void Report(StressServer.Run run)
     {
         foreach (var (side, results) in new[] { ("server", run.Server), ("client", run.Client) })
