@@ -263,6 +263,11 @@ public sealed class AccelerationEngine : IDisposable
     /// <summary>The bound on a direction's redirected-but-unread bytes, in bytes.</summary>
     internal long BacklogBytes => (long)_backlogKib << 10;
 
+    /// <summary>Readers publish their progress each time it grows by this much (one syscall): what they publish lags
+    /// what they read by less than this. A sixteenth of the bound keeps paced writers close to the bound (256 KiB of
+    /// the default 4 MiB: one syscall per 256 KiB read).</summary>
+    internal long ReportStep => Math.Max(1, BacklogBytes / 16);
+
     internal ConnectionStatistics? ReadConnection(Socket socket) => ReadState(socket) is { } st ? Describe(st) : null;
 
     private static ConnectionStatistics Describe(in AccelSockState st)
@@ -325,7 +330,7 @@ public sealed class AccelerationEngine : IDisposable
         return state.Join switch
         {
             AccelSockState.JoinInserted => new SocketRegistration(this, socket, RegistrationOutcome.Registered, null,
-                state.Key, _kernelTracksConsumption ? 0 : Math.Max(1, ((long)_backlogKib << 10) / 4)),
+                state.Key, _kernelTracksConsumption ? 0 : ReportStep),
             AccelSockState.JoinSkippedRemote => Refused(socket, RegistrationOutcome.PeerNotOnHost,
                 $"{socket.RemoteEndPoint} is outside loopback, this host's addresses and SameHostPeerRanges."),
             AccelSockState.JoinSkippedEarly => Refused(socket, RegistrationOutcome.AlreadyWritten,

@@ -45,7 +45,7 @@ public sealed class SocketRegistration
     /// never decreasing). The peer's redirected writes may run at most <c>MaxRedirectedBacklogBytes</c> ahead of
     /// it; a reader that never reports lets its peer redirect that many bytes, after which the peer's
     /// direction continues on TCP. Call it from the reading code after each read: it costs nothing but a
-    /// subtraction, and one syscall per quarter of the bound. The ASP.NET Core transport and HttpClient
+    /// subtraction, and one syscall per sixteenth of the bound. The ASP.NET Core transport and HttpClient
     /// handler do this themselves. Does nothing where the kernel tracks consumption on its own.
     /// </summary>
     public void ReportConsumed(long totalBytesRead)
@@ -65,7 +65,7 @@ public sealed class SocketRegistration
     /// stays in the fast path. It completes at once (no syscall) while there is room, and whenever waiting
     /// cannot help: the socket is not in the fast path, its direction already uses TCP, its peer's reader does not
     /// report consumption (see <see cref="AccelerationEngine.PrepareListener"/>), or the connection is
-    /// closing. A write larger than three quarters of the bound may still move the direction to TCP.
+    /// closing. A single write larger than fifteen sixteenths of the bound may still move the direction to TCP.
     /// </summary>
     /// <param name="count">Bytes about to be written.</param>
     /// <param name="cancellationToken">Ends the wait with <see cref="OperationCanceledException"/>.</param>

@@ -26,6 +26,7 @@ internal sealed class AccelerationHealthCheck(AccelerationEngineProvider engine,
             ["tcpMessages"] = s.TcpMessages,
             ["tcpBytes"] = s.TcpBytes,
             ["degradedDirections"] = s.DegradedDirections,
+            ["pacedWrites"] = s.PacedWrites,
         };
         return Task.FromResult(accel.IsEnabled
             ? HealthCheckResult.Healthy(accel.Status.Message, data)

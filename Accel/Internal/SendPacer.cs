@@ -10,17 +10,18 @@ namespace Accel.Internal;
 /// </summary>
 /// <remarks>
 /// The writer counts what it hands to the socket; the reader publishes its running total in accel_consumed (one
-/// syscall per quarter of the bound), which the kernel's own check reads too. The writer may then send while
+/// syscall per sixteenth of the bound), which the kernel's own check reads too. The writer may then send while
 /// <c>sent - consumed + count &lt;= bound</c>: the kernel sees at most <c>sent</c> redirected and at least that
-/// <c>consumed</c>, so its check cannot trip. Reports lag the reader by less than a quarter of the bound, so a
-/// writer that sees less than that unread goes ahead whatever its size: the reader may be waiting for exactly
-/// these bytes. Waiting polls the map with a timer (1 ms, backing off to 16 ms while the reader makes no
+/// <c>consumed</c>, so its check cannot trip. Reports lag the reader by less than a report step (a sixteenth of the
+/// bound), so a writer that sees less than that unread goes ahead whatever its size: the reader may be waiting for
+/// exactly these bytes. Waiting polls the map with a timer (1 ms, backing off to 16 ms while the reader makes no
 /// progress): processes cannot wake each other through a BPF map, and the wait only happens at the bound.
 /// </remarks>
 internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelKey peerKey)
 {
     private const int TcpInfo = 11, TcpEstablished = 1, MaxDelayMs = 16;
     private readonly long _bound = engine.BacklogBytes;
+    private readonly long _step = engine.ReportStep;
     private long _sent;
     private long _consumedSeen;
     private bool _off;
@@ -58,7 +59,7 @@ internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelK
             }
 
             long unread = _sent - _consumedSeen;
-            if (unread + count <= _bound || unread < _bound / 4)
+            if (unread + count <= _bound || unread < _step)
             {
                 break;
             }

@@ -35,15 +35,17 @@ public sealed class Backend : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<Backend> StartAsync(KernelTestEnvironment environment, bool enabled, string? unixSocket = null, Action<SidecarlessAccelerationOptions>? configure = null)
+    /// <param name="address">Where it listens: 127.0.0.1 unless given (for example ::1).</param>
+    public static async Task<Backend> StartAsync(KernelTestEnvironment environment, bool enabled, string? unixSocket = null, Action<SidecarlessAccelerationOptions>? configure = null, IPAddress? address = null)
     {
+        address ??= IPAddress.Loopback;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http1);
-            k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2);
-            k.Listen(IPAddress.Loopback, 0, o =>
+            k.Listen(address, 0, o => o.Protocols = HttpProtocols.Http1);
+            k.Listen(address, 0, o => o.Protocols = HttpProtocols.Http2);
+            k.Listen(address, 0, o =>
             {
                 o.Protocols = HttpProtocols.Http1AndHttp2;
                 o.UseHttps(SelfSigned());
@@ -65,6 +67,11 @@ public sealed class Backend : IAsyncDisposable
         {
             ctx.Response.ContentLength = n;
             await Pattern.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
+        });
+        app.MapGet("/blocks/{n:long}", async (long n, HttpContext ctx) =>
+        {
+            ctx.Response.ContentLength = n;
+            await Pattern.Blocks.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
         });
         app.MapPost("/echo", async (HttpContext ctx) =>
         {
@@ -97,12 +104,17 @@ public sealed class Backend : IAsyncDisposable
             }
         });
         app.MapGet("/feature", (HttpContext ctx) => ctx.Features.Get<IAccelerationFeature>() is { } f
-            ? Results.Json(new { accelerated = f.IsAccelerated, outcome = f.Outcome.ToString(), path = f.Outbound.Path.ToString(), reason = f.Outbound.TcpReason })
+            ? Results.Json(new
+            {
+                accelerated = f.IsAccelerated, outcome = f.Outcome.ToString(), path = f.Outbound.Path.ToString(), reason = f.Outbound.TcpReason,
+                connection = ctx.Connection.Id, redirectedBytes = f.Outbound.RedirectedBytes, tcpBytes = f.Outbound.TcpBytes,
+                pacedWrites = f.Outbound.PacedWrites, leftFastPathAt = f.Outbound.LeftFastPathAt,
+            })
             : Results.NotFound());
         await app.StartAsync();
 
         string[] addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
-            .Where(a => a.Contains("://127.0.0.1", StringComparison.Ordinal)).ToArray();
+            .Where(a => a.Contains(address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"://[{address}]" : $"://{address}", StringComparison.Ordinal)).ToArray();
         backend.Http1 = new Uri(addresses[0]);
         backend.Http2 = new Uri(addresses[1]);
         backend.Https = new Uri(addresses[2]);

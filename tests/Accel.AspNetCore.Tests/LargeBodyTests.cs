@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using Accel.Testing;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Xunit.Abstractions;
+
+namespace Accel.AspNetCore.Tests;
+
+/// <summary>
+/// Bodies far larger than MaxRedirectedBacklogBytes (4 MiB): Kestrel's writes wait for the client to read
+/// (pacing) instead of moving the connection to TCP, so a pooled connection, and every later request on it, stays in
+/// the fast path. Every byte is checked.
+/// </summary>
+[Collection(KernelCollection.Name)]
+public sealed class LargeBodyTests(KernelFixture fixture, ITestOutputHelper output)
+{
+    private static readonly long[] MixedSizes = [0, 1024, 64 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20];
+
+    [KernelTheory]
+    [InlineData("h1", 4, 64L << 20, 200)]
+    [InlineData("h2c", 4, 64L << 20, 200)]
+    [InlineData("h2c", 1, 1L << 30, 1000)]
+    public async Task Large_downloads_keep_a_pooled_connection_in_the_fast_path_for_the_requests_after_them(string client, int downloads, long size, int smallRequests)
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true);
+        using var frontend = new Frontend(fixture.Environment, enabled: true, backend);
+        HttpClient http = frontend.Client(client);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        FeatureView first = (await http.GetFromJsonAsync<FeatureView>("/feature", cts.Token))!;
+        var before = await ServerBytesAsync(backend);
+
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < downloads; i++)
+        {
+            using var response = await http.GetAsync($"/blocks/{size}", HttpCompletionOption.ResponseHeadersRead, cts.Token);
+            Assert.Null(await Pattern.Blocks.VerifyAsync(await response.Content.ReadAsStreamAsync(cts.Token), size, cts.Token));
+        }
+
+        double seconds = clock.Elapsed.TotalSeconds;
+        FeatureView afterDownloads = (await http.GetFromJsonAsync<FeatureView>("/feature", cts.Token))!;
+        for (int i = 0; i < smallRequests; i++)
+        {
+            using var response = await http.GetAsync("/bytes/1024", cts.Token);
+            Assert.Null(await Pattern.VerifyAsync(await response.Content.ReadAsStreamAsync(cts.Token), 1024, cts.Token));
+        }
+
+        FeatureView last = (await http.GetFromJsonAsync<FeatureView>("/feature", cts.Token))!;
+        var after = await ServerBytesAsync(backend);
+        double share = Share(before, after);
+        output.WriteLine($"{client}: {downloads} x {size >> 20} MiB in {seconds:F1} s ({downloads * size / seconds / 1e6:F0} MB/s, pattern checked), then {smallRequests} x 1 KiB");
+        output.WriteLine($"server: {after.Redirected - before.Redirected} B redirected, {after.Tcp - before.Tcp} B through TCP ({share:P1} redirected), {after.Paced - before.Paced} paced writes");
+        output.WriteLine($"the connection: before {first}\n  after the downloads {afterDownloads}\n  at the end {last}");
+
+        // One pooled connection carried it all, and it never left the fast path.
+        Assert.Equal(first.Connection, last.Connection);
+        Assert.Equal((nameof(DirectionPath.Redirected), 0L, null), (last.Path, last.TcpBytes, last.LeftFastPathAt));
+        // The small requests after the downloads were redirected on that very connection.
+        Assert.True(last.RedirectedBytes - afterDownloads.RedirectedBytes >= smallRequests * 1024L, $"{last.RedirectedBytes - afterDownloads.RedirectedBytes} B redirected for {smallRequests} small responses");
+        Assert.True(share >= 0.95, $"{share:P1} of the server's bytes were redirected");
+        if (client == "h1")
+        {
+            // HTTP/1.1 has no flow control of its own: the writer always gets ahead, so it must have waited. (HTTP/2's
+            // window, which the client grows with its read rate, keeps some runs under the bound without waiting.)
+            Assert.True(after.Paced > before.Paced, "the server never had to wait for the client: the test did not reach the bound");
+        }
+    }
+
+    [KernelTheory]
+    [InlineData("h1", "127.0.0.1")]
+    [InlineData("h2c", "127.0.0.1")]
+    [InlineData("h1", "::1")]
+    [InlineData("h2c", "::1")]
+    public async Task Bodies_from_0_B_to_64_MiB_32_at_a_time_are_redirected(string client, string address)
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true, address: IPAddress.Parse(address));
+        using var frontend = new Frontend(fixture.Environment, enabled: true, backend);
+        HttpClient http = frontend.Client(client);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var before = await ServerBytesAsync(backend);
+        long body = 0;
+        var clock = Stopwatch.StartNew();
+        await Parallel.ForEachAsync(Enumerable.Range(0, 32), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cts.Token }, async (i, ct) =>
+        {
+            long size = MixedSizes[i % MixedSizes.Length];
+            using var response = await http.GetAsync($"/blocks/{size}", HttpCompletionOption.ResponseHeadersRead, ct);
+            Assert.True(response.IsSuccessStatusCode, $"{size}: {(int)response.StatusCode}");
+            string? error = await Pattern.Blocks.VerifyAsync(await response.Content.ReadAsStreamAsync(ct), size, ct);
+            Assert.True(error is null, $"{size}: {error}");
+            Interlocked.Add(ref body, size);
+        });
+
+        var after = await ServerBytesAsync(backend);
+        double share = Share(before, after);
+        output.WriteLine($"{client} over {address}: {body >> 20} MiB of bodies in {clock.Elapsed.TotalSeconds:F1} s; server: {after.Redirected - before.Redirected} B redirected, {after.Tcp - before.Tcp} B through TCP ({share:P1}), {after.Paced - before.Paced} paced writes, {after.Degraded - before.Degraded} directions left the fast path");
+        Assert.True(share >= 0.95, $"{share:P1} of the server's bytes were redirected");
+        Assert.Equal(before.Degraded, after.Degraded);
+    }
+
+    private static double Share((long Redirected, long Tcp, long Paced, long Degraded) before, (long Redirected, long Tcp, long Paced, long Degraded) after)
+    {
+        long redirected = after.Redirected - before.Redirected, tcp = after.Tcp - before.Tcp;
+        return redirected / (double)Math.Max(1, redirected + tcp);
+    }
+
+    private static async Task<(long Redirected, long Tcp, long Paced, long Degraded)> ServerBytesAsync(Backend backend)
+    {
+        HealthReportEntry health = await backend.HealthAsync();
+        return ((long)health.Data["redirectedBytes"], (long)health.Data["tcpBytes"], (long)health.Data["pacedWrites"], (long)health.Data["degradedDirections"]);
+    }
+
+    private sealed record FeatureView(bool Accelerated, string Outcome, string Path, string? Reason, string Connection, long RedirectedBytes, long TcpBytes, long PacedWrites, DateTimeOffset? LeftFastPathAt);
+}
