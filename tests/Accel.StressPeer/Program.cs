@@ -3,6 +3,8 @@
 //            verifying the server's.
 //   serve:   listens (opted in), prints "PORT <n>", serves N connections the same way.
 //   status:  starts the engine and prints its status (for restricted environments).
+//   stall:   connects once to the first of --ports (opted in, as a reader that reports), prints "CONNECTED" and
+//            never reads: a peer to kill while the other end's writer waits for it.
 // Prints one JSON object: per-connection results and the engine's process-wide statistics.
 using System.Net;
 using System.Net.Sockets;
@@ -44,6 +46,17 @@ if (options.Enabled && !engine.IsEnabled)
 {
     Console.Error.WriteLine($"engine disabled: {engine.Status.Message}");
     return 2;
+}
+
+if (role == "stall")
+{
+    using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+    engine.PrepareConnect(socket, reportsConsumption: true);
+    await socket.ConnectAsync(new IPEndPoint(address, int.Parse(a["ports"].Split(',')[0])));
+    Console.Out.WriteLine("CONNECTED");
+    Console.Out.Flush();
+    await Task.Delay(TimeSpan.FromMinutes(5)); // killed long before
+    return 0;
 }
 
 using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));

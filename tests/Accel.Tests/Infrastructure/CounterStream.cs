@@ -8,8 +8,11 @@ namespace Accel.Tests.Infrastructure;
 public static class CounterStream
 {
     /// <summary>Writes <paramref name="totalBytes"/>; with <paramref name="window"/>, waits (as a flow-controlled
-    /// protocol such as HTTP/2 does) whenever more than that is written but not yet read by the peer.</summary>
-    public static async Task WriteAsync(Socket socket, long totalBytes, int chunk, CancellationToken ct, long window = 0, Func<long>? peerConsumed = null)
+    /// protocol such as HTTP/2 does) whenever more than that is written but not yet read by the peer; with
+    /// <paramref name="pacer"/>, paces each chunk (<see cref="SocketRegistration.WaitToSendAsync"/>);
+    /// <paramref name="written"/> follows the progress.</summary>
+    public static async Task WriteAsync(Socket socket, long totalBytes, int chunk, CancellationToken ct, long window = 0, Func<long>? peerConsumed = null,
+        SocketRegistration? pacer = null, Action<long>? written = null)
     {
         byte[] buffer = new byte[chunk];
         for (long offset = 0; offset < totalBytes;)
@@ -21,6 +24,11 @@ public static class CounterStream
 
             int n = (int)Math.Min(chunk, totalBytes - offset);
             Fill(buffer.AsSpan(0, n), offset);
+            if (pacer is not null)
+            {
+                await pacer.WaitToSendAsync(n, ct);
+            }
+
             int sent = 0;
             while (sent < n)
             {
@@ -28,6 +36,7 @@ public static class CounterStream
             }
 
             offset += n;
+            written?.Invoke(offset);
         }
     }
 

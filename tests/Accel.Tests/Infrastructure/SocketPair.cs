@@ -22,7 +22,8 @@ public sealed class SocketPair : IDisposable
 
     public SocketRegistration ServerRegistration { get; }
 
-    public static async Task<SocketPair> ConnectAsync(AccelerationEngine engine, bool prepareClient = true, bool prepareServer = true, IPAddress? address = null)
+    /// <param name="reportsConsumption">Both ends are opted in as readers that report what they consume.</param>
+    public static async Task<SocketPair> ConnectAsync(AccelerationEngine engine, bool prepareClient = true, bool prepareServer = true, IPAddress? address = null, bool reportsConsumption = false)
     {
         address ??= IPAddress.Loopback;
         using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -34,14 +35,14 @@ public sealed class SocketPair : IDisposable
         listener.Bind(new IPEndPoint(address, 0));
         if (prepareServer)
         {
-            Assert.True(engine.PrepareListener(listener));
+            Assert.True(engine.PrepareListener(listener, reportsConsumption));
         }
 
         listener.Listen();
         var client = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         if (prepareClient)
         {
-            Assert.True(engine.PrepareConnect(client));
+            Assert.True(engine.PrepareConnect(client, reportsConsumption));
         }
 
         await client.ConnectAsync(new IPEndPoint(address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : address, ((IPEndPoint)listener.LocalEndPoint!).Port));
