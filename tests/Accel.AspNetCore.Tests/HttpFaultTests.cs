@@ -85,19 +85,5 @@ public sealed class HttpFaultTests(KernelFixture fixture, ITestOutputHelper outp
         Assert.True((long)(await backend.HealthAsync()).Data["redirectedBytes"] > 2_000_000);
     }
 
-    private Process StartPeer(string role, params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "Accel.HttpPeer.dll"), role }.Concat(args).Concat(
-        [
-            "--SidecarlessAcceleration:PinRoot", fixture.Environment.PinRoot,
-            "--SidecarlessAcceleration:CgroupPath", fixture.Environment.CgroupPath,
-            "--SidecarlessAcceleration:MountBpffsIfMissing", "false",
-        ]))
-        {
-            psi.ArgumentList.Add(arg);
-        }
-
-        return Process.Start(psi)!;
-    }
+    private Process StartPeer(string role, params string[] args) => HttpPeerProcess.Start(fixture.Environment, null, role, args);
 }

@@ -97,6 +97,43 @@ public sealed class LargeBodyTests(KernelFixture fixture, ITestOutputHelper outp
         Assert.Equal(before.Degraded, after.Degraded);
     }
 
+    /// <summary>The same mix between two services in two network namespaces joined by veth (two pods on a node), each
+    /// a process of its own: the client in one namespace, the server in the other.</summary>
+    [KernelTheory]
+    [InlineData("h1")]
+    [InlineData("h2c")]
+    public async Task Bodies_from_0_B_to_64_MiB_between_two_network_namespaces_are_redirected(string client)
+    {
+        using var net = NamespacePair.Create();
+        using Process server = HttpPeerProcess.Start(fixture.Environment, net.B, "serve", "--listen", net.AddressB);
+        try
+        {
+            string? portLine = await server.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.True(portLine?.StartsWith("PORT ", StringComparison.Ordinal) == true, $"server: {portLine} {(server.HasExited ? await server.StandardError.ReadToEndAsync() : "")}");
+            string[] ports = portLine!.Split(' ');
+            using Process fetch = HttpPeerProcess.Start(fixture.Environment, net.A, "fetch",
+                "--h1", $"http://{net.AddressB}:{ports[1]}", "--h2c", $"http://{net.AddressB}:{ports[2]}", "--proto", client);
+            Task<string> stdout = fetch.StandardOutput.ReadToEndAsync();
+            Task<string> stderr = fetch.StandardError.ReadToEndAsync();
+            Assert.True(fetch.WaitForExit(TimeSpan.FromMinutes(3)), "the client did not finish in 3 minutes");
+            Assert.True(fetch.ExitCode == 0, $"client exited with {fetch.ExitCode}: {await stderr}");
+            using var result = System.Text.Json.JsonDocument.Parse(await stdout);
+            var root = result.RootElement;
+            long Delta(string name) => root.GetProperty("after").GetProperty(name).GetInt64() - root.GetProperty("before").GetProperty(name).GetInt64();
+            long redirected = Delta("redirectedBytes"), tcp = Delta("tcpBytes");
+            double share = redirected / (double)Math.Max(1, redirected + tcp);
+            output.WriteLine($"{client} from {net.AddressA} to {net.AddressB}: {root.GetProperty("bytes").GetInt64() >> 20} MiB of bodies; server: {redirected} B redirected, {tcp} B through TCP ({share:P1}), {Delta("pacedWrites")} paced writes, {Delta("degradedDirections")} directions left the fast path");
+            Assert.Equal(System.Text.Json.JsonValueKind.Null, root.GetProperty("error").ValueKind);
+            Assert.True(share >= 0.95, $"{share:P1} of the server's bytes were redirected");
+            Assert.Equal(0, Delta("degradedDirections"));
+        }
+        finally
+        {
+            server.Kill();
+            await server.WaitForExitAsync();
+        }
+    }
+
     private static double Share((long Redirected, long Tcp, long Paced, long Degraded) before, (long Redirected, long Tcp, long Paced, long Degraded) after)
     {
         long redirected = after.Redirected - before.Redirected, tcp = after.Tcp - before.Tcp;

@@ -1,6 +1,10 @@
 // The other process of the HTTP fault tests, killed with SIGKILL mid-stream.
-//   serve        Kestrel with the library on 127.0.0.1, HTTP/1.1 and h2c (random ports): prints "PORT <h1> <h2c>";
-//                GET /pattern/{n} streams n bytes of the test pattern.
+//   serve        Kestrel with the library on 127.0.0.1 (or --listen <ip>), HTTP/1.1 and h2c (random ports): prints
+//                "PORT <h1> <h2c>"; GET /pattern/{n} streams n bytes of the test pattern, /blocks/{n} n bytes of
+//                Pattern.Blocks, /stats the acceleration health data.
+//   fetch        --h1 <base url> --h2c <base url> --proto h1|h2c: through IHttpClientFactory with the library, 32 GETs
+//                of /blocks/{0 B..64 MiB} at once, every byte checked; prints one JSON line: body bytes, the first
+//                error, and the server's /stats before and after.
 //   echo-client  --url <url> [--h2c true]: POSTs an endless pattern body to <url> through IHttpClientFactory with
 //                the library; prints "STREAMING" once 1 MiB is sent.
 // Library options come as configuration arguments, e.g. --SidecarlessAcceleration:PinRoot /path.
@@ -14,8 +18,9 @@ if (role == "serve")
     builder.Logging.ClearProviders();
     builder.WebHost.ConfigureKestrel(k =>
     {
-        k.Listen(System.Net.IPAddress.Loopback, 0, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1);
-        k.Listen(System.Net.IPAddress.Loopback, 0, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
+        var address = System.Net.IPAddress.Parse(builder.Configuration["listen"] ?? "127.0.0.1");
+        k.Listen(address, 0, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1);
+        k.Listen(address, 0, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
     });
     builder.Services.AddSidecarlessAcceleration();
     var app = builder.Build();
@@ -24,6 +29,13 @@ if (role == "serve")
         ctx.Response.ContentLength = n;
         await Pattern.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
     });
+    app.MapGet("/blocks/{n:long}", async (long n, HttpContext ctx) =>
+    {
+        ctx.Response.ContentLength = n;
+        await Pattern.Blocks.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
+    });
+    app.MapGet("/stats", async (Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckService health)
+        => Results.Json((await health.CheckHealthAsync()).Entries["sidecarless-acceleration"].Data));
     await app.StartAsync();
     Console.WriteLine($"PORT {string.Join(' ', app.Urls.Select(u => new Uri(u).Port))}");
     await app.WaitForShutdownAsync();
@@ -65,6 +77,42 @@ if (role == "echo-client")
     }
 
     return 1; // the echo ended: not reached while the test is running, it kills the process
+}
+
+if (role == "fetch")
+{
+    var builder = Host.CreateApplicationBuilder(config);
+    builder.Logging.ClearProviders();
+    builder.Services.AddSidecarlessAcceleration();
+    builder.Services.AddHttpClient("h1", c => c.BaseAddress = new Uri(builder.Configuration["h1"]!));
+    builder.Services.AddHttpClient("h2c", c =>
+    {
+        c.BaseAddress = new Uri(builder.Configuration["h2c"]!);
+        c.DefaultRequestVersion = System.Net.HttpVersion.Version20;
+        c.DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+    });
+    using IHost host = builder.Build();
+    var clients = host.Services.GetRequiredService<IHttpClientFactory>();
+    HttpClient http = clients.CreateClient(builder.Configuration["proto"]!);
+    string before = await clients.CreateClient("h1").GetStringAsync("/stats");
+    long[] sizes = [0, 1024, 64 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20];
+    long bytes = 0;
+    string? error = null;
+    await Parallel.ForEachAsync(Enumerable.Range(0, 32), new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (i, ct) =>
+    {
+        long size = sizes[i % sizes.Length];
+        using var response = await http.GetAsync($"/blocks/{size}", HttpCompletionOption.ResponseHeadersRead, ct);
+        string? e = response.IsSuccessStatusCode ? await Pattern.Blocks.VerifyAsync(await response.Content.ReadAsStreamAsync(ct), size, ct) : $"HTTP {(int)response.StatusCode}";
+        if (e is not null)
+        {
+            Interlocked.CompareExchange(ref error, $"{size}: {e}", null);
+        }
+
+        Interlocked.Add(ref bytes, size);
+    });
+    string after = await clients.CreateClient("h1").GetStringAsync("/stats");
+    Console.WriteLine($"{{\"bytes\":{bytes},\"error\":{System.Text.Json.JsonSerializer.Serialize(error)},\"before\":{before},\"after\":{after}}}");
+    return 0;
 }
 
 Console.Error.WriteLine($"unknown role {role}");
