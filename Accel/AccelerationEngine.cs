@@ -260,6 +260,18 @@ public sealed class AccelerationEngine : IDisposable
 
     internal void CountPacedWrite() => Interlocked.Increment(ref _pacedWrites);
 
+    /// <summary>For measurements: the kernel times every BPF program run until the result is disposed (null when
+    /// disabled).</summary>
+    internal IDisposable? EnableProgramStatistics() => _kernel?.Bpf.EnableRunTimeStatistics();
+
+    /// <summary>Total run time and runs of the sk_msg and sock_ops programs, host-wide (every process shares them),
+    /// counted while <see cref="EnableProgramStatistics"/> is held.</summary>
+    internal ((ulong Ns, ulong Runs) Message, (ulong Ns, ulong Runs) SockOps) ReadProgramStatistics()
+        => _kernel is null
+            ? default
+            : (_kernel.Bpf.ProgramRunStatistics(_kernel.Store.Program(AbiNames.MessageProgram)),
+               _kernel.Bpf.ProgramRunStatistics(_kernel.Store.Program(AbiNames.SockOpsProgram)));
+
     /// <summary>The bound on a direction's redirected-but-unread bytes, in bytes.</summary>
     internal long BacklogBytes => (long)_backlogKib << 10;
 

@@ -256,6 +256,32 @@ internal sealed unsafe class BpfSyscalls(IKernel kernel)
         return MemoryMarshal.Read<uint>(info[4..]);
     }
 
+    /// <summary>BPF_ENABLE_STATS (run time): while the returned descriptor is open, the kernel times every BPF program run
+    /// (<see cref="ProgramRunStatistics"/>). It costs two clock reads per run, so only measurements hold it.</summary>
+    public KernelFd EnableRunTimeStatistics()
+    {
+        Span<byte> a = stackalloc byte[AttrSize];
+        a.Clear();
+        Put(a, 0, 0u); // BPF_STATS_RUN_TIME
+        int r = Kernel.Bpf(BpfCommand.EnableStats, a);
+        if (r < 0)
+        {
+            throw new BpfException("BPF_ENABLE_STATS", -r);
+        }
+
+        return new KernelFd(Kernel, r);
+    }
+
+    /// <summary>A program's total run time and number of runs since it was loaded, counted while statistics are enabled
+    /// (bpf_prog_info.run_time_ns and run_cnt).</summary>
+    public (ulong RunTimeNs, ulong RunCount) ProgramRunStatistics(KernelFd program)
+    {
+        Span<byte> info = stackalloc byte[232];
+        info.Clear();
+        GetInfo(program, info);
+        return (MemoryMarshal.Read<ulong>(info[192..]), MemoryMarshal.Read<ulong>(info[200..]));
+    }
+
     /// <summary>The cgroup a cgroup link is attached to: its cgroup id, 0 once the kernel has detached it (its
     /// cgroup was released), or null for a link of another kind.</summary>
     public ulong? CgroupOfLink(KernelFd link)

@@ -19,4 +19,5 @@ internal enum BpfCommand
     RawTracepointOpen = 17,
     BtfLoad = 18,
     LinkCreate = 28,
+    EnableStats = 32,
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using Accel.Benchmarks.Paired;
 using Accel.Testing;
 
 namespace Accel.Benchmarks;
@@ -8,16 +9,40 @@ namespace Accel.Benchmarks;
 /// the map but not accelerated, and start-up.</summary>
 internal static class RawSocketBenchmarks
 {
-    public static Task RunAsync(KernelTestEnvironment env, Settings settings, Report report)
+    /// <summary>Round trips between two threads over long-lived pairs, modes switched slice by slice (see
+    /// <see cref="PairedRunner"/>): plain TCP, a second plain TCP pair (A/A), accelerated, Unix domain socket.</summary>
+    public static async Task<IReadOnlyList<Metric>> PairedRoundTripsAsync(AccelerationEngine engine, Settings settings)
     {
-        var startClock = Stopwatch.StartNew();
-        using var engine = AccelerationEngine.Start(env.Options());
-        report.Add("startup", "engine start, creating the pinned objects", "ms", Transport.Accelerated, startClock.Elapsed.TotalMilliseconds);
-        if (!engine.IsEnabled)
+        string[] modes = ["tcp", "tcp-aa", "accel", "uds"];
+        var pairs = new Dictionary<string, BenchPair>
         {
-            throw new InvalidOperationException($"Acceleration is not available: {engine.Status.Message}");
+            ["tcp"] = BenchPair.Create(Transport.Tcp, engine),
+            ["tcp-aa"] = BenchPair.Create(Transport.Tcp, engine),
+            ["accel"] = BenchPair.Create(Transport.Accelerated, engine),
+            ["uds"] = BenchPair.Create(Transport.Uds, engine),
+        };
+        try
+        {
+            var cases = new[] { 64, 1024, 16 * 1024 }.Select(size =>
+            {
+                var p50 = new Metric($"rtt-{size}", $"raw socket round trip {Report.Size(size)}, p50", "us", HigherIsBetter: false);
+                return new PairedCase(p50.Title, [p50], mode => Task.FromResult<IReadOnlyDictionary<string, double>>(
+                    new Dictionary<string, double> { [p50.Id] = PingPong(pairs[mode], size, settings.RoundTripsPerSlice(size)).P50 }));
+            }).ToList();
+            await PairedRunner.RunAsync("raw sockets", modes, settings.Rounds, cases);
+            return cases.SelectMany(c => c.Metrics).ToList();
         }
+        finally
+        {
+            foreach (BenchPair p in pairs.Values)
+            {
+                p.Dispose();
+            }
+        }
+    }
 
+    public static Task RunAsync(KernelTestEnvironment env, Settings settings, Report report, AccelerationEngine engine)
+    {
         for (int rep = 0; rep < 3; rep++)
         {
             var again = Stopwatch.StartNew();
@@ -27,17 +52,6 @@ internal static class RawSocketBenchmarks
 
         for (int rep = 0; rep < settings.Repetitions; rep++)
         {
-            foreach (int size in Settings.Sizes)
-            {
-                foreach (Transport t in Rotate(rep))
-                {
-                    using var pair = BenchPair.Create(t, engine);
-                    var (p50, p99) = PingPong(pair, size, settings.RoundTrips(size));
-                    report.Add("rtt", $"round trip {Report.Size(size)}, p50", "us", t, p50);
-                    report.Add("rtt99", $"round trip {Report.Size(size)}, p99", "us", t, p99);
-                }
-            }
-
             foreach (Transport t in Rotate(rep))
             {
                 using var pair = BenchPair.Create(t, engine);
@@ -128,22 +142,20 @@ internal static class RawSocketBenchmarks
         byte[] echoBuf = new byte[size];
         var echo = new Thread(() =>
         {
-            long total = 0;
             for (int i = 0; i < iterations + 200; i++)
             {
-                total += ReceiveExactly(pair.B, echoBuf, pair.RegistrationB, total);
+                pair.ReadB += ReceiveExactly(pair.B, echoBuf, pair.RegistrationB, pair.ReadB);
                 pair.B.Send(echoBuf);
             }
         }) { IsBackground = true };
         echo.Start();
 
         var samples = new double[iterations];
-        long received = 0;
         for (int i = 0; i < iterations + 200; i++)
         {
             long start = Stopwatch.GetTimestamp();
             pair.A.Send(sendBuf);
-            received += ReceiveExactly(pair.A, recvBuf, pair.RegistrationA, received);
+            pair.ReadA += ReceiveExactly(pair.A, recvBuf, pair.RegistrationA, pair.ReadA);
             if (i >= 200)
             {
                 samples[i - 200] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
+using Accel.Benchmarks.Http;
+using Accel.Benchmarks.Paired;
 
 namespace Accel.Benchmarks;
 
@@ -27,16 +29,50 @@ internal sealed class Report(Settings settings)
         return v.Length == 0 ? (double.NaN, double.NaN) : (v.Min(), v.Max());
     }
 
-    public void Write(string dir)
+    public void Write(string dir, IReadOnlyList<Metric> raw, HttpResults http)
     {
         var md = new StringBuilder();
         md.AppendLine("# Benchmark results");
         md.AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {(settings.Quick ? "quick mode" : "full mode")}, {settings.Repetitions} interleaved repetitions per case; medians, with min to max over repetitions.");
-        md.AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} CPUs ({CpuModel()}), {RuntimeInformation.OSDescription}, .NET {Environment.Version}.");
-        md.AppendLine("Client and server in one process for HTTP (Kestrel + IHttpClientFactory), two threads for raw sockets; loopback.");
-        md.AppendLine("TCP = the library present with `Enabled = false` (HTTP) or plain sockets (raw); UDS = Unix domain socket.");
-        md.AppendLine("Ratios below 1 mean accelerated is faster for times, and above 1 means faster for rates.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {(settings.Quick ? "quick mode" : "full mode")}. Machine: {Environment.ProcessorCount} CPUs ({CpuModel()}), {RuntimeInformation.OSDescription}, .NET {Environment.Version}.");
+        md.AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"""
+            How: two long-lived processes (HTTP: this client and one server process hosting three Kestrel apps), the modes
+            switched in short slices: {settings.Rounds} rounds, in each every mode runs twice per case in palindromic order
+            (A B C C B A, the start rotating). A cell is the **median over the rounds of the paired ratio** mode / baseline,
+            with a distribution-free 95% interval; an interval that holds 1.00 is "within noise", never a win.
+            Modes: **none** = no library at all (Kestrel's socket transport, a default `SocketsHttpHandler`), **A/A** = the
+            same again through a second client (the run's own noise), **off** = the library with `Enabled = false`,
+            **accelerated**, **UDS** = a Unix domain socket (no library). Ratios < 1 are faster for times and costs, > 1 for rates.
+            """);
+        md.AppendLine();
+        md.AppendLine("## HTTP (IHttpClientFactory / SocketsHttpHandler client, Kestrel server, separate processes)");
+        md.AppendLine();
+        PairedReport.WriteTable(md, http.Metrics, "none", [("none-aa", "A/A"), ("off", "off / none"), ("accel", "accelerated / none"), ("uds", "UDS / none")]);
+        md.AppendLine(CultureInfo.InvariantCulture, $"Evidence: the accelerated server app redirected {http.RedirectedShare:P1} of the bytes its registered sockets sent; its writers waited for their readers {http.PacedWrites} times; {http.DegradedDirections} connection directions left the fast path.");
+        md.AppendLine();
+        if (http.SyscallsPerRequest.Count > 0)
+        {
+            md.AppendLine("Syscalls per request, both processes (strace -f -c, sequential 1 KiB, a separate pass):");
+            md.AppendLine();
+            md.AppendLine("| protocol | none | off | accelerated |");
+            md.AppendLine("|---|---:|---:|---:|");
+            foreach (string proto in new[] { "h1", "h2c" })
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {(proto == "h1" ? "HTTP/1.1" : "h2c")} | {http.SyscallsPerRequest[("none", proto)]:0.0} | {http.SyscallsPerRequest[("off", proto)]:0.0} | {http.SyscallsPerRequest[("accel", proto)]:0.0} |");
+            }
+
+            md.AppendLine();
+        }
+
+        md.AppendLine(CultureInfo.InvariantCulture, $"BPF programs' own cost under accelerated HTTP load (kernel statistics, BPF_ENABLE_STATS, a separate pass): sk_msg {http.Program.MessageNs:0} ns per message over {http.Program.Messages} messages; sock_ops {http.Program.SockOpsNs:0} ns per run over {http.Program.SockOpsRuns} runs.");
+        md.AppendLine();
+        md.AppendLine("## Raw sockets (two threads, one process, blocking ping-pong)");
+        md.AppendLine();
+        PairedReport.WriteTable(md, raw, "tcp", [("tcp-aa", "A/A"), ("accel", "accelerated / TCP"), ("uds", "UDS / TCP")]);
+        PairedReport.WriteTargets(md, http.Metrics, raw, http);
+
+        md.AppendLine("## Other socket-level figures (whole repetitions: medians, min to max)");
         md.AppendLine();
         foreach (var group in _values.GroupBy(v => v.Group))
         {
@@ -64,34 +100,10 @@ internal sealed class Report(Settings settings)
             md.AppendLine();
         }
 
-        md.AppendLine(Targets());
         File.WriteAllText(Path.Combine(dir, "benchmarks.md"), md.ToString());
-        Plots.Write(this, dir);
-    }
-
-    private string Targets()
-    {
-        var t = new StringBuilder();
-        t.AppendLine("## Against the targets (ratio accelerated / TCP, this run)");
-        t.AppendLine();
-        t.AppendLine("| target | goal | measured | met |");
-        t.AppendLine("|---|---|---:|---|");
-        void Row(string name, string @case, bool lowerIsBetter, double goal)
-        {
-            double r = Median(@case, Transport.Accelerated) / Median(@case, Transport.Tcp);
-            bool met = lowerIsBetter ? r <= goal : r >= goal;
-            t.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {(lowerIsBetter ? "<=" : ">=")} {goal:0.00} | {r:0.00} | {(met ? "yes" : "no")} |");
-        }
-
-        Row("HTTP/1.1 1 KiB sequential p50", "HTTP/1.1 1 KiB, p50", true, 0.80);
-        Row("h2c 1 KiB sequential p50", "h2c 1 KiB, p50", true, 0.85);
-        Row("HTTP/1.1 throughput", "HTTP/1.1 1 KiB, 64 concurrent, requests/s", false, 1.40);
-        Row("h2c throughput", "h2c 1 KiB, 64 concurrent, requests/s", false, 1.25);
-        Row("HTTP/1.1 CPU per request", "HTTP/1.1 1 KiB, 64 concurrent, CPU per request", true, 0.70);
-        Row("HTTP/1.1 256 KiB p50 (never slower)", "HTTP/1.1 256 KiB, p50", true, 1.00);
-        Row("raw round trip 64 B p50", "round trip 64 B, p50", true, 0.70);
-        Row("in the map, not accelerated (bulk time)", "bulk, socket in the map but not accelerated", false, 1 / 1.02);
-        return t.ToString();
+        Console.WriteLine(md.ToString());
+        var rows = http.Metrics.Concat(raw).Select(m => (m.Title, PairedRunner.Ratio(m, "accel", m.Id.StartsWith("rtt", StringComparison.Ordinal) ? "tcp" : "none"))).ToList();
+        PairedReport.Plot(rows, Path.Combine(dir, "ratios.png"));
     }
 
     private static string Ratio(double a, double b) => double.IsNaN(a) || double.IsNaN(b) || b == 0 ? "-" : (a / b).ToString("0.00", CultureInfo.InvariantCulture);

@@ -15,9 +15,21 @@ internal sealed record Settings(bool Quick)
 
     public long BulkBytes => Quick ? 256L << 20 : 1L << 30;
 
-    public int HttpSequential(int size) => (Quick ? 1 : 3) * (size <= 16 * 1024 ? 1500 : 300);
 
-    public TimeSpan HttpThroughputDuration => TimeSpan.FromSeconds(Quick ? 3 : 10);
+    /// <summary>Rounds of paired slices: every mode twice per round and case (ABBA), ratios taken within a round.</summary>
+    public int Rounds => Quick ? 12 : 40;
+
+    /// <summary>Requests in one sequential slice (a few hundred milliseconds).</summary>
+    public int SequentialRequests(int size) => size <= 16 * 1024 ? 400 : 100;
+
+    /// <summary>Length of one throughput slice.</summary>
+    public TimeSpan SliceDuration => TimeSpan.FromMilliseconds(300);
+
+    /// <summary>The large download of one slice.</summary>
+    public long LargeBody => Quick ? 64L << 20 : 1L << 30;
+
+    /// <summary>Round trips in one raw-socket slice.</summary>
+    public int RoundTripsPerSlice(int size) => size <= 1024 ? 1000 : 400;
 
     public static readonly int[] Sizes = [64, 1024, 16 * 1024, 256 * 1024];
 }

@@ -18,6 +18,11 @@ internal sealed class BenchPair : IDisposable
 
     public SocketRegistration? RegistrationB { get; init; }
 
+    /// <summary>Running totals read at each end, for consumption reports across the pair's whole life.</summary>
+    public long ReadA { get; set; }
+
+    public long ReadB { get; set; }
+
     public static BenchPair Create(Transport transport, AccelerationEngine engine, bool prepareServer = true)
     {
         if (transport == Transport.Uds)

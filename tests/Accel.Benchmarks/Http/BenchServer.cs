@@ -1,0 +1,95 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
+
+namespace Accel.Benchmarks.Http;
+
+/// <summary>
+/// The server process of the HTTP benchmark: three Kestrel apps in one long-lived process, so that the client can
+/// switch between them slice by slice while the process (its JIT state, its heap, its place on the CPUs) stays the same:
+/// <c>none</c> (no library at all: Kestrel's own socket transport, also on Unix sockets), <c>off</c> (the library
+/// with <c>Enabled = false</c>) and <c>accel</c> (the library on). Each serves /data/{n} (n bytes, n up to 1 MiB),
+/// /stream/{n} (n bytes in 64 KiB writes) and /stats (the acceleration health data).
+/// </summary>
+internal static class BenchServer
+{
+    private static readonly byte[] Payload = MakePayload();
+
+    /// <summary>Prints one line "READY" followed by the endpoints as mode=h1url,h2url pairs, then serves until killed.</summary>
+    public static async Task<int> RunAsync(string pinRoot, string cgroup, string udsPrefix)
+    {
+        var apps = new List<(string Mode, WebApplication App)>
+        {
+            ("none", Build(library: null, udsPrefix)),
+            ("off", Build(library: false, null, pinRoot, cgroup)),
+            ("accel", Build(library: true, null, pinRoot, cgroup)),
+        };
+        var lines = new List<string>();
+        foreach (var (mode, app) in apps)
+        {
+            await app.StartAsync();
+            string[] urls = [.. app.Urls];
+            lines.Add($"{mode}={urls[0]},{urls[1]}");
+        }
+
+        lines.Add($"uds=http://unix:{udsPrefix}-h1.sock,http://unix:{udsPrefix}-h2.sock");
+        Console.WriteLine("READY " + string.Join(' ', lines));
+        Console.Out.Flush();
+        await Task.Delay(Timeout.Infinite);
+        return 0;
+    }
+
+    private static WebApplication Build(bool? library, string? udsPrefix, string? pinRoot = null, string? cgroup = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(System.Net.IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http1);
+            k.Listen(System.Net.IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2);
+            if (udsPrefix is not null)
+            {
+                k.ListenUnixSocket(udsPrefix + "-h1.sock", o => o.Protocols = HttpProtocols.Http1);
+                k.ListenUnixSocket(udsPrefix + "-h2.sock", o => o.Protocols = HttpProtocols.Http2);
+            }
+        });
+        if (library is { } enabled)
+        {
+            builder.Services.AddSidecarlessAcceleration(o =>
+            {
+                o.Enabled = enabled;
+                o.PinRoot = pinRoot!;
+                o.CgroupPath = cgroup;
+                o.MountBpffsIfMissing = false;
+            });
+        }
+
+        builder.Services.AddHealthChecks();
+        var app = builder.Build();
+        app.MapGet("/data/{n:int}", (int n) => Results.Bytes(Payload.AsMemory(0, Math.Clamp(n, 0, Payload.Length))));
+        app.MapGet("/stream/{n:long}", async (long n, HttpContext ctx) =>
+        {
+            ctx.Response.ContentLength = n;
+            for (long sent = 0; sent < n;)
+            {
+                int chunk = (int)Math.Min(64 * 1024, n - sent);
+                await ctx.Response.Body.WriteAsync(Payload.AsMemory(0, chunk), ctx.RequestAborted);
+                sent += chunk;
+            }
+        });
+        app.MapGet("/stats", async (HealthCheckService health) =>
+            (await health.CheckHealthAsync()).Entries.TryGetValue("sidecarless-acceleration", out var e) ? Results.Json(e.Data) : Results.Json(new { }));
+        return app;
+    }
+
+    private static byte[] MakePayload()
+    {
+        byte[] payload = new byte[1 << 20];
+        new Random(42).NextBytes(payload);
+        return payload;
+    }
+}

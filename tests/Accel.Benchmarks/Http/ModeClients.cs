@@ -1,0 +1,86 @@
+using System.Net;
+using System.Net.Sockets;
+using Accel.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Accel.Benchmarks.Http;
+
+/// <summary>
+/// The client side of every mode, alive for the whole run: <c>none</c> and <c>none-aa</c> are two default
+/// <see cref="SocketsHttpHandler"/>s with no library (the second one is the A/A check: same thing, separate pool),
+/// <c>off</c> and <c>accel</c> are IHttpClientFactory clients with the library (Enabled = false / true), <c>uds</c> a
+/// default handler over the server's Unix sockets.
+/// </summary>
+internal sealed class ModeClients : IDisposable
+{
+    private readonly Dictionary<(string Mode, string Proto), HttpClient> _clients = new();
+    private readonly List<IDisposable> _owned = new();
+
+    public ModeClients(KernelTestEnvironment env, BenchServerProcess server)
+    {
+        foreach (string mode in new[] { "none", "none-aa", "uds" })
+        {
+            var (h1, h2) = server.Endpoints[mode == "none-aa" ? "none" : mode];
+            foreach (var (proto, url) in new[] { ("h1", h1), ("h2c", h2) })
+            {
+                var handler = new SocketsHttpHandler();
+                if (mode == "uds")
+                {
+                    string path = url.Replace("http://unix:", "", StringComparison.Ordinal);
+                    handler.ConnectCallback = async (_, ct) =>
+                    {
+                        var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                        await s.ConnectAsync(new UnixDomainSocketEndPoint(path), ct);
+                        return new NetworkStream(s, ownsSocket: true);
+                    };
+                }
+
+                var client = new HttpClient(handler) { BaseAddress = new Uri(mode == "uds" ? "http://localhost" : url) };
+                _owned.Add(client);
+                _clients[(mode, proto)] = Configure(client, proto);
+            }
+        }
+
+        foreach (string mode in new[] { "off", "accel" })
+        {
+            var (h1, h2) = server.Endpoints[mode];
+            var services = new ServiceCollection();
+            services.AddLogging();
+            services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
+            services.AddSidecarlessAcceleration(o =>
+            {
+                env.Apply(o);
+                o.Enabled = mode == "accel";
+            });
+            services.AddHttpClient("h1", c => c.BaseAddress = new Uri(h1));
+            services.AddHttpClient("h2c", c => Configure(c, "h2c").BaseAddress = new Uri(h2));
+            ServiceProvider provider = services.BuildServiceProvider();
+            _owned.Add(provider);
+            var factory = provider.GetRequiredService<IHttpClientFactory>();
+            _clients[(mode, "h1")] = factory.CreateClient("h1");
+            _clients[(mode, "h2c")] = factory.CreateClient("h2c");
+        }
+    }
+
+    public HttpClient this[string mode, string proto] => _clients[(mode, proto)];
+
+    public void Dispose()
+    {
+        foreach (IDisposable d in _owned)
+        {
+            d.Dispose();
+        }
+    }
+
+    private static HttpClient Configure(HttpClient client, string proto)
+    {
+        if (proto == "h2c")
+        {
+            client.DefaultRequestVersion = HttpVersion.Version20;
+            client.DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        }
+
+        return client;
+    }
+}

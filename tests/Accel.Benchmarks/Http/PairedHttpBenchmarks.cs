@@ -1,0 +1,218 @@
+using System.Diagnostics;
+using Accel.Benchmarks.Paired;
+using Accel.Testing;
+
+namespace Accel.Benchmarks.Http;
+
+/// <summary>
+/// HTTP/1.1 and h2c between two long-lived processes (this one, the client; <see cref="BenchServer"/>), with the
+/// modes switched slice by slice: no library at all, the same again (A/A), the library turned off, accelerated, and a
+/// Unix domain socket. Then, in separate passes that would disturb the timing: syscalls per request (strace) and
+/// the sk_msg program's own cost (the kernel's BPF statistics).
+/// </summary>
+internal static class PairedHttpBenchmarks
+{
+    public static readonly string[] Modes = ["none", "none-aa", "off", "accel", "uds"];
+
+    public static async Task<HttpResults> RunAsync(KernelTestEnvironment env, Settings settings, AccelerationEngine engine)
+    {
+        await using var server = await BenchServerProcess.StartAsync(env);
+        using var clients = new ModeClients(env, server);
+        int serverPid = server.Process.Id;
+        var cases = new List<PairedCase>();
+        foreach (string proto in new[] { "h1", "h2c" })
+        {
+            foreach (int size in new[] { 1024, 256 * 1024 })
+            {
+                cases.Add(Sequential(clients, proto, size, settings.SequentialRequests(size)));
+            }
+        }
+
+        foreach (string proto in new[] { "h1", "h2c" })
+        {
+            cases.Add(Concurrent(clients, proto, 1024, 64, settings.SliceDuration, serverPid));
+        }
+
+        cases.Add(Large(clients, "h2c", settings.LargeBody));
+        await PairedRunner.RunAsync("http", Modes, settings.Rounds, cases);
+
+        var stats = System.Text.Json.JsonDocument.Parse(await clients["accel", "h1"].GetStringAsync("/stats")).RootElement;
+        long redirected = stats.GetProperty("redirectedBytes").GetInt64(), tcp = stats.GetProperty("tcpBytes").GetInt64();
+        var syscalls = await SyscallsPerRequestAsync(clients, serverPid);
+        var program = await ProgramCostAsync(clients, engine);
+        return new HttpResults(cases.SelectMany(c => c.Metrics).ToList(), redirected / (double)Math.Max(1, redirected + tcp),
+            stats.GetProperty("pacedWrites").GetInt64(), stats.GetProperty("degradedDirections").GetInt64(), syscalls, program);
+    }
+
+    private static string Name(string proto) => proto == "h1" ? "HTTP/1.1" : "h2c";
+
+    private static PairedCase Sequential(ModeClients clients, string proto, int size, int requests)
+    {
+        var p50 = new Metric($"{proto}-{size}-p50", $"{Name(proto)} {Report.Size(size)} sequential, p50", "us", HigherIsBetter: false);
+        var p99 = new Metric($"{proto}-{size}-p99", $"{Name(proto)} {Report.Size(size)} sequential, p99", "us", HigherIsBetter: false);
+        byte[] buffer = new byte[64 * 1024];
+        return new PairedCase(p50.Title, [p50, p99], async mode =>
+        {
+            HttpClient http = clients[mode, proto];
+            var samples = new double[requests];
+            for (int i = 0; i < requests; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                await GetAsync(http, $"/data/{size}", size, buffer);
+                samples[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+
+            Array.Sort(samples);
+            return new Dictionary<string, double> { [p50.Id] = samples[requests / 2], [p99.Id] = samples[requests * 99 / 100] };
+        });
+    }
+
+    /// <summary>64 requests in flight for a slice's duration: requests/s, and per request the CPU time and context
+    /// switches of both processes.</summary>
+    private static PairedCase Concurrent(ModeClients clients, string proto, int size, int concurrency, TimeSpan duration, int serverPid)
+    {
+        string title = $"{Name(proto)} {Report.Size(size)}, {concurrency} concurrent";
+        var rps = new Metric($"{proto}-rps", $"{title}, requests/s", "req/s", HigherIsBetter: true);
+        var cpu = new Metric($"{proto}-cpu", $"{title}, CPU per request (both processes)", "us", HigherIsBetter: false);
+        var vcsw = new Metric($"{proto}-vcsw", $"{title}, voluntary context switches per request", "1", HigherIsBetter: false);
+        var icsw = new Metric($"{proto}-icsw", $"{title}, involuntary context switches per request", "1", HigherIsBetter: false);
+        int self = Environment.ProcessId;
+        return new PairedCase(rps.Title, [rps, cpu, vcsw, icsw], async mode =>
+        {
+            HttpClient http = clients[mode, proto];
+            long requests = 0;
+            ProcessCounters before = ProcessCounters.Read(self) + ProcessCounters.Read(serverPid);
+            var clock = Stopwatch.StartNew();
+            await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+            {
+                byte[] buffer = new byte[16 * 1024];
+                while (clock.Elapsed < duration)
+                {
+                    await GetAsync(http, $"/data/{size}", size, buffer);
+                    Interlocked.Increment(ref requests);
+                }
+            }));
+            double seconds = clock.Elapsed.TotalSeconds;
+            ProcessCounters used = ProcessCounters.Read(self) + ProcessCounters.Read(serverPid) - before;
+            return new Dictionary<string, double>
+            {
+                [rps.Id] = requests / seconds,
+                [cpu.Id] = used.CpuNs / 1000.0 / requests,
+                [vcsw.Id] = used.Voluntary / (double)requests,
+                [icsw.Id] = used.Involuntary / (double)requests,
+            };
+        });
+    }
+
+    /// <summary>One large download per slice, read as fast as the client can (the server paces itself to it when
+    /// accelerated): MB/s.</summary>
+    private static PairedCase Large(ModeClients clients, string proto, long size)
+    {
+        var rate = new Metric($"{proto}-large", $"{Name(proto)} {size >> 20} MiB download on a pooled connection, throughput", "MB/s", HigherIsBetter: true);
+        byte[] buffer = new byte[256 * 1024];
+        return new PairedCase(rate.Title, [rate], async mode =>
+        {
+            var clock = Stopwatch.StartNew();
+            await GetAsync(clients[mode, proto], $"/stream/{size}", size, buffer);
+            return new Dictionary<string, double> { [rate.Id] = size / clock.Elapsed.TotalSeconds / 1e6 };
+        });
+    }
+
+    private static async Task GetAsync(HttpClient http, string path, long size, byte[] buffer)
+    {
+        using var response = await http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
+        response.EnsureSuccessStatusCode();
+        await using Stream body = await response.Content.ReadAsStreamAsync();
+        long got = 0;
+        int n;
+        while ((n = await body.ReadAsync(buffer)) > 0)
+        {
+            got += n;
+        }
+
+        if (got != size)
+        {
+            throw new InvalidOperationException($"{path}: {got} bytes, expected {size}");
+        }
+    }
+
+    /// <summary>strace -f -c on both processes while one mode serves sequential 1 KiB requests: every syscall either
+    /// process makes, per request. A separate pass: tracing slows everything down many times.</summary>
+    private static async Task<Dictionary<(string Mode, string Proto), double>> SyscallsPerRequestAsync(ModeClients clients, int serverPid)
+    {
+        var result = new Dictionary<(string, string), double>();
+        if (!File.Exists("/usr/bin/strace"))
+        {
+            Console.WriteLine("syscalls per request: not measured (strace is not installed: apt-get install strace)");
+            return result;
+        }
+
+        const int requests = 1000;
+        byte[] buffer = new byte[16 * 1024];
+        foreach (string proto in new[] { "h1", "h2c" })
+        {
+            foreach (string mode in new[] { "none", "off", "accel" })
+            {
+                HttpClient http = clients[mode, proto];
+                for (int i = 0; i < 50; i++)
+                {
+                    await GetAsync(http, "/data/1024", 1024, buffer);
+                }
+
+                string output = Path.Combine(Path.GetTempPath(), $"accel-strace-{Guid.NewGuid():N}");
+                var psi = new ProcessStartInfo("strace", ["-f", "-c", "-q", "-o", output, "-p", serverPid.ToString(), "-p", Environment.ProcessId.ToString()]) { RedirectStandardError = true };
+                using var strace = Process.Start(psi)!;
+                await Task.Delay(1000); // attached to every thread
+                for (int i = 0; i < requests; i++)
+                {
+                    await GetAsync(http, "/data/1024", 1024, buffer);
+                }
+
+                Command.Run("kill", $"-INT {strace.Id}");
+                await strace.WaitForExitAsync();
+                string total = File.ReadLines(output).Last(l => l.Contains("total", StringComparison.Ordinal));
+                File.Delete(output);
+                // "100.00  0.123456  1  12345  67 total": % time, seconds, usecs/call, calls, errors (blank when none).
+                string[] f = total.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                long calls = long.Parse(f.Length >= 6 ? f[^3] : f[^2]);
+                result[(mode, proto)] = calls / (double)requests;
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>The kernel times each run of the BPF programs while its statistics are on (BPF_ENABLE_STATS): the
+    /// sk_msg program's own cost per message under accelerated load, in a pass of its own (timing adds two clock
+    /// reads per run).</summary>
+    private static async Task<(double MessageNs, long Messages, double SockOpsNs, long SockOpsRuns)> ProgramCostAsync(ModeClients clients, AccelerationEngine engine)
+    {
+        byte[] buffer = new byte[16 * 1024];
+        using IDisposable? stats = engine.EnableProgramStatistics();
+        var before = engine.ReadProgramStatistics();
+        foreach (string proto in new[] { "h1", "h2c" })
+        {
+            await Task.WhenAll(Enumerable.Range(0, 16).Select(async _ =>
+            {
+                for (int i = 0; i < 500; i++)
+                {
+                    await GetAsync(clients["accel", proto], "/data/1024", 1024, buffer);
+                }
+            }));
+        }
+
+        var after = engine.ReadProgramStatistics();
+        long messages = (long)(after.Message.Runs - before.Message.Runs), sockops = (long)(after.SockOps.Runs - before.SockOps.Runs);
+        return ((after.Message.Ns - before.Message.Ns) / (double)Math.Max(1, messages), messages,
+            (after.SockOps.Ns - before.SockOps.Ns) / (double)Math.Max(1, sockops), sockops);
+    }
+}
+
+/// <summary>What the HTTP benchmark found.</summary>
+internal sealed record HttpResults(
+    IReadOnlyList<Metric> Metrics,
+    double RedirectedShare,
+    long PacedWrites,
+    long DegradedDirections,
+    Dictionary<(string Mode, string Proto), double> SyscallsPerRequest,
+    (double MessageNs, long Messages, double SockOpsNs, long SockOpsRuns) Program);

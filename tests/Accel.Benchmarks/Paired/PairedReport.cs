@@ -1,0 +1,104 @@
+using System.Globalization;
+using System.Text;
+using Accel.Benchmarks.Http;
+
+namespace Accel.Benchmarks.Paired;
+
+/// <summary>The paired tables, the run's validity (A/A), the targets of issue 11, and the ratio plot.</summary>
+internal static class PairedReport
+{
+    /// <summary>Ratio cell "0.87 [0.84-0.90]" and what it means: better, worse, or within noise (interval holds 1.00).</summary>
+    public static string Cell(MedianInterval r, bool higherIsBetter)
+    {
+        if (double.IsNaN(r.Median))
+        {
+            return "-";
+        }
+
+        string verdict = r.Contains(1.0) ? "within noise" : (r.Median > 1) == higherIsBetter ? "**better**" : "worse";
+        return string.Create(CultureInfo.InvariantCulture, $"{r.Median:0.00} [{r.Low:0.00}-{r.High:0.00}] {verdict}");
+    }
+
+    public static void WriteTable(StringBuilder md, IReadOnlyList<Metric> metrics, string baseline, IReadOnlyList<(string Mode, string Title)> columns)
+    {
+        md.AppendLine(CultureInfo.InvariantCulture, $"| case | {baseline}, median | {string.Join(" | ", columns.Select(c => c.Title))} |");
+        md.AppendLine($"|---|---:|{string.Concat(columns.Select(_ => "---|"))}");
+        foreach (Metric m in metrics)
+        {
+            MedianInterval abs = PairedRunner.Absolute(m, baseline);
+            string cells = string.Join(" | ", columns.Select(c => Cell(PairedRunner.Ratio(m, c.Mode, baseline), m.HigherIsBetter)));
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {m.Title} | {F(abs.Median)} {m.Unit} | {cells} |");
+        }
+
+        md.AppendLine();
+    }
+
+    /// <summary>Issue 11's targets: met when the median meets the goal and the whole interval lies on the good side of
+    /// 1.00. The run is void when an A/A interval does not hold 1.00.</summary>
+    public static void WriteTargets(StringBuilder md, IReadOnlyList<Metric> http, IReadOnlyList<Metric> raw, HttpResults results)
+    {
+        Metric M(IReadOnlyList<Metric> all, string id) => all.Single(m => m.Id == id);
+        var aaFailures = http.Where(m => !PairedRunner.Ratio(m, "none-aa", "none").Contains(1.0)).Select(m => m.Title)
+            .Concat(raw.Where(m => !PairedRunner.Ratio(m, "tcp-aa", "tcp").Contains(1.0)).Select(m => m.Title)).ToList();
+        md.AppendLine("## Against the targets (issue 11: accelerated / no library)");
+        md.AppendLine();
+        md.AppendLine(aaFailures.Count == 0
+            ? "The A/A rows hold 1.00 in every case: the run is valid."
+            : $"**Run void for the targets:** the A/A interval misses 1.00 in {string.Join("; ", aaFailures)}.");
+        md.AppendLine();
+        md.AppendLine("| target | goal | accelerated / no library | met |");
+        md.AppendLine("|---|---|---|---|");
+        void Row(string name, MedianInterval r, bool higherIsBetter, double goal)
+        {
+            bool met = aaFailures.Count == 0 && !double.IsNaN(r.Median) && (higherIsBetter ? r.Median >= goal && r.Low > 1 : r.Median <= goal && r.High < 1);
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {(higherIsBetter ? ">=" : "<=")} {goal:0.00} | {Cell(r, higherIsBetter)} | {(met ? "yes" : "no")} |");
+        }
+
+        var offWorst = http.Select(m => (m, r: PairedRunner.Ratio(m, "off", "none"))).ToList();
+        bool offMet = offWorst.All(x => x.r.Contains(1.0) && Math.Abs(x.r.Median - 1) <= 0.02);
+        md.AppendLine(CultureInfo.InvariantCulture, $"| library present but off, every case | within noise, median within ±2% | {string.Join(", ", offWorst.Where(x => !x.r.Contains(1.0) || Math.Abs(x.r.Median - 1) > 0.02).Select(x => $"{x.m.Title}: {x.r.Median:0.00}").DefaultIfEmpty("all within"))} | {(offMet ? "yes" : "no")} |");
+        Row("HTTP/1.1 1 KiB sequential p50", PairedRunner.Ratio(M(http, "h1-1024-p50"), "accel", "none"), false, 0.88);
+        Row("h2c 1 KiB sequential p50", PairedRunner.Ratio(M(http, "h2c-1024-p50"), "accel", "none"), false, 0.92);
+        Row("HTTP/1.1 1 KiB, 64 concurrent, requests/s", PairedRunner.Ratio(M(http, "h1-rps"), "accel", "none"), true, 1.28);
+        Row("HTTP/1.1 CPU time per request", PairedRunner.Ratio(M(http, "h1-cpu"), "accel", "none"), false, 0.78);
+        Row("h2c 1 KiB, 64 concurrent streams, requests/s", PairedRunner.Ratio(M(http, "h2c-rps"), "accel", "none"), true, 1.07);
+        Row("h2c CPU time per request", PairedRunner.Ratio(M(http, "h2c-cpu"), "accel", "none"), false, 0.93);
+        Row("HTTP/1.1 256 KiB p50", PairedRunner.Ratio(M(http, "h1-262144-p50"), "accel", "none"), false, 0.85);
+        Row("h2c 256 KiB p50", PairedRunner.Ratio(M(http, "h2c-262144-p50"), "accel", "none"), false, 0.85);
+        foreach (Metric m in raw)
+        {
+            Row(m.Title, PairedRunner.Ratio(m, "accel", "tcp"), false, 0.72);
+        }
+
+        md.AppendLine(CultureInfo.InvariantCulture, $"| the sk_msg program's own cost | <= 250 ns per message | {results.Program.MessageNs:0} ns | {(results.Program.MessageNs <= 250 ? "yes" : "no")} |");
+        md.AppendLine();
+    }
+
+    /// <summary>accelerated / no library for every case, with its interval: a forest plot.</summary>
+    public static void Plot(IReadOnlyList<(string Title, MedianInterval Ratio)> rows, string file)
+    {
+        var plot = new ScottPlot.Plot();
+        for (int i = 0; i < rows.Count; i++)
+        {
+            double y = rows.Count - 1 - i;
+            var (_, r) = rows[i];
+            if (double.IsNaN(r.Median))
+            {
+                continue;
+            }
+
+            var line = plot.Add.Line(r.Low, y, r.High, y);
+            line.LineWidth = 3;
+            plot.Add.Marker(r.Median, y, ScottPlot.MarkerShape.FilledCircle, 8);
+        }
+
+        var one = plot.Add.VerticalLine(1.0);
+        one.LinePattern = ScottPlot.LinePattern.Dashed;
+        plot.Axes.Left.SetTicks(Enumerable.Range(0, rows.Count).Select(i => (double)(rows.Count - 1 - i)).ToArray(), rows.Select(r => r.Title).ToArray());
+        plot.Title("accelerated / no library: median of paired ratios, 95% interval");
+        plot.XLabel("ratio (times: < 1 is faster; rates: > 1 is faster)");
+        plot.SavePng(file, 1100, 80 + 28 * rows.Count);
+    }
+
+    private static string F(double v) => double.IsNaN(v) ? "-" : v >= 100 ? v.ToString("0", CultureInfo.InvariantCulture) : v.ToString("0.00", CultureInfo.InvariantCulture);
+}

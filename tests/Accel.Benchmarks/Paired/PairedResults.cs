@@ -1,0 +1,73 @@
+namespace Accel.Benchmarks.Paired;
+
+/// <summary>One measured quantity of a case (a latency, a rate, a cost per request), with one value per mode and round.</summary>
+internal sealed record Metric(string Id, string Title, string Unit, bool HigherIsBetter)
+{
+    public Dictionary<string, List<double>> Rounds { get; } = new();
+}
+
+/// <summary>A case measured slice by slice: one slice runs one mode for a short while and returns its metrics.</summary>
+internal sealed record PairedCase(string Name, Metric[] Metrics, Func<string, Task<IReadOnlyDictionary<string, double>>> Slice);
+
+/// <summary>
+/// Runs cases in long-lived processes, switching modes in short slices: within a round each case runs every mode
+/// twice, in palindromic order (A B C C B A), so that a drift of the machine during the round weighs on every mode
+/// alike. A round's value of a mode is the mean of its two slices; its ratio to the baseline is taken within the
+/// round (paired), and the report gives the median of those paired ratios with a distribution-free 95% interval.
+/// </summary>
+internal static class PairedRunner
+{
+    public static async Task RunAsync(string label, IReadOnlyList<string> modes, int rounds, IReadOnlyList<PairedCase> cases)
+    {
+        foreach (PairedCase c in cases)
+        {
+            foreach (string mode in modes)
+            {
+                await c.Slice(mode); // warm-up: JIT, connection pools, the kernel's caches
+            }
+        }
+
+        for (int round = 0; round < rounds; round++)
+        {
+            foreach (PairedCase c in cases)
+            {
+                // Rotate the start too, so that no mode always runs first or last within a round.
+                string[] order = [.. modes.Skip(round % modes.Count), .. modes.Take(round % modes.Count)];
+                var sums = new Dictionary<string, Dictionary<string, double>>();
+                foreach (string mode in order.Concat(order.Reverse()))
+                {
+                    IReadOnlyDictionary<string, double> r = await c.Slice(mode);
+                    var s = sums.TryGetValue(mode, out var existing) ? existing : sums[mode] = new Dictionary<string, double>();
+                    foreach (var (id, v) in r)
+                    {
+                        s[id] = s.GetValueOrDefault(id) + v / 2;
+                    }
+                }
+
+                foreach (Metric m in c.Metrics)
+                {
+                    foreach (string mode in modes)
+                    {
+                        (m.Rounds.TryGetValue(mode, out var list) ? list : m.Rounds[mode] = new List<double>()).Add(sums[mode].GetValueOrDefault(m.Id, double.NaN));
+                    }
+                }
+            }
+
+            Console.WriteLine($"{label}: round {round + 1}/{rounds} done");
+        }
+    }
+
+    /// <summary>Median and interval of the paired ratios mode / baseline over the rounds.</summary>
+    public static MedianInterval Ratio(Metric m, string mode, string baseline)
+    {
+        if (!m.Rounds.TryGetValue(mode, out var a) || !m.Rounds.TryGetValue(baseline, out var b))
+        {
+            return MedianInterval.Of([]);
+        }
+
+        return MedianInterval.Of(a.Zip(b, (x, y) => y == 0 ? double.NaN : x / y));
+    }
+
+    public static MedianInterval Absolute(Metric m, string mode)
+        => MedianInterval.Of(m.Rounds.TryGetValue(mode, out var v) ? v : []);
+}
