@@ -109,7 +109,7 @@ public sealed class EndToEndTests(KernelFixture fixture, ITestOutputHelper outpu
         Assert.Equal((false, nameof(RegistrationOutcome.Disabled), nameof(DirectionPath.Tcp)), (feature!.Accelerated, feature.Outcome, feature.Path));
     }
 
-    [KernelFact]
+    [KernelFact(Tools = "curl:curl h2load:nghttp2-client")]
     public async Task Curl_and_h2load_work_against_an_accelerated_server_unaccelerated()
     {
         string socketPath = Path.Combine(Path.GetTempPath(), $"accel-{Guid.NewGuid():N}.sock");

@@ -99,7 +99,7 @@ public sealed class LargeBodyTests(KernelFixture fixture, ITestOutputHelper outp
 
     /// <summary>The same mix between two services in two network namespaces joined by veth (two pods on a node), each
     /// a process of its own: the client in one namespace, the server in the other.</summary>
-    [KernelTheory]
+    [KernelTheory(Tools = "ip:iproute2")]
     [InlineData("h1")]
     [InlineData("h2c")]
     public async Task Bodies_from_0_B_to_64_MiB_between_two_network_namespaces_are_redirected(string client)

@@ -12,7 +12,7 @@ namespace Accel.Tests.Kernel;
 [Collection(KernelCollection.Name)]
 public sealed class EnvironmentFallbackTests(KernelFixture fixture)
 {
-    [KernelFact]
+    [KernelFact(Tools = "capsh:libcap2-bin")]
     public async Task Without_CAP_BPF_and_CAP_NET_ADMIN_it_says_which_to_grant()
     {
         var status = await Peer.StatusAsync(fixture.Environment, ["capsh", "--drop=cap_bpf,cap_net_admin,cap_sys_admin,cap_perfmon", "--", "-c", "exec \"$0\" \"$@\""], []);

@@ -14,7 +14,7 @@ public sealed class NamespaceTests(KernelFixture fixture, ITestOutputHelper outp
 {
     private const int Connections = 200;
 
-    [KernelFact]
+    [KernelFact(Tools = "ip:iproute2")]
     public async Task Services_in_two_namespaces_share_the_fast_path_over_veth()
     {
         using var net = NamespacePair.Create();
@@ -30,7 +30,7 @@ public sealed class NamespaceTests(KernelFixture fixture, ITestOutputHelper outp
         Assert.Equal(0, server.Statistics.TcpBytes);
     }
 
-    [KernelFact]
+    [KernelFact(Tools = "ip:iproute2")]
     public async Task A_peer_without_the_library_gets_plain_TCP_and_every_byte()
     {
         using var net = NamespacePair.Create();
@@ -45,7 +45,7 @@ public sealed class NamespaceTests(KernelFixture fixture, ITestOutputHelper outp
     /// find each other without configuration (the first test passes a range, but needs none). A peer that
     /// does not use the library, outside the configured ranges, is taken for a remote one: the client's socket
     /// is left out of the map and pays nothing.</summary>
-    [KernelFact]
+    [KernelFact(Tools = "ip:iproute2")]
     public async Task Without_the_pod_range_a_peer_that_does_not_use_the_library_is_left_alone()
     {
         using var net = NamespacePair.Create();
@@ -62,7 +62,7 @@ public sealed class NamespaceTests(KernelFixture fixture, ITestOutputHelper outp
     /// with a private cgroup namespace and its own cgroup2 mount, so each finds "its" cgroup as "/" and attaches
     /// there. The program then runs twice for each socket (once per attachment): the second run must not undo
     /// the first.</summary>
-    [KernelFact]
+    [KernelFact(Tools = "ip:iproute2")]
     public async Task Services_in_containers_with_their_own_cgroup_namespace_share_the_fast_path()
     {
         using var net = NamespacePair.Create();
