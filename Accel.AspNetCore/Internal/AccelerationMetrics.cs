@@ -31,6 +31,8 @@ internal sealed class AccelerationMetrics(IMeterFactory meters, AccelerationEngi
             "Sockets that could not be put into the fast path (map full, duplicate key, early data).");
         _meter.CreateObservableCounter("accel.direction.degraded", () => engine.Engine.GetStatistics().DegradedDirections, "{direction}",
             "Connection directions that moved from redirect to TCP (peer gone or backlog bound reached).");
+        _meter.CreateObservableCounter("accel.write.paced", () => engine.Engine.GetStatistics().PacedWrites, "{write}",
+            "Writes that waited for their reader to catch up instead of moving the connection to TCP.");
     }
 
     private IEnumerable<Measurement<long>> Paths(Func<AccelerationStatistics, (long Redirected, long Tcp)> pick)

@@ -55,6 +55,8 @@ internal struct AccelSockState
     public int InsertError;
     public uint Reserved2;
     public ulong LeftNs;
+    public ulong ConsumedSeen;
+    public AccelKey Peer;
 }
 
 /// <summary>The value of accel_consumed: a reader's running total, and whether that reader reports at all.</summary>

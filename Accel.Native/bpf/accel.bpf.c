@@ -161,6 +161,14 @@ int accel_sockops(struct bpf_sock_ops *skops)
 	if (st->join != ACCEL_JOIN_NONE && same_key(&st->key, &key))
 		return 1;
 	st->key = key;
+	__builtin_memcpy(st->peer.local_ip, key.remote_ip, 16);
+	__builtin_memcpy(st->peer.remote_ip, key.local_ip, 16);
+	st->peer.local_port = key.remote_port;
+	st->peer.remote_port = key.local_port;
+	st->peer.netns_cookie = key.netns_cookie;
+	st->peer.local_seq = key.remote_seq;
+	st->peer.remote_seq = key.local_seq;
+	st->consumed_seen = 0;
 
 	/* A peer that cannot be on this host would only make this socket pay the sk_msg path. */
 	if (!is_loopback(key.remote_ip) && !same_ip(key.local_ip, key.remote_ip)) {
@@ -231,16 +239,6 @@ int accel_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	__u64 size = msg->size;
 
-	/* The peer's key is this socket's own key seen from the other end. */
-	struct accel_key peer = {};
-	__builtin_memcpy(peer.local_ip, st->key.remote_ip, 16);
-	__builtin_memcpy(peer.remote_ip, st->key.local_ip, 16);
-	peer.local_port = st->key.remote_port;
-	peer.remote_port = st->key.local_port;
-	peer.netns_cookie = st->key.netns_cookie;
-	peer.local_seq = st->key.remote_seq;
-	peer.remote_seq = st->key.local_seq;
-
 	if (st->verdict == ACCEL_VERDICT_UNDECIDED) {
 		struct accel_sock_config *cfg = bpf_sk_storage_get(&accel_config, sk, 0, 0);
 		__u32 kib = cfg && cfg->backlog_kib ? cfg->backlog_kib : ACCEL_DEFAULT_BACKLOG_KIB;
@@ -260,12 +258,18 @@ int accel_msg(struct sk_msg_md *msg)
 	if (st->verdict == ACCEL_VERDICT_REDIRECT) {
 		int first = st->flags & ACCEL_STATE_FIRST_SEND;
 		st->flags &= ~ACCEL_STATE_FIRST_SEND;
-		__u64 *consumed = bpf_map_lookup_elem(&accel_consumed, &peer);
-		__u64 unread = st->redirected_bytes - (consumed ? (*consumed & ACCEL_CONSUMED_MASK) : 0);
+		/* Consumption only grows: while the last value read leaves room, the map need not be read again. */
+		__u64 unread = st->redirected_bytes - st->consumed_seen;
+		if (unread + size > st->backlog_limit) {
+			__u64 *consumed = bpf_map_lookup_elem(&accel_consumed, &st->peer);
+			if (consumed)
+				st->consumed_seen = *consumed & ACCEL_CONSUMED_MASK;
+			unread = st->redirected_bytes - st->consumed_seen;
+		}
 		if (unread + size > st->backlog_limit) {
 			st->verdict = ACCEL_VERDICT_TCP;
 			st->reason = ACCEL_REASON_BACKLOG;
-		} else if (bpf_msg_redirect_hash(msg, &accel_sockhash, &peer, BPF_F_INGRESS) == SK_PASS) {
+		} else if (bpf_msg_redirect_hash(msg, &accel_sockhash, &st->peer, BPF_F_INGRESS) == SK_PASS) {
 			count(st, stats, 1, size);
 			return SK_PASS;
 		} else {

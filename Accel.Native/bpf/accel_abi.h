@@ -63,6 +63,9 @@ struct accel_sock_state {
 	__s32 insert_error;   /* errno of a failed insertion */
 	__u32 reserved2;
 	__u64 left_ns;        /* CLOCK_MONOTONIC when a redirected direction moved to TCP; 0 while it has not */
+	__u64 consumed_seen;  /* the peer reader's total as last read from accel_consumed: a lower bound, so the map is
+	                       * only read again when the bound might be near */
+	struct accel_key peer; /* the peer's key: this socket's own seen from the other end */
 };
 
 #define ACCEL_JOIN_NONE           0u

@@ -45,6 +45,7 @@ public sealed class MetricsTests(KernelFixture fixture)
         Assert.True(seen["accel.socket.registered"] > 0);
         Assert.Equal(0, seen["accel.socket.refused"]);
         Assert.True(seen.ContainsKey("accel.direction.degraded"));
+        Assert.True(seen.ContainsKey("accel.write.paced"));
         Assert.Equal("By", units["accel.io.bytes"]);
     }
 }
