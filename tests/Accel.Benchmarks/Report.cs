@@ -65,6 +65,22 @@ internal sealed class Report(Settings settings)
             md.AppendLine();
         }
 
+        if (http.Profiles.Count > 0)
+        {
+            md.AppendLine("Where the CPU time of both processes goes, 1 KiB responses, 64 concurrent (perf, cpu-clock samples of the two processes, 5 s each; shares of their samples):");
+            md.AppendLine();
+            md.AppendLine($"| run | {string.Join(" | ", CpuProfile.Classes)} |");
+            md.AppendLine($"|---|{string.Concat(CpuProfile.Classes.Select(_ => "---:|"))}");
+            foreach (var (run, split) in http.Profiles)
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {run.Replace("h1", "HTTP/1.1", StringComparison.Ordinal).Replace("accel", "accelerated", StringComparison.Ordinal).Replace("none", "no library", StringComparison.Ordinal)} | {string.Join(" | ", CpuProfile.Classes.Select(c => $"{split[c]:0}%"))} |");
+            }
+
+            md.AppendLine();
+            md.AppendLine("The TCP/IP share without the library is the most a redirect can remove (the ceiling); the scheduler's share is the way past it.");
+            md.AppendLine();
+        }
+
         md.AppendLine(CultureInfo.InvariantCulture, $"BPF programs' own cost under accelerated HTTP load (kernel statistics, BPF_ENABLE_STATS, a separate pass): sk_msg {http.Program.MessageNs:0} ns per message over {http.Program.Messages} messages; sock_ops {http.Program.SockOpsNs:0} ns per run over {http.Program.SockOpsRuns} runs.");
         md.AppendLine();
         md.AppendLine("## Raw sockets (two threads, one process, blocking ping-pong)");

@@ -17,7 +17,7 @@ internal sealed record Settings(bool Quick)
 
 
     /// <summary>Rounds of paired slices: every mode twice per round and case (ABBA), ratios taken within a round.</summary>
-    public int Rounds => Quick ? 12 : 40;
+    public int Rounds => Quick ? 16 : 40;
 
     /// <summary>Requests in one sequential slice (a few hundred milliseconds).</summary>
     public int SequentialRequests(int size) => size <= 16 * 1024 ? 400 : 100;

@@ -39,9 +39,22 @@ internal static class PairedHttpBenchmarks
         var stats = System.Text.Json.JsonDocument.Parse(await clients["accel", "h1"].GetStringAsync("/stats")).RootElement;
         long redirected = stats.GetProperty("redirectedBytes").GetInt64(), tcp = stats.GetProperty("tcpBytes").GetInt64();
         var syscalls = await SyscallsPerRequestAsync(clients, serverPid);
+        var profiles = new Dictionary<string, Dictionary<string, double>>();
+        foreach (string proto in new[] { "h1", "h2c" })
+        {
+            foreach (string mode in new[] { "none", "accel" })
+            {
+                PairedCase load = Concurrent(clients, proto, 1024, 64, TimeSpan.FromSeconds(5.5), serverPid);
+                if (await CpuProfile.MeasureAsync([serverPid, Environment.ProcessId], () => load.Slice(mode), TimeSpan.FromSeconds(5)) is { } split)
+                {
+                    profiles[$"{proto} {mode}"] = split;
+                }
+            }
+        }
+
         var program = await ProgramCostAsync(clients, engine);
         return new HttpResults(cases.SelectMany(c => c.Metrics).ToList(), redirected / (double)Math.Max(1, redirected + tcp),
-            stats.GetProperty("pacedWrites").GetInt64(), stats.GetProperty("degradedDirections").GetInt64(), syscalls, program);
+            stats.GetProperty("pacedWrites").GetInt64(), stats.GetProperty("degradedDirections").GetInt64(), syscalls, program, profiles);
     }
 
     private static string Name(string proto) => proto == "h1" ? "HTTP/1.1" : "h2c";
@@ -215,4 +228,5 @@ internal sealed record HttpResults(
     long PacedWrites,
     long DegradedDirections,
     Dictionary<(string Mode, string Proto), double> SyscallsPerRequest,
-    (double MessageNs, long Messages, double SockOpsNs, long SockOpsRuns) Program);
+    (double MessageNs, long Messages, double SockOpsNs, long SockOpsRuns) Program,
+    Dictionary<string, Dictionary<string, double>> Profiles);

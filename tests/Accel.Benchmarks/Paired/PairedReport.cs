@@ -38,13 +38,21 @@ internal static class PairedReport
     public static void WriteTargets(StringBuilder md, IReadOnlyList<Metric> http, IReadOnlyList<Metric> raw, HttpResults results)
     {
         Metric M(IReadOnlyList<Metric> all, string id) => all.Single(m => m.Id == id);
-        var aaFailures = http.Where(m => !PairedRunner.Ratio(m, "none-aa", "none").Contains(1.0)).Select(m => m.Title)
-            .Concat(raw.Where(m => !PairedRunner.Ratio(m, "tcp-aa", "tcp").Contains(1.0)).Select(m => m.Title)).ToList();
+        string[] targeted = ["h1-1024-p50", "h2c-1024-p50", "h1-rps", "h1-cpu", "h2c-rps", "h2c-cpu", "h1-262144-p50", "h2c-262144-p50"];
+        var aaMisses = http.Where(m => !PairedRunner.Ratio(m, "none-aa", "none").Contains(1.0)).Select(m => (m.Id, m.Title))
+            .Concat(raw.Where(m => !PairedRunner.Ratio(m, "tcp-aa", "tcp").Contains(1.0)).Select(m => (m.Id, m.Title))).ToList();
+        var aaFailures = aaMisses.Where(m => targeted.Contains(m.Id) || m.Id.StartsWith("rtt", StringComparison.Ordinal)).Select(m => m.Title).ToList();
         md.AppendLine("## Against the targets (issue 11: accelerated / no library)");
         md.AppendLine();
         md.AppendLine(aaFailures.Count == 0
-            ? "The A/A rows hold 1.00 in every case: the run is valid."
+            ? "The A/A rows of the targeted cases hold 1.00: the run is valid."
             : $"**Run void for the targets:** the A/A interval misses 1.00 in {string.Join("; ", aaFailures)}.");
+        if (aaMisses.Count > aaFailures.Count)
+        {
+            md.AppendLine();
+            md.AppendLine($"(A/A also misses 1.00, outside the targets, in: {string.Join("; ", aaMisses.Select(m => m.Title).Except(aaFailures))}. With about 20 intervals of 96 to 98% each, one or two misses per run are expected by chance.)");
+        }
+
         md.AppendLine();
         md.AppendLine("| target | goal | accelerated / no library | met |");
         md.AppendLine("|---|---|---|---|");
