@@ -1,5 +1,4 @@
 using Accel.AspNetCore.Internal;
-using Microsoft.Extensions.Logging;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -7,11 +6,12 @@ namespace Microsoft.Extensions.DependencyInjection;
 public static class SidecarlessAccelerationHttpClientBuilderExtensions
 {
     /// <summary>
-    /// Connects this client's sockets through the fast path. <c>AddSidecarlessAcceleration</c> already does this
-    /// for every client; call it for a client whose primary handler is configured after the defaults (call it
-    /// after <c>ConfigurePrimaryHttpMessageHandler</c>). The primary handler must be a
-    /// <see cref="SocketsHttpHandler"/> (the default); with another handler the client is left unaccelerated
-    /// and a warning says so.
+    /// Connects this client's sockets through the fast path. <c>AddSidecarlessAcceleration</c> already does this for
+    /// every client; this is for an application that accelerates some clients only. It applies after all of the
+    /// client's own configuration, whenever it is called: a primary handler configured with
+    /// <c>ConfigurePrimaryHttpMessageHandler</c> is accelerated too, when it is a <see cref="SocketsHttpHandler"/>
+    /// without a ConnectCallback of its own. Another handler, or a ConnectCallback of the application's, is left
+    /// alone and a warning says so once.
     /// </summary>
     /// <remarks>gRPC clients built with <c>AddGrpcClient</c> are covered. gRPC client-side load balancing
     /// (a <c>GrpcChannel</c> with a resolver and load-balancing config) opens its own sockets without the
@@ -21,16 +21,7 @@ public static class SidecarlessAccelerationHttpClientBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         SidecarlessAccelerationServiceCollectionExtensions.AddCore(builder.Services);
         string name = builder.Name;
-        return builder.ConfigurePrimaryHttpMessageHandler((handler, services) =>
-        {
-            if (handler is SocketsHttpHandler sockets)
-            {
-                sockets.ConnectCallback = services.GetRequiredService<AcceleratedConnector>().ConnectAsync;
-            }
-            else
-            {
-                Log.HandlerNotAccelerated(services.GetRequiredService<ILoggerFactory>().CreateLogger("Accel"), name, handler.GetType().Name);
-            }
-        });
+        builder.Services.Configure<AcceleratedClients>(c => c.Names.Add(name));
+        return builder;
     }
 }

@@ -32,7 +32,7 @@ public static class SidecarlessAccelerationServiceCollectionExtensions
         services.TryAddSingleton<AccelerationMetrics>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, AccelerationStartup>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnectionListenerFactory, AcceleratedTransportFactory>());
-        services.ConfigureHttpClientDefaults(client => client.UseSidecarlessAcceleration());
+        services.Configure<AcceleratedClients>(c => c.All = true);
         if (!services.Any(d => d.ServiceType == typeof(AccelerationHealthCheckMarker)))
         {
             services.AddSingleton<AccelerationHealthCheckMarker>();
@@ -47,6 +47,8 @@ public static class SidecarlessAccelerationServiceCollectionExtensions
         services.AddOptions<Accel.AspNetCore.SidecarlessAccelerationOptions>();
         services.TryAddSingleton<AccelerationEngineProvider>();
         services.TryAddSingleton<AcceleratedConnector>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Http.IHttpMessageHandlerBuilderFilter, AccelerationHandlerFilter>());
+        services.AddHttpClient(); // the factory and its filters, also for an application that has no client yet
     }
 
     /// <summary>Keeps a second call from adding the health check twice.</summary>

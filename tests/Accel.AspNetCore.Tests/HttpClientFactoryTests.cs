@@ -1,0 +1,145 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using Accel.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Accel.AspNetCore.Tests;
+
+/// <summary>
+/// Every IHttpClientFactory client is accelerated whatever its configuration: the connect callback is set after all
+/// of the client's own configuration. The server's view of each connection tells: its first send is redirected only
+/// when the client's socket is in the fast path too.
+/// </summary>
+[Collection(KernelCollection.Name)]
+public sealed class HttpClientFactoryTests(KernelFixture fixture)
+{
+    [KernelFact]
+    public async Task A_client_that_configures_its_own_SocketsHttpHandler_is_accelerated()
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true);
+        using var app = new ClientApp(fixture.Environment, services =>
+        {
+            services.AddSidecarlessAcceleration(o => fixture.Environment.Apply(o));
+            services.AddHttpClient("pooled", c => c.BaseAddress = backend.Http1)
+                .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(2), MaxConnectionsPerServer = 8 });
+        });
+
+        Assert.Equal("Redirected", await ServerPathAsync(app.Client("pooled")));
+        Assert.Empty(app.Warnings);
+    }
+
+    [KernelFact]
+    public async Task UseSidecarlessAcceleration_accelerates_that_client_only_whatever_the_order_of_configuration()
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true);
+        using var app = new ClientApp(fixture.Environment, services =>
+        {
+            services.AddOptions<SidecarlessAccelerationOptions>().Configure(o => fixture.Environment.Apply(o));
+            services.AddHttpClient("chosen", c => c.BaseAddress = backend.Http1)
+                .UseSidecarlessAcceleration()
+                .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { MaxConnectionsPerServer = 4 }); // after: still accelerated
+            services.AddHttpClient("other", c => c.BaseAddress = backend.Http1);
+        });
+
+        Assert.Equal("Redirected", await ServerPathAsync(app.Client("chosen")));
+        Assert.Equal("Tcp", await ServerPathAsync(app.Client("other")));
+    }
+
+    [KernelFact]
+    public async Task A_ConnectCallback_of_the_application_is_left_alone_with_one_warning_naming_the_client()
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true);
+        int calls = 0;
+        using var app = new ClientApp(fixture.Environment, services =>
+        {
+            services.AddSidecarlessAcceleration(o => fixture.Environment.Apply(o));
+            services.AddHttpClient("custom", c => c.BaseAddress = backend.Http1).ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                ConnectCallback = async (context, ct) =>
+                {
+                    Interlocked.Increment(ref calls);
+                    var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                    await socket.ConnectAsync(context.DnsEndPoint, ct);
+                    return new NetworkStream(socket, ownsSocket: true);
+                },
+            });
+        });
+
+        Assert.Equal("Tcp", await ServerPathAsync(app.Client("custom")));
+        Assert.Equal("Tcp", await ServerPathAsync(app.Client("custom")));
+        Assert.True(calls >= 1);
+        Assert.Single(app.Warnings, w => w.Contains("'custom'", StringComparison.Ordinal) && w.Contains("ConnectCallback", StringComparison.Ordinal));
+    }
+
+    [KernelFact]
+    public async Task A_primary_handler_that_is_not_a_SocketsHttpHandler_is_warned_about_once_naming_client_and_type()
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true);
+        using var app = new ClientApp(fixture.Environment, services =>
+        {
+            services.AddSidecarlessAcceleration(o => fixture.Environment.Apply(o));
+            services.AddHttpClient("legacy", c => c.BaseAddress = backend.Http1).ConfigurePrimaryHttpMessageHandler(() => new HttpClientHandler());
+        });
+
+        Assert.Equal("Tcp", await ServerPathAsync(app.Client("legacy")));
+        Assert.Equal("Tcp", await ServerPathAsync(app.Client("legacy")));
+        Assert.Single(app.Warnings, w => w.Contains("'legacy'", StringComparison.Ordinal) && w.Contains("System.Net.Http.HttpClientHandler", StringComparison.Ordinal));
+    }
+
+    /// <summary>The server's side of a pooled connection after it has sent one response: Redirected when the client
+    /// is in the fast path, Tcp ("the peer was not in the fast path") when it is not.</summary>
+    private static async Task<string> ServerPathAsync(HttpClient client)
+    {
+        await client.GetByteArrayAsync("/bytes/100"); // the server's first send decides its direction
+        using var response = await client.GetAsync("/feature");
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("path").GetString()!;
+    }
+
+    /// <summary>A client application's services, with its warnings recorded.</summary>
+    private sealed class ClientApp : IDisposable
+    {
+        private readonly ServiceProvider _services;
+        private readonly ConcurrentQueue<string> _warnings = new();
+
+        public ClientApp(KernelTestEnvironment environment, Action<IServiceCollection> configure)
+        {
+            var services = new ServiceCollection();
+            services.AddLogging(l => l.AddProvider(new Recorder(_warnings)));
+            services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
+            configure(services);
+            _services = services.BuildServiceProvider();
+        }
+
+        public IReadOnlyCollection<string> Warnings => _warnings;
+
+        public HttpClient Client(string name) => _services.GetRequiredService<IHttpClientFactory>().CreateClient(name);
+
+        public void Dispose() => _services.Dispose();
+
+        private sealed class Recorder(ConcurrentQueue<string> warnings) : ILoggerProvider, ILogger
+        {
+            public ILogger CreateLogger(string categoryName) => this;
+
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                if (IsEnabled(logLevel))
+                {
+                    warnings.Enqueue(formatter(state, exception));
+                }
+            }
+
+            public void Dispose()
+            {
+            }
+        }
+    }
+}
