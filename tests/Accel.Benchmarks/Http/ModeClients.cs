@@ -10,7 +10,8 @@ namespace Accel.Benchmarks.Http;
 /// The client side of every mode, alive for the whole run: <c>none</c> and <c>none-aa</c> are two default
 /// <see cref="SocketsHttpHandler"/>s with no library (the second one is the A/A check: same thing, separate pool),
 /// <c>off</c> and <c>accel</c> are IHttpClientFactory clients with the library (Enabled = false / true), <c>uds</c> a
-/// default handler over the server's Unix sockets.
+/// default handler over the server's Unix sockets, <c>factory</c> an IHttpClientFactory client without the library (to
+/// the <c>none</c> app: what the factory's own handlers cost, apart from the library).
 /// </summary>
 internal sealed class ModeClients : IDisposable
 {
@@ -42,17 +43,21 @@ internal sealed class ModeClients : IDisposable
             }
         }
 
-        foreach (string mode in new[] { "off", "accel" })
+        foreach (string mode in new[] { "factory", "off", "accel" })
         {
-            var (h1, h2) = server.Endpoints[mode];
+            var (h1, h2) = server.Endpoints[mode == "factory" ? "none" : mode];
             var services = new ServiceCollection();
             services.AddLogging();
             services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
-            services.AddSidecarlessAcceleration(o =>
+            if (mode != "factory")
             {
-                env.Apply(o);
-                o.Enabled = mode == "accel";
-            });
+                services.AddSidecarlessAcceleration(o =>
+                {
+                    env.Apply(o);
+                    o.Enabled = mode == "accel";
+                });
+            }
+
             services.AddHttpClient("h1", c => c.BaseAddress = new Uri(h1));
             services.AddHttpClient("h2c", c => Configure(c, "h2c").BaseAddress = new Uri(h2));
             ServiceProvider provider = services.BuildServiceProvider();
