@@ -89,6 +89,27 @@ public sealed class HttpClientFactoryTests(KernelFixture fixture)
         Assert.Single(app.Warnings, w => w.Contains("'legacy'", StringComparison.Ordinal) && w.Contains("System.Net.Http.HttpClientHandler", StringComparison.Ordinal));
     }
 
+    /// <summary>Service discovery, the way Aspire apps name services: the client addresses http://backend, resolved from
+    /// configuration to the backend's address; the connect callback sees the resolved address.</summary>
+    [KernelFact]
+    public async Task A_client_addressing_a_service_by_name_through_service_discovery_is_accelerated()
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true);
+        using var app = new ClientApp(fixture.Environment, services =>
+        {
+            services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Services:backend:http:0"] = $"127.0.0.1:{backend.Http1.Port}",
+            }).Build());
+            services.AddServiceDiscovery();
+            services.AddSidecarlessAcceleration(o => fixture.Environment.Apply(o));
+            services.AddHttpClient("backend", c => c.BaseAddress = new Uri("http://backend")).AddServiceDiscovery();
+        });
+
+        Assert.Equal("Redirected", await ServerPathAsync(app.Client("backend")));
+        Assert.Empty(app.Warnings);
+    }
+
     /// <summary>The server's side of a pooled connection after it has sent one response: Redirected when the client
     /// is in the fast path, Tcp ("the peer was not in the fast path") when it is not.</summary>
     private static async Task<string> ServerPathAsync(HttpClient client)
