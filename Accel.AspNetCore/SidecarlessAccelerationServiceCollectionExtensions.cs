@@ -32,6 +32,7 @@ public static class SidecarlessAccelerationServiceCollectionExtensions
         services.TryAddSingleton<AccelerationMetrics>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, AccelerationStartup>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnectionListenerFactory, AcceleratedTransportFactory>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>, ListenSocketOptIn>());
         services.Configure<AcceleratedClients>(c => c.All = true);
         if (!services.Any(d => d.ServiceType == typeof(AccelerationHealthCheckMarker)))
         {

@@ -45,6 +45,22 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
         throw lastError ?? new SocketException((int)SocketError.HostNotFound);
     }
 
+    /// <summary>What SocketsHttpHandler does without a callback: plain TCP, for a connect before any engine exists.</summary>
+    public static async ValueTask<Stream> ConnectPlainAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(context.DnsEndPoint, cancellationToken).ConfigureAwait(false);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Counts what the client consumes, for the backlog bound of the server's redirected responses, and
     /// paces what it writes (request bodies) so that a large upload stays in the fast path.</summary>
     private sealed class AcceleratedNetworkStream(Socket socket, SocketRegistration registration, long maxChunk) : NetworkStream(socket, ownsSocket: true)

@@ -7,43 +7,45 @@ using Microsoft.Extensions.Options;
 namespace Accel.AspNetCore.Internal;
 
 /// <summary>
-/// Kestrel's transport for TCP endpoints: the socket transport, except that the listening socket is opted
-/// into the fast path before it listens, and every accepted socket is registered before Kestrel reads or
-/// writes it. Kestrel's <see cref="SocketTransportOptions"/> (UseSockets) are honoured. Endpoints that are
-/// not IP (Unix domain sockets, named pipes) are left to Kestrel's own transports.
+/// Kestrel's transport for TCP endpoints: Kestrel's own socket transport, whole (its options, its memory pool, its
+/// accept loop), with two additions. Its listening sockets are opted into the fast path before they listen
+/// (<see cref="ListenSocketOptIn"/>), and each accepted connection is registered, which reads what the kernel did
+/// with it, before Kestrel reads or writes it. With acceleration off, connections only get the feature that says why,
+/// so the library present but off runs Kestrel's own code. Endpoints that are not IP (Unix domain sockets, named pipes) are left to Kestrel.
 /// </summary>
 internal sealed class AcceleratedTransportFactory(
     AccelerationEngineProvider engine,
     IOptions<SocketTransportOptions> socketOptions,
     ILoggerFactory loggers) : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
+    private readonly SocketTransportFactory _sockets = new(socketOptions, loggers);
+
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint;
 
-    public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
-        SocketTransportOptions options = socketOptions.Value;
-        var listenSocket = options.CreateBoundListenSocket(endpoint);
-        try
+        AccelerationEngine accel = engine.Engine;
+        IConnectionListener listener = await _sockets.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        return new AcceleratedConnectionListener(listener, accel); // also when off: the feature says why
+    }
+}
+
+/// <summary>Wraps <see cref="SocketTransportOptions.CreateBoundListenSocket"/>: a TCP listening socket is opted in (as
+/// a reader that reports its consumption: the transport does) before Kestrel calls Listen on it.</summary>
+internal sealed class ListenSocketOptIn(AccelerationEngineProvider engine) : IPostConfigureOptions<SocketTransportOptions>
+{
+    public void PostConfigure(string? name, SocketTransportOptions options)
+    {
+        Func<EndPoint, System.Net.Sockets.Socket> create = options.CreateBoundListenSocket;
+        options.CreateBoundListenSocket = endpoint =>
         {
-            AccelerationEngine accel = engine.Engine;
-            accel.PrepareListener(listenSocket, reportsConsumption: true); // CountingPipeReader reports
-            listenSocket.Listen(options.Backlog);
-            var contexts = new SocketConnectionContextFactory(
-                new SocketConnectionFactoryOptions
-                {
-                    IOQueueCount = options.IOQueueCount,
-                    WaitForDataBeforeAllocatingBuffer = options.WaitForDataBeforeAllocatingBuffer,
-                    MaxReadBufferSize = options.MaxReadBufferSize,
-                    MaxWriteBufferSize = options.MaxWriteBufferSize,
-                    UnsafePreferInlineScheduling = options.UnsafePreferInlineScheduling,
-                },
-                loggers.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"));
-            return new ValueTask<IConnectionListener>(new AcceleratedConnectionListener(listenSocket, contexts, accel, options.NoDelay));
-        }
-        catch
-        {
-            listenSocket.Dispose();
-            throw;
-        }
+            System.Net.Sockets.Socket socket = create(endpoint);
+            if (socket.ProtocolType == System.Net.Sockets.ProtocolType.Tcp && endpoint is IPEndPoint)
+            {
+                engine.Engine.PrepareListener(socket, reportsConsumption: true); // CountingPipeReader reports
+            }
+
+            return socket;
+        };
     }
 }

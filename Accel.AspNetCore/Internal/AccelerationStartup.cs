@@ -4,12 +4,13 @@ namespace Accel.AspNetCore.Internal;
 
 /// <summary>Starts the engine (and its one log line) in <see cref="StartingAsync"/>, which the host runs
 /// before any hosted service's StartAsync, Kestrel's included.</summary>
-internal sealed class AccelerationStartup(AccelerationEngineProvider engine, AccelerationMetrics metrics) : IHostedLifecycleService
+internal sealed class AccelerationStartup(AccelerationEngineProvider engine, AccelerationMetrics metrics, AcceleratedConnector connector) : IHostedLifecycleService
 {
     public Task StartingAsync(CancellationToken cancellationToken)
     {
         _ = engine.Engine;
         metrics.Register();
+        SidecarlessAcceleration.Use(connector);
         return Task.CompletedTask;
     }
 
