@@ -105,19 +105,23 @@ public sealed class LargeBodyTests(KernelFixture fixture, ITestOutputHelper outp
     /// <summary>The same mix between two services in two network namespaces joined by veth (two pods on a node), each
     /// a process of its own: the client in one namespace, the server in the other.</summary>
     [KernelTheory(Tools = "ip:iproute2")]
-    [InlineData("h1")]
-    [InlineData("h2c")]
-    public async Task Bodies_from_0_B_to_64_MiB_between_two_network_namespaces_are_redirected(string client)
+    [InlineData("h1", 4)]
+    [InlineData("h2c", 4)]
+    [InlineData("h1", 6)]
+    [InlineData("h2c", 6)]
+    public async Task Bodies_from_0_B_to_64_MiB_between_two_network_namespaces_are_redirected(string client, int ipVersion)
     {
         using var net = NamespacePair.Create();
-        using Process server = HttpPeerProcess.Start(fixture.Environment, net.B, "serve", "--listen", net.AddressB);
+        string serverAddress = ipVersion == 6 ? net.AddressB6 : net.AddressB;
+        string host = ipVersion == 6 ? $"[{serverAddress}]" : serverAddress;
+        using Process server = HttpPeerProcess.Start(fixture.Environment, net.B, "serve", "--listen", serverAddress);
         try
         {
             string? portLine = await server.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
             Assert.True(portLine?.StartsWith("PORT ", StringComparison.Ordinal) == true, $"server: {portLine} {(server.HasExited ? await server.StandardError.ReadToEndAsync() : "")}");
             string[] ports = portLine!.Split(' ');
             using Process fetch = HttpPeerProcess.Start(fixture.Environment, net.A, "fetch",
-                "--h1", $"http://{net.AddressB}:{ports[1]}", "--h2c", $"http://{net.AddressB}:{ports[2]}", "--proto", client);
+                "--h1", $"http://{host}:{ports[1]}", "--h2c", $"http://{host}:{ports[2]}", "--proto", client);
             Task<string> stdout = fetch.StandardOutput.ReadToEndAsync();
             Task<string> stderr = fetch.StandardError.ReadToEndAsync();
             Assert.True(fetch.WaitForExit(TimeSpan.FromMinutes(3)), "the client did not finish in 3 minutes");
@@ -127,7 +131,7 @@ public sealed class LargeBodyTests(KernelFixture fixture, ITestOutputHelper outp
             long Delta(string name) => root.GetProperty("after").GetProperty(name).GetInt64() - root.GetProperty("before").GetProperty(name).GetInt64();
             long redirected = Delta("redirectedBytes"), tcp = Delta("tcpBytes");
             double share = redirected / (double)Math.Max(1, redirected + tcp);
-            output.WriteLine($"{client} from {net.AddressA} to {net.AddressB}: {root.GetProperty("bytes").GetInt64() >> 20} MiB of bodies; server: {redirected} B redirected, {tcp} B through TCP ({share:P1}), {Delta("pacedWrites")} paced writes, {Delta("degradedDirections")} directions left the fast path");
+            output.WriteLine($"{client} to {host}: {root.GetProperty("bytes").GetInt64() >> 20} MiB of bodies; server: {redirected} B redirected, {tcp} B through TCP ({share:P1}), {Delta("pacedWrites")} paced writes, {Delta("degradedDirections")} directions left the fast path");
             Assert.Equal(System.Text.Json.JsonValueKind.Null, root.GetProperty("error").ValueKind);
             Assert.True(share >= 0.95, $"{share:P1} of the server's bytes were redirected");
             Assert.Equal(0, Delta("degradedDirections"));

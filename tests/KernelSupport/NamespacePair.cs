@@ -1,8 +1,8 @@
 namespace Accel.Testing;
 
 /// <summary>
-/// Two network namespaces joined by a veth pair, standing in for two pods on one node: A has 10.213.N.1/24,
-/// B has 10.213.N.2/24 (N random per instance). Only these namespaces carry test traffic. Dispose deletes both
+/// Two network namespaces joined by a veth pair, standing in for two pods on one node: A has 10.213.N.1/24 and
+/// fd00:213:N::1/64, B has 10.213.N.2/24 and fd00:213:N::2/64 (N random per instance). Only these namespaces carry test traffic. Dispose deletes both
 /// namespaces, which removes the veth pair.
 /// </summary>
 public sealed class NamespacePair : IDisposable
@@ -26,6 +26,10 @@ public sealed class NamespacePair : IDisposable
 
     public string Range => $"10.213.{Subnet}.0/24";
 
+    public string AddressA6 => $"fd00:213:{Subnet:x}::1";
+
+    public string AddressB6 => $"fd00:213:{Subnet:x}::2";
+
     public static NamespacePair Create()
     {
         string id = Guid.NewGuid().ToString("N")[..6];
@@ -38,6 +42,8 @@ public sealed class NamespacePair : IDisposable
             Ip($"link add ac{id}a netns {pair.A} type veth peer name ac{id}b netns {pair.B}");
             Ip($"-n {pair.A} addr add {pair.AddressA}/24 dev ac{id}a");
             Ip($"-n {pair.B} addr add {pair.AddressB}/24 dev ac{id}b");
+            Ip($"-n {pair.A} -6 addr add {pair.AddressA6}/64 dev ac{id}a nodad"); // nodad: usable at once
+            Ip($"-n {pair.B} -6 addr add {pair.AddressB6}/64 dev ac{id}b nodad");
             foreach (var (ns, dev) in new[] { (pair.A, $"ac{id}a"), (pair.B, $"ac{id}b") })
             {
                 Ip($"-n {ns} link set lo up");
