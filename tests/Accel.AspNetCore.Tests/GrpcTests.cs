@@ -61,22 +61,7 @@ public sealed class GrpcTests(KernelFixture fixture, ITestOutputHelper output)
     }
 
     private Process StartServer()
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string arg in new[]
-        {
-            Path.Combine(AppContext.BaseDirectory, "Accel.GrpcDemo.dll"), "server", "--urls", "http://127.0.0.1:0",
-            "--SidecarlessAcceleration:PinRoot", fixture.Environment.PinRoot,
-            "--SidecarlessAcceleration:CgroupPath", fixture.Environment.CgroupPath,
-            "--SidecarlessAcceleration:MountBpffsIfMissing", "false",
-            "--Logging:LogLevel:Default", "Warning",
-        })
-        {
-            psi.ArgumentList.Add(arg);
-        }
-
-        return Process.Start(psi)!;
-    }
+        => HttpPeerProcess.StartService(fixture.Environment, null, "Accel.GrpcDemo.dll", "server", "--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default", "Warning");
 
     private static async Task<string> UrlAsync(Process server)
     {
