@@ -81,7 +81,7 @@ internal sealed class Report(Settings settings)
             }
 
             md.AppendLine();
-            md.AppendLine("The TCP/IP share without the library is the most a redirect can remove (the ceiling); the scheduler's share is the way past it.");
+            md.AppendLine("The TCP/IP share without the library is the most a redirect can remove (the ceiling). `pvm_irq_enable` is this VM's paravirtual interrupt enabling, charged wherever the kernel re-enables interrupts.");
             md.AppendLine();
         }
 
