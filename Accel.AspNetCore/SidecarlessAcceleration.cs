@@ -5,7 +5,7 @@ namespace Accel.AspNetCore;
 /// <summary>The fast path for HTTP clients that IHttpClientFactory does not build, such as YARP's forwarder.</summary>
 public static class SidecarlessAcceleration
 {
-    private static volatile AcceleratedConnector? s_current;
+    private static AcceleratedConnector? s_current;
 
     /// <summary>
     /// A <see cref="SocketsHttpHandler.ConnectCallback"/> that connects through the fast path of the application that
@@ -18,6 +18,10 @@ public static class SidecarlessAcceleration
     /// <summary>Called when an application with the library starts: its connector serves <see cref="ConnectCallback"/>.</summary>
     internal static void Use(AcceleratedConnector connector) => s_current = connector;
 
+    /// <summary>Called when that application has stopped (its engine is about to be disposed): connect plain TCP
+    /// again, unless another application has started since.</summary>
+    internal static void Forget(AcceleratedConnector connector) => Interlocked.CompareExchange(ref s_current, null, connector);
+
     private static ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
-        => s_current is { } connector ? connector.ConnectAsync(context, cancellationToken) : AcceleratedConnector.ConnectPlainAsync(context, cancellationToken);
+        => Volatile.Read(ref s_current) is { } connector ? connector.ConnectAsync(context, cancellationToken) : AcceleratedConnector.ConnectPlainAsync(context, cancellationToken);
 }

@@ -22,5 +22,9 @@ internal sealed class AccelerationStartup(AccelerationEngineProvider engine, Acc
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken cancellationToken)
+    {
+        SidecarlessAcceleration.Forget(connector);
+        return Task.CompletedTask;
+    }
 }

@@ -65,4 +65,60 @@ public sealed class YarpTests(KernelFixture fixture, ITestOutputHelper output)
         Assert.Equal(0L, proxyHealth.Data["tcpBytes"]);
         Assert.True(frontend.Engine.GetStatistics().RedirectedBytes > 0);
     }
+
+    /// <summary>The shared callback follows the application that started last, and connects plain TCP once it has
+    /// stopped (its engine is then gone), instead of using the disposed engine (which would fail each opt-in, with a
+    /// warning).</summary>
+    [KernelFact]
+    public async Task The_shared_connect_callback_connects_plain_TCP_once_its_application_has_stopped()
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true); // started last: its engine serves the callback
+        Assert.Equal(nameof(DirectionPath.Redirected), await ServerPathAsync(backend.Http1));
+
+        var warnings = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddProvider(new WarningRecorder(warnings));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.Services.AddSidecarlessAcceleration(o => fixture.Environment.Apply(o));
+        await using (WebApplication other = builder.Build())
+        {
+            await other.StartAsync();
+            Assert.Equal(nameof(DirectionPath.Redirected), await ServerPathAsync(backend.Http1)); // now through the other app's engine
+            await other.StopAsync();
+        }
+
+        Assert.Equal(nameof(DirectionPath.Tcp), await ServerPathAsync(backend.Http1));
+        Assert.Empty(warnings);
+    }
+
+    private sealed class WarningRecorder(System.Collections.Concurrent.ConcurrentQueue<string> warnings) : ILoggerProvider, ILogger
+    {
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                warnings.Enqueue(formatter(state, exception));
+            }
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+
+    /// <summary>The backend's side of a new connection made through the shared callback, after its first response.</summary>
+    private static async Task<string> ServerPathAsync(Uri backend)
+    {
+        using var client = new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = backend };
+        await client.GetByteArrayAsync("/bytes/100");
+        return (await client.GetFromJsonAsync<System.Text.Json.JsonElement>("/feature")).GetProperty("path").GetString()!;
+    }
 }
