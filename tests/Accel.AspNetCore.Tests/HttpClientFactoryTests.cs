@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using Accel.Testing;
@@ -27,7 +26,7 @@ public sealed class HttpClientFactoryTests(KernelFixture fixture)
                 .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(2), MaxConnectionsPerServer = 8 });
         });
 
-        Assert.Equal("Redirected", await ServerPathAsync(app.Client("pooled")));
+        Assert.Equal("Redirected", await ServerPath.OfAsync(app.Client("pooled")));
         Assert.Empty(app.Warnings);
     }
 
@@ -44,8 +43,8 @@ public sealed class HttpClientFactoryTests(KernelFixture fixture)
             services.AddHttpClient("other", c => c.BaseAddress = backend.Http1);
         });
 
-        Assert.Equal("Redirected", await ServerPathAsync(app.Client("chosen")));
-        Assert.Equal("Tcp", await ServerPathAsync(app.Client("other")));
+        Assert.Equal("Redirected", await ServerPath.OfAsync(app.Client("chosen")));
+        Assert.Equal("Tcp", await ServerPath.OfAsync(app.Client("other")));
     }
 
     [KernelFact]
@@ -68,8 +67,8 @@ public sealed class HttpClientFactoryTests(KernelFixture fixture)
             });
         });
 
-        Assert.Equal("Tcp", await ServerPathAsync(app.Client("custom")));
-        Assert.Equal("Tcp", await ServerPathAsync(app.Client("custom")));
+        Assert.Equal("Tcp", await ServerPath.OfAsync(app.Client("custom")));
+        Assert.Equal("Tcp", await ServerPath.OfAsync(app.Client("custom")));
         Assert.True(calls >= 1);
         Assert.Single(app.Warnings, w => w.Contains("'custom'", StringComparison.Ordinal) && w.Contains("ConnectCallback", StringComparison.Ordinal));
     }
@@ -84,8 +83,8 @@ public sealed class HttpClientFactoryTests(KernelFixture fixture)
             services.AddHttpClient("legacy", c => c.BaseAddress = backend.Http1).ConfigurePrimaryHttpMessageHandler(() => new HttpClientHandler());
         });
 
-        Assert.Equal("Tcp", await ServerPathAsync(app.Client("legacy")));
-        Assert.Equal("Tcp", await ServerPathAsync(app.Client("legacy")));
+        Assert.Equal("Tcp", await ServerPath.OfAsync(app.Client("legacy")));
+        Assert.Equal("Tcp", await ServerPath.OfAsync(app.Client("legacy")));
         Assert.Single(app.Warnings, w => w.Contains("'legacy'", StringComparison.Ordinal) && w.Contains("System.Net.Http.HttpClientHandler", StringComparison.Ordinal));
     }
 
@@ -106,61 +105,29 @@ public sealed class HttpClientFactoryTests(KernelFixture fixture)
             services.AddHttpClient("backend", c => c.BaseAddress = new Uri("http://backend")).AddServiceDiscovery();
         });
 
-        Assert.Equal("Redirected", await ServerPathAsync(app.Client("backend")));
+        Assert.Equal("Redirected", await ServerPath.OfAsync(app.Client("backend")));
         Assert.Empty(app.Warnings);
-    }
-
-    /// <summary>The server's side of a pooled connection after it has sent one response: Redirected when the client
-    /// is in the fast path, Tcp ("the peer was not in the fast path") when it is not.</summary>
-    private static async Task<string> ServerPathAsync(HttpClient client)
-    {
-        await client.GetByteArrayAsync("/bytes/100"); // the server's first send decides its direction
-        using var response = await client.GetAsync("/feature");
-        response.EnsureSuccessStatusCode();
-        return (await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("path").GetString()!;
     }
 
     /// <summary>A client application's services, with its warnings recorded.</summary>
     private sealed class ClientApp : IDisposable
     {
         private readonly ServiceProvider _services;
-        private readonly ConcurrentQueue<string> _warnings = new();
+        private readonly WarningRecorder _warnings = new();
 
         public ClientApp(KernelTestEnvironment environment, Action<IServiceCollection> configure)
         {
             var services = new ServiceCollection();
-            services.AddLogging(l => l.AddProvider(new Recorder(_warnings)));
+            services.AddLogging(l => l.AddProvider(_warnings));
             services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
             configure(services);
             _services = services.BuildServiceProvider();
         }
 
-        public IReadOnlyCollection<string> Warnings => _warnings;
+        public IReadOnlyCollection<string> Warnings => _warnings.Warnings;
 
         public HttpClient Client(string name) => _services.GetRequiredService<IHttpClientFactory>().CreateClient(name);
 
         public void Dispose() => _services.Dispose();
-
-        private sealed class Recorder(ConcurrentQueue<string> warnings) : ILoggerProvider, ILogger
-        {
-            public ILogger CreateLogger(string categoryName) => this;
-
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            {
-                if (IsEnabled(logLevel))
-                {
-                    warnings.Enqueue(formatter(state, exception));
-                }
-            }
-
-            public void Dispose()
-            {
-            }
-        }
     }
 }

@@ -75,10 +75,10 @@ public sealed class YarpTests(KernelFixture fixture, ITestOutputHelper output)
         await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true); // started last: its engine serves the callback
         Assert.Equal(nameof(DirectionPath.Redirected), await ServerPathAsync(backend.Http1));
 
-        var warnings = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var warnings = new WarningRecorder();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.Logging.AddProvider(new WarningRecorder(warnings));
+        builder.Logging.AddProvider(warnings);
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         builder.Services.AddSidecarlessAcceleration(o => fixture.Environment.Apply(o));
         await using (WebApplication other = builder.Build())
@@ -89,36 +89,13 @@ public sealed class YarpTests(KernelFixture fixture, ITestOutputHelper output)
         }
 
         Assert.Equal(nameof(DirectionPath.Tcp), await ServerPathAsync(backend.Http1));
-        Assert.Empty(warnings);
-    }
-
-    private sealed class WarningRecorder(System.Collections.Concurrent.ConcurrentQueue<string> warnings) : ILoggerProvider, ILogger
-    {
-        public ILogger CreateLogger(string categoryName) => this;
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (IsEnabled(logLevel))
-            {
-                warnings.Enqueue(formatter(state, exception));
-            }
-        }
-
-        public void Dispose()
-        {
-        }
+        Assert.Empty(warnings.Warnings);
     }
 
     /// <summary>The backend's side of a new connection made through the shared callback, after its first response.</summary>
     private static async Task<string> ServerPathAsync(Uri backend)
     {
         using var client = new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = backend };
-        await client.GetByteArrayAsync("/bytes/100");
-        return (await client.GetFromJsonAsync<System.Text.Json.JsonElement>("/feature")).GetProperty("path").GetString()!;
+        return await ServerPath.OfAsync(client);
     }
 }
