@@ -2,7 +2,7 @@ namespace Accel.Testing;
 
 /// <summary>
 /// Two network namespaces joined by a veth pair, standing in for two pods on one node: A has 10.213.N.1/24 and
-/// fd00:213:N::1/64, B has 10.213.N.2/24 and fd00:213:N::2/64 (N random per instance). Only these namespaces carry test traffic. Dispose deletes both
+/// fd00:213:N::1/64, B has 10.213.N.2/24 and fd00:213:N::2/64 (N differs for every pair of a test run). Only these namespaces carry test traffic. Dispose deletes both
 /// namespaces, which removes the veth pair.
 /// </summary>
 public sealed class NamespacePair : IDisposable
@@ -30,10 +30,14 @@ public sealed class NamespacePair : IDisposable
 
     public string AddressB6 => $"fd00:213:{Subnet:x}::2";
 
+    private static int s_nextSubnet = Random.Shared.Next(0, 249);
+
     public static NamespacePair Create()
     {
         string id = Guid.NewGuid().ToString("N")[..6];
-        int subnet = Random.Shared.Next(1, 250);
+        // Distinct within a test run: the peer-range table of the run's pin directory keeps every pair's addresses, so a
+        // pair that drew an earlier pair's subnet would find its peer already listed as "on this host".
+        int subnet = Interlocked.Increment(ref s_nextSubnet) % 249 + 1;
         var pair = new NamespacePair($"accel-{id}-a", $"accel-{id}-b", subnet);
         try
         {
