@@ -35,11 +35,13 @@ public sealed class AccelerationEngine : IDisposable
     private readonly KernelFastPath? _kernel;
     private readonly uint _backlogKib;
     private readonly bool _kernelTracksConsumption;
+    private readonly ProcessScope? _scope;
     private long _optInFailures;
     private long _pacedWrites;
 
-    private AccelerationEngine(AccelerationStatus status, ILogger logger, KernelFastPath? kernel, ulong owner, uint backlogKib = 0)
+    private AccelerationEngine(AccelerationStatus status, ILogger logger, KernelFastPath? kernel, ulong owner, uint backlogKib = 0, ProcessScope? scope = null)
     {
+        _scope = scope;
         _kernelTracksConsumption = kernel?.Store.TracksConsumption ?? false;
         _backlogKib = backlogKib;
         Status = status;
@@ -136,8 +138,26 @@ public sealed class AccelerationEngine : IDisposable
                 Log.ConsumptionNotTracked(logger, store.ConsumptionTrackingProblem ?? "unknown", backlogKib);
             }
 
-            var status = new AccelerationStatus(true, AccelerationDisabledReason.None, $"Fast path enabled; objects pinned in {store.Directory}; {bound}.");
-            return new AccelerationEngine(status, logger, fastPath, owner, backlogKib);
+            ProcessScope? scope = null;
+            string scopeText = "";
+            if (options.Scope == AccelerationScope.Process)
+            {
+                try
+                {
+                    scope = ProcessScope.Enter(fastPath, cgroup, owner, backlogKib, logger);
+                    scopeText = scope.Tracker is null
+                        ? "; process scope: every TCP socket this process creates is opted in (no read tracker: readers the library does not see get the bound's worth of redirected bytes)"
+                        : "; process scope: every TCP socket this process creates is opted in, and the reads of those the library does not see are tracked";
+                }
+                catch (Exception e) when (e is UnavailableException or BpfException)
+                {
+                    Log.ProcessScopeUnavailable(logger, e.Message);
+                    scopeText = $"; process scope unavailable ({e.Message}): only prepared sockets join";
+                }
+            }
+
+            var status = new AccelerationStatus(true, AccelerationDisabledReason.None, $"Fast path enabled; objects pinned in {store.Directory}; {bound}{scopeText}.");
+            return new AccelerationEngine(status, logger, fastPath, owner, backlogKib, scope);
         }
         catch (UnavailableException e)
         {
@@ -211,7 +231,12 @@ public sealed class AccelerationEngine : IDisposable
             return default;
         }
 
-        return _kernel.ReadOwner(Owner).ToStatistics(Interlocked.Read(ref _optInFailures)) with { PacedWrites = Interlocked.Read(ref _pacedWrites) };
+        return _kernel.ReadOwner(Owner).ToStatistics(Interlocked.Read(ref _optInFailures)) with
+        {
+            PacedWrites = Interlocked.Read(ref _pacedWrites),
+            TrackedSockets = _scope?.Tracker?.TrackedSockets ?? 0,
+            TrackedReports = _scope?.Tracker?.Publications ?? 0,
+        };
     }
 
     /// <summary>Closes this process's handles on the pinned objects. The objects stay pinned for the other
@@ -220,6 +245,7 @@ public sealed class AccelerationEngine : IDisposable
     {
         if (_kernel is not null)
         {
+            _scope?.Dispose();
             _kernel.ForgetOwner(Owner);
             _kernel.Dispose();
         }
@@ -279,6 +305,9 @@ public sealed class AccelerationEngine : IDisposable
     /// what they read by less than this. A sixteenth of the bound keeps paced writers close to the bound (256 KiB of
     /// the default 4 MiB: one syscall per 256 KiB read).</summary>
     internal long ReportStep => Math.Max(1, BacklogBytes / 16);
+
+    /// <summary>Process scope, when this engine entered it.</summary>
+    internal ProcessScope? Scope => _scope;
 
     internal ConnectionStatistics? ReadConnection(Socket socket) => ReadState(socket) is { } st ? Describe(st) : null;
 

@@ -42,6 +42,11 @@ public class AccelerationEngineOptions
     /// <summary>Count this host's own interface addresses as possibly same-host peers. Default: <c>true</c>.</summary>
     public bool IncludeHostAddresses { get; set; } = true;
 
+    /// <summary>Which of this process's TCP sockets may join the fast path: only those opted in
+    /// (<see cref="AccelerationScope.PreparedSockets"/>, the default), or every socket the process creates
+    /// (<see cref="AccelerationScope.Process"/>).</summary>
+    public AccelerationScope Scope { get; set; } = AccelerationScope.PreparedSockets;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
     public virtual void Validate()
     {
@@ -59,6 +64,11 @@ public class AccelerationEngineOptions
         {
             throw new ArgumentOutOfRangeException(nameof(MaxRedirectedBacklogBytes), MaxRedirectedBacklogBytes,
                 "MaxRedirectedBacklogBytes must be between 65536 (64 KiB) and 1073741824 (1 GiB).");
+        }
+
+        if (!Enum.IsDefined(Scope))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Scope), Scope, "Scope must be PreparedSockets or Process.");
         }
 
         foreach (string range in SameHostPeerRanges)

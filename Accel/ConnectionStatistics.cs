@@ -62,4 +62,12 @@ public readonly record struct AccelerationStatistics(
 {
     /// <summary>Writes of this process that waited for their reader to catch up, and so stayed in the fast path.</summary>
     public long PacedWrites { get; init; }
+
+    /// <summary>With <see cref="AccelerationScope.Process"/>: sockets whose reads the engine reports for a reader the
+    /// library does not see (a third-party client's), at this moment.</summary>
+    public long TrackedSockets { get; init; }
+
+    /// <summary>With <see cref="AccelerationScope.Process"/>: reads reported for such readers since start; each let a
+    /// writer near its backlog bound stay in the fast path.</summary>
+    public long TrackedReports { get; init; }
 }

@@ -27,6 +27,8 @@ internal sealed class AccelerationHealthCheck(AccelerationEngineProvider engine,
             ["tcpBytes"] = s.TcpBytes,
             ["degradedDirections"] = s.DegradedDirections,
             ["pacedWrites"] = s.PacedWrites,
+            ["trackedSockets"] = s.TrackedSockets,
+            ["trackedReports"] = s.TrackedReports,
         };
         return Task.FromResult(accel.IsEnabled
             ? HealthCheckResult.Healthy(accel.Status.Message, data)

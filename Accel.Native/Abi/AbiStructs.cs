@@ -27,9 +27,14 @@ internal struct AccelSockConfig
     /// <summary>The socket's reader reports what it consumed; its peer's writer may pace instead of leaving the fast path.</summary>
     public const uint Reports = 2;
 
+    /// <summary>A probe: accel_whoami writes the binding process's tgid (initial pid namespace) into <see cref="Tgid"/>.</summary>
+    public const uint WhoAmI = 4;
+
     public ulong Owner;
     public uint Flags;
     public uint BacklogKib;
+    public uint Tracker;
+    public uint Tgid;
 }
 
 /// <summary>struct accel_sock_state: the sticky decision and the socket's own figures, written by the programs.</summary>
@@ -64,6 +69,28 @@ internal static class AccelConsumed
 {
     public const ulong Reports = 1UL << 63;
     public const ulong Mask = Reports - 1;
+}
+
+/// <summary>struct accel_flow, the value of accel_consumed: what one reader consumed, what its writer published
+/// near the bound, and the reader's tracker slot.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct AccelFlow
+{
+    public ulong Consumed;
+    public ulong Sent;
+    public uint Tracker;
+    public uint Slot;
+    public uint Tag;
+    public uint Reserved;
+}
+
+/// <summary>The layout of accel_track: per tracker a block whose entry 0 counts writers near their bound whose reader
+/// has no slot yet, and whose other entries hold <c>tag &lt;&lt; 48 | sent</c> for one tracked reader each.</summary>
+internal static class AccelTrack
+{
+    public const int Block = 1024;
+    public const int Blocks = 64;
+    public const ulong SentMask = (1UL << 48) - 1;
 }
 
 /// <summary>struct accel_owner_stats: per engine instance, per CPU.</summary>
@@ -120,6 +147,10 @@ internal static class AbiNames
     public const string LocalPrefixes = "accel_local_prefixes";
     public const string Consumed = "accel_consumed";
     public const string Services = "accel_services";
+    public const string Track = "accel_track";
+    public const string Scope = "accel_scope";
+    public const string SockCreateProgram = "accel_sock_create";
+    public const string WhoAmIProgram = "accel_whoami";
     public const string SockOpsProgram = "accel_sockops";
     public const string MessageProgram = "accel_msg";
 }

@@ -15,6 +15,7 @@ internal enum BpfMapType : uint
 /// <summary>Program types (values from <c>linux/bpf.h</c>).</summary>
 internal enum BpfProgramType : uint
 {
+    CgroupSock = 9,
     SockOps = 13,
     SkSkb = 14,
     SkMsg = 16,
@@ -24,7 +25,9 @@ internal enum BpfProgramType : uint
 /// <summary>Attach types (values from <c>linux/bpf.h</c>).</summary>
 internal enum BpfAttachType : uint
 {
+    CgroupInetSockCreate = 2,
     CgroupSockOps = 3,
+    CgroupInet4PostBind = 12,
     SkSkbStreamParser = 4,
     SkSkbStreamVerdict = 5,
     SkMsgVerdict = 7,
@@ -40,5 +43,6 @@ internal static class BpfFlags
     public const ulong Exist = 2;
     public const uint NoPrealloc = 1;
     public const uint Clone = 1u << 9;
+    public const uint Mmapable = 1u << 10;
     public const uint AllowMulti = 2;
 }

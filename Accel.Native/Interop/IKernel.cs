@@ -30,6 +30,15 @@ internal interface IKernel
 
     /// <summary>mount(2).</summary>
     int Mount(string source, string target, string fsType, ulong flags, string? data);
+
+    /// <summary>mmap(2) of <paramref name="length"/> bytes of <paramref name="fd"/>, shared, read and write.</summary>
+    int MapShared(int fd, long length, out nint address);
+
+    /// <summary>munmap(2).</summary>
+    int Unmap(nint address, long length);
+
+    /// <summary>ioctl(2) FIONREAD: the bytes waiting to be read on a socket.</summary>
+    int BytesToRead(int socketFd, out int count);
 }
 
 /// <summary>What <see cref="IKernel.Stat"/> reports about a path.</summary>

@@ -88,6 +88,40 @@ internal sealed unsafe partial class LinuxKernel : IKernel
     public int Mount(string source, string target, string fsType, ulong flags, string? data)
         => mount(source, target, fsType, (nuint)flags, data) < 0 ? -Marshal.GetLastPInvokeError() : 0;
 
+    public int MapShared(int fd, long length, out nint address)
+    {
+        const int ProtReadWrite = 0x1 | 0x2, MapSharedFlag = 0x01;
+        nint r = mmap(0, (nuint)length, ProtReadWrite, MapSharedFlag, fd, 0);
+        if (r == -1)
+        {
+            address = 0;
+            return -Marshal.GetLastPInvokeError();
+        }
+
+        address = r;
+        return 0;
+    }
+
+    public int Unmap(nint address, long length) => munmap(address, (nuint)length) < 0 ? -Marshal.GetLastPInvokeError() : 0;
+
+    public int BytesToRead(int socketFd, out int count)
+    {
+        const ulong Fionread = 0x541B;
+        int value = 0;
+        int r = ioctl(socketFd, Fionread, &value);
+        count = value;
+        return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint mmap(nint address, nuint length, int protection, int flags, int fd, long offset);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int munmap(nint address, nuint length);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int ioctl(int fd, ulong request, int* value);
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial long syscall(long number, long command, void* attr, long size);
 

@@ -64,6 +64,8 @@ internal sealed class BpfObjectSpec
             {
                 "sockops" => (BpfProgramType.SockOps, BpfAttachType.CgroupSockOps),
                 "sk_msg" => (BpfProgramType.SkMsg, BpfAttachType.SkMsgVerdict),
+                "cgroup/sock_create" => (BpfProgramType.CgroupSock, BpfAttachType.CgroupInetSockCreate),
+                "cgroup/post_bind4" => (BpfProgramType.CgroupSock, BpfAttachType.CgroupInet4PostBind),
                 _ when function is not null => (BpfProgramType.Tracing, BpfAttachType.TraceFexit),
                 _ => throw new InvalidDataException($"Section '{section.Name}' holds code of a program type this loader does not know."),
             };

@@ -110,6 +110,12 @@ internal sealed class PinnedObjectStore : IDisposable
     /// a program already attached there is reused. The link is pinned next to the maps so that it
     /// outlives this process, like the maps.</summary>
     public void AttachSockOps(string programName, string cgroupPath)
+        => AttachToCgroup(programName, BpfAttachType.CgroupSockOps, cgroupPath, "sock_ops");
+
+    /// <summary>Attaches <paramref name="programName"/> to the cgroup v2 directory <paramref name="cgroupPath"/> at
+    /// <paramref name="attachType"/>, once (a program already attached there is reused), through a link pinned as
+    /// <c>link_cgroup_{inode}</c> (sock_ops) or <c>link_cgroup_{inode}_{what}</c>.</summary>
+    public void AttachToCgroup(string programName, BpfAttachType attachType, string cgroupPath, string what)
     {
         IKernel k = _bpf.Kernel;
         int r = k.Stat(cgroupPath, out FileFacts cg);
@@ -126,11 +132,11 @@ internal sealed class PinnedObjectStore : IDisposable
         uint[] attached;
         try
         {
-            attached = _bpf.QueryAttached(cgFd, BpfAttachType.CgroupSockOps);
+            attached = _bpf.QueryAttached(cgFd, attachType);
         }
         catch (BpfException e)
         {
-            throw new UnavailableException(Unavailability.CgroupUnavailable, $"Cannot query the programs attached to {cgroupPath}: {e.Message}.", e);
+            throw new UnavailableException(Unavailability.CgroupUnavailable, $"Cannot query the {what} programs attached to {cgroupPath}: {e.Message}.", e);
         }
 
         if (attached.Contains(id))
@@ -138,8 +144,8 @@ internal sealed class PinnedObjectStore : IDisposable
             return;
         }
 
-        string linkPin = Path.Combine(Directory, $"link_cgroup_{cg.Inode}");
-        int l = _bpf.TryCreateLink(program, cgFd, BpfAttachType.CgroupSockOps, out KernelFd? link);
+        string linkPin = Path.Combine(Directory, attachType == BpfAttachType.CgroupSockOps ? $"link_cgroup_{cg.Inode}" : $"link_cgroup_{cg.Inode}_{what}");
+        int l = _bpf.TryCreateLink(program, cgFd, attachType, out KernelFd? link);
         if (l >= 0)
         {
             using (link)
@@ -152,11 +158,11 @@ internal sealed class PinnedObjectStore : IDisposable
             return;
         }
 
-        int a = _bpf.TryAttach(program, cgFd, BpfAttachType.CgroupSockOps, BpfFlags.AllowMulti);
+        int a = _bpf.TryAttach(program, cgFd, attachType, BpfFlags.AllowMulti);
         if (a < 0 && -a != Errno.EEXIST)
         {
             throw new UnavailableException(Unavailability.LoadFailed,
-                $"Attaching the sock_ops program to {cgroupPath} failed: link {Errno.Describe(-l)}, attach {Errno.Describe(-a)}.");
+                $"Attaching the {what} program to {cgroupPath} failed: link {Errno.Describe(-l)}, attach {Errno.Describe(-a)}.");
         }
     }
 
@@ -173,6 +179,19 @@ internal sealed class PinnedObjectStore : IDisposable
             if (_maps.TryGetValue(map, out KernelFd? fd))
             {
                 _bpf.TryDelete(fd, key);
+            }
+        }
+
+        // Its process scope: left behind, it would opt in the sockets of whichever process gets its pid next.
+        if (_maps.TryGetValue(AbiNames.Scope, out KernelFd? scope))
+        {
+            Span<byte> config = stackalloc byte[Marshal.SizeOf<AccelSockConfig>()];
+            foreach (byte[] tgid in _bpf.Keys(scope, sizeof(uint)).ToList())
+            {
+                if (_bpf.TryLookup(scope, tgid, config) == 0 && MemoryMarshal.Read<AccelSockConfig>(config).Owner == owner)
+                {
+                    _bpf.TryDelete(scope, tgid);
+                }
             }
         }
     }

@@ -7,6 +7,10 @@
  *  accel_msg      (sk_msg verdict)   on each sendmsg of a socket in the map, redirects the bytes into
  *                 the peer's receive queue, or lets them go through TCP.
  *
+ * Process scope: accel_sock_create (cgroup sock_create) opts in every TCP socket a process in accel_scope creates,
+ * with the config that process's engine wrote there; accel_whoami (cgroup post_bind4) tells an engine its process
+ * id as these programs see it (the initial pid namespace's), which a process in a container cannot know otherwise.
+ *
  * Ordering (KERNEL-FACTS 1): redirected bytes are read before bytes waiting in the TCP receive queue,
  * so a direction that has put any byte on TCP must never redirect afterwards. The decision is made
  * once per socket at its first send and is sticky: REDIRECT only if the peer is in the map, TCP otherwise,
@@ -33,6 +37,8 @@
 #define AF_INET6 10
 #endif
 #define MSG_PEEK 2
+#define SOCK_STREAM 1
+#define IPPROTO_TCP 6
 #define TCP_STATE_CLOSE 7
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -47,7 +53,9 @@ ACCEL_MAP(accel_config, BPF_MAP_TYPE_SK_STORAGE, int, struct accel_sock_config, 
 ACCEL_MAP(accel_state, BPF_MAP_TYPE_SK_STORAGE, int, struct accel_sock_state, 0, BPF_F_NO_PREALLOC);
 ACCEL_MAP(accel_owners, BPF_MAP_TYPE_LRU_PERCPU_HASH, __u64, struct accel_owner_stats, ACCEL_OWNERS_MAX_ENTRIES, 0);
 ACCEL_MAP(accel_services, BPF_MAP_TYPE_HASH, __u64, struct accel_service, ACCEL_SERVICES_MAX_ENTRIES, 0);
-ACCEL_MAP(accel_consumed, BPF_MAP_TYPE_LRU_HASH, struct accel_key, __u64, ACCEL_CONSUMED_MAX_ENTRIES, 0);
+ACCEL_MAP(accel_consumed, BPF_MAP_TYPE_LRU_HASH, struct accel_key, struct accel_flow, ACCEL_CONSUMED_MAX_ENTRIES, 0);
+ACCEL_MAP(accel_track, BPF_MAP_TYPE_ARRAY, __u32, __u64, ACCEL_TRACK_BLOCK * ACCEL_TRACK_BLOCKS, BPF_F_MMAPABLE);
+ACCEL_MAP(accel_scope, BPF_MAP_TYPE_HASH, __u32, struct accel_sock_config, ACCEL_SCOPE_MAX_ENTRIES, 0);
 ACCEL_MAP(accel_local_prefixes, BPF_MAP_TYPE_LPM_TRIE, struct accel_prefix, __u32, ACCEL_PREFIXES_MAX_ENTRIES, BPF_F_NO_PREALLOC);
 
 static __always_inline struct accel_owner_stats *owner_stats(__u64 owner)
@@ -190,7 +198,10 @@ int accel_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	}
 
-	__u64 initial = (cfg->flags & ACCEL_CFG_REPORTS) ? ACCEL_CONSUMED_REPORTS : 0;
+	struct accel_flow initial = {
+		.consumed = (cfg->flags & ACCEL_CFG_REPORTS) ? ACCEL_CONSUMED_REPORTS : 0,
+		.tracker = cfg->tracker,
+	};
 	bpf_map_update_elem(&accel_consumed, &key, &initial, BPF_ANY);
 	long err = bpf_sock_hash_update(skops, &accel_sockhash, &key, BPF_NOEXIST);
 	if (err != 0) {
@@ -227,6 +238,28 @@ static __always_inline void count(struct accel_sock_state *st, struct accel_owne
 	}
 }
 
+/* Tells the reader's tracker how much this writer has redirected (every byte of it already in the reader's queue:
+ * this send's own bytes are not counted yet). Only near the bound, so a writer far from it pays nothing. */
+static __always_inline void publish_sent(struct accel_flow *flow, __u64 sent)
+{
+	flow->sent = sent;
+	__u32 slot = flow->slot;
+	if (slot != 0 && slot <= ACCEL_TRACK_BLOCK * ACCEL_TRACK_BLOCKS) {
+		__u32 index = slot - 1;
+		__u64 *entry = bpf_map_lookup_elem(&accel_track, &index);
+		if (entry)
+			*entry = ((__u64)(flow->tag & 0xffff) << 48) | (sent & ACCEL_TRACK_SENT_MASK);
+		return;
+	}
+	__u32 block = flow->tracker - 1;
+	if (block < ACCEL_TRACK_BLOCKS) {
+		__u32 index = block * ACCEL_TRACK_BLOCK;
+		__u64 *waiting = bpf_map_lookup_elem(&accel_track, &index);
+		if (waiting)
+			__sync_fetch_and_add(waiting, 1);
+	}
+}
+
 SEC("sk_msg")
 int accel_msg(struct sk_msg_md *msg)
 {
@@ -260,10 +293,15 @@ int accel_msg(struct sk_msg_md *msg)
 		st->flags &= ~ACCEL_STATE_FIRST_SEND;
 		/* Consumption only grows: while the last value read leaves room, the map need not be read again. */
 		__u64 unread = st->redirected_bytes - st->consumed_seen;
-		if (unread + size > st->backlog_limit) {
-			__u64 *consumed = bpf_map_lookup_elem(&accel_consumed, &st->peer);
-			if (consumed)
-				st->consumed_seen = *consumed & ACCEL_CONSUMED_MASK;
+		if (unread + size > st->backlog_limit / 8) {
+			struct accel_flow *flow = bpf_map_lookup_elem(&accel_consumed, &st->peer);
+			if (flow) {
+				__u64 seen = flow->consumed & ACCEL_CONSUMED_MASK;
+				if (seen > st->consumed_seen)
+					st->consumed_seen = seen;
+				if (flow->tracker)
+					publish_sent(flow, st->redirected_bytes);
+			}
 			unread = st->redirected_bytes - st->consumed_seen;
 		}
 		if (unread + size > st->backlog_limit) {
@@ -299,8 +337,36 @@ int accel_consumed_fexit(__u64 *ctx)
 	struct accel_sock_state *st = bpf_sk_storage_get(&accel_state, sk, 0, 0);
 	if (!st)
 		return 0;
-	__u64 *consumed = bpf_map_lookup_elem(&accel_consumed, &st->key);
-	if (consumed)
-		__sync_fetch_and_add(consumed, (__u64)copied);
+	struct accel_flow *flow = bpf_map_lookup_elem(&accel_consumed, &st->key);
+	if (flow)
+		__sync_fetch_and_add(&flow->consumed, (__u64)copied);
 	return 0;
+}
+
+/* Process scope: a TCP socket created by a process whose engine is in accel_scope gets that engine's config, as if
+ * the engine had opted it in itself. Runs in the creating process; accepted sockets inherit their listener's. */
+SEC("cgroup/sock_create")
+int accel_sock_create(struct bpf_sock *sk)
+{
+	if (sk->type != SOCK_STREAM || sk->protocol != IPPROTO_TCP)
+		return 1;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct accel_sock_config *scope = bpf_map_lookup_elem(&accel_scope, &tgid);
+	if (!scope)
+		return 1;
+	struct accel_sock_config *cfg = bpf_sk_storage_get(&accel_config, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (cfg)
+		*cfg = *scope;
+	return 1;
+}
+
+/* The engine's probe: it binds a socket whose config asks (ACCEL_CFG_WHOAMI) and reads back its own tgid as
+ * accel_sock_create will see it. Any other bind passes untouched. */
+SEC("cgroup/post_bind4")
+int accel_whoami(struct bpf_sock *sk)
+{
+	struct accel_sock_config *cfg = bpf_sk_storage_get(&accel_config, sk, 0, 0);
+	if (cfg && (cfg->flags & ACCEL_CFG_WHOAMI))
+		cfg->tgid = bpf_get_current_pid_tgid() >> 32;
+	return 1;
 }

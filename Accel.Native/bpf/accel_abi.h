@@ -28,23 +28,47 @@ struct accel_key {
 	__u32 remote_seq;
 };
 
-/* Written by user space only, inherited by accepted sockets (BPF_F_CLONE). */
+/* Written by user space, or copied from accel_scope by accel_sock_create; inherited by accepted sockets
+ * (BPF_F_CLONE). */
 struct accel_sock_config {
 	__u64 owner;          /* random id of the engine instance that opted the socket in */
 	__u32 flags;          /* ACCEL_CFG_* */
 	__u32 backlog_kib;    /* bound on this socket's redirected-but-unread bytes at its peer; 0: default */
+	__u32 tracker;        /* 1 + the tracker block in accel_track of the engine whose tracker reports this socket's
+	                       * reads; 0: none */
+	__u32 tgid;           /* written by accel_whoami: the binding process's id in the initial pid namespace */
 };
 
 #define ACCEL_DEFAULT_BACKLOG_KIB 4096u
 
 #define ACCEL_CFG_OPT_IN      1u /* sock_ops inserts the socket when it is established */
-#define ACCEL_CFG_REPORTS     2u /* this socket's reader reports what it consumed (the library's transports do):
-                                  * its peer's writer may wait for room instead of leaving the fast path */
+#define ACCEL_CFG_REPORTS     2u /* this socket's reader reports what it consumed (the library's transports do, and
+                                  * the engine's tracker does for the sockets of a process in scope): its peer's
+                                  * writer may wait for room instead of leaving the fast path */
+#define ACCEL_CFG_WHOAMI      4u /* a probe: accel_whoami writes the binding process's tgid into the config */
 
-/* accel_consumed values: the reader's running total of bytes read, and in the top bit whether that reader
- * reports at all (set by accel_sockops from ACCEL_CFG_REPORTS; reports keep it). */
+/* accel_consumed values, one per reader (keyed by the reader's key), created by accel_sockops at insertion. */
+struct accel_flow {
+	__u64 consumed;       /* the reader's running total of bytes read; top bit: that reader reports at all (set by
+	                       * accel_sockops from ACCEL_CFG_REPORTS; reports keep it) */
+	__u64 sent;           /* the peer writer's redirected total, published by accel_msg once the writer is past an
+	                       * eighth of its bound: every byte of it is in the reader's queue or read, so
+	                       * sent - FIONREAD is a lower bound of what the reader consumed (the tracker's formula) */
+	__u32 tracker;        /* from the reader's config: 1 + its engine's tracker block, 0: none */
+	__u32 slot;           /* 1 + the reader's slot in accel_track, assigned by that tracker; 0: not yet */
+	__u32 tag;            /* the slot's tag (16 bits), so a write for an earlier user of the slot is recognised */
+	__u32 reserved;
+};
+
 #define ACCEL_CONSUMED_REPORTS (1ull << 63)
 #define ACCEL_CONSUMED_MASK    (ACCEL_CONSUMED_REPORTS - 1)
+
+/* accel_track (mmapable array): the engines' trackers read it without a syscall. Each tracker owns a block of
+ * ACCEL_TRACK_BLOCK entries: entry 0 counts writers near their bound whose reader has no slot yet (the tracker
+ * then looks for new sockets), entries 1.. hold tag << 48 | sent for one tracked reader each. */
+#define ACCEL_TRACK_BLOCK      1024u
+#define ACCEL_TRACK_BLOCKS     64u
+#define ACCEL_TRACK_SENT_MASK  ((1ull << 48) - 1)
 
 /* Written by the programs only: the sticky per-direction decision and this socket's figures. */
 struct accel_sock_state {
@@ -117,6 +141,7 @@ struct accel_prefix {
 #define ACCEL_OWNERS_MAX_ENTRIES   4096
 #define ACCEL_SERVICES_MAX_ENTRIES 1024
 #define ACCEL_PREFIXES_MAX_ENTRIES 1024
+#define ACCEL_SCOPE_MAX_ENTRIES    4096
 
 /* How the loader learns about maps: one of these per map in section "accel_maps". */
 struct accel_map_def {

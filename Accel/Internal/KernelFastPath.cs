@@ -21,23 +21,51 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
         return Bpf.TryUpdate(Store.Map(AbiNames.Config), AsBytes(ref socketFd), AsBytes(ref config), BpfFlags.Any);
     }
 
+    public int ReadConfig(int socketFd, out AccelSockConfig config)
+    {
+        config = default;
+        return Bpf.TryLookup(Store.Map(AbiNames.Config), AsBytes(ref socketFd), AsBytes(ref config));
+    }
+
+    /// <summary>Puts the process with host id <paramref name="tgid"/> in scope with <paramref name="config"/>.</summary>
+    public int WriteScope(uint tgid, AccelSockConfig config)
+        => Bpf.TryUpdate(Store.Map(AbiNames.Scope), AsBytes(ref tgid), AsBytes(ref config), BpfFlags.Any);
+
+    public int DeleteScope(uint tgid) => Bpf.TryDelete(Store.Map(AbiNames.Scope), AsBytes(ref tgid));
+
     public int ReadState(int socketFd, out AccelSockState state)
     {
         state = default;
         return Bpf.TryLookup(Store.Map(AbiNames.State), AsBytes(ref socketFd), AsBytes(ref state));
     }
 
-    /// <summary>Publishes how many bytes the reader of the socket with key <paramref name="key"/> has consumed.</summary>
+    /// <summary>Publishes how many bytes the reader of the socket with key <paramref name="key"/> has consumed (a reader
+    /// that reports itself: no tracker slot, and the writer's published total is dropped, a lower bound either way).</summary>
     public int WriteConsumed(AccelKey key, ulong totalBytesRead)
-        => Bpf.TryUpdate(Store.Map(AbiNames.Consumed), AsBytes(ref key), AsBytes(ref totalBytesRead), BpfFlags.Any);
+    {
+        var flow = new AccelFlow { Consumed = totalBytesRead };
+        return WriteFlow(key, flow);
+    }
 
     /// <summary>Reads the running total that the reader of the socket with key <paramref name="key"/> published;
     /// fails (ENOENT) when that socket is not in the fast path (never was, or closed).</summary>
     public int ReadConsumed(AccelKey key, out ulong value)
     {
-        value = 0;
-        return Bpf.TryLookup(Store.Map(AbiNames.Consumed), AsBytes(ref key), AsBytes(ref value));
+        int r = ReadFlow(key, out AccelFlow flow);
+        value = flow.Consumed;
+        return r;
     }
+
+    public int ReadFlow(AccelKey key, out AccelFlow flow)
+    {
+        flow = default;
+        return Bpf.TryLookup(Store.Map(AbiNames.Consumed), AsBytes(ref key), AsBytes(ref flow));
+    }
+
+    /// <summary>Replaces the record of the reader at <paramref name="key"/>, only while it exists (a closed socket's
+    /// record is not brought back).</summary>
+    public int WriteFlow(AccelKey key, AccelFlow flow)
+        => Bpf.TryUpdate(Store.Map(AbiNames.Consumed), AsBytes(ref key), AsBytes(ref flow), BpfFlags.Exist);
 
     public AccelOwnerStats ReadOwner(ulong owner) => OwnerStatistics.Read(Bpf, Store.Map(AbiNames.Owners), AsBytes(ref owner));
 

@@ -33,4 +33,16 @@ internal static partial class Log
 
     [LoggerMessage(8, LogLevel.Information, "Removed what services that are gone left in {PinDirectory}: {Services} service record(s) of processes that ended without stopping, {Links} sock_ops link(s) of removed cgroups.")]
     public static partial void RemovedLeftovers(ILogger logger, int services, int links, string pinDirectory);
+
+    [LoggerMessage(11, LogLevel.Information, "Process scope: every TCP socket this process (id {Tgid} on the host) creates from now on is opted into the fast path; reads of sockets the library does not see are reported by its tracker (block {Block}).")]
+    public static partial void ProcessScopeEntered(ILogger logger, uint tgid, int block);
+
+    [LoggerMessage(12, LogLevel.Warning, "Process scope is not available ({Problem}): only the sockets of the ASP.NET Core transport and HttpClient handler, and sockets passed to PrepareListener/PrepareConnect, join the fast path.")]
+    public static partial void ProcessScopeUnavailable(ILogger logger, string problem);
+
+    [LoggerMessage(13, LogLevel.Warning, "Process scope without a read tracker ({Problem}): a connection whose reader the library does not see is redirected for its first {BacklogKib} KiB per direction, then uses TCP.")]
+    public static partial void TrackerUnavailable(ILogger logger, string problem, uint backlogKib);
+
+    [LoggerMessage(14, LogLevel.Error, "The read tracker of process scope stopped: connections whose readers it reported move to TCP once their writers reach the backlog bound.")]
+    public static partial void TrackerFailed(ILogger logger, Exception exception);
 }

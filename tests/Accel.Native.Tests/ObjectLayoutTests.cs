@@ -37,6 +37,9 @@ public sealed class ObjectLayoutTests
         Assert.Equal(Spec.Map(AbiNames.Owners).ValueSize, (uint)Marshal.SizeOf<AccelOwnerStats>());
         Assert.Equal(Spec.Map(AbiNames.LocalPrefixes).KeySize, (uint)Marshal.SizeOf<AccelPrefix>());
         Assert.Equal(Spec.Map(AbiNames.Services).ValueSize, (uint)Marshal.SizeOf<AccelService>());
+        Assert.Equal(Spec.Map(AbiNames.Consumed).ValueSize, (uint)Marshal.SizeOf<AccelFlow>());
+        Assert.Equal(Spec.Map(AbiNames.Scope).ValueSize, (uint)Marshal.SizeOf<AccelSockConfig>());
+        Assert.Equal((uint)(AccelTrack.Block * AccelTrack.Blocks), Spec.Map(AbiNames.Track).MaxEntries);
     }
 
     [Fact]

@@ -3,8 +3,13 @@
 //            verifying the server's.
 //   serve:   listens (opted in), prints "PORT <n>", serves N connections the same way.
 //   status:  starts the engine and prints its status (for restricted environments).
+//   echo:    listens, prints "PORT <n>", and on each of N connections sends back every byte it reads, until EOF:
+//            a reader that never reports, like a third-party server's.
+//   ping:    opens N connections to the first of --ports; each makes M round trips of --max-size bytes (a request
+//            whose bytes depend on connection and round, read back whole and checked): a third-party client.
 //   stall:   connects once to the first of --ports (opted in, as a reader that reports), prints "CONNECTED" and
 //            never reads: a peer to kill while the other end's writer waits for it.
+// --scope process --prepare false: the kernel opts the sockets in (process scope), the peer never calls Prepare*.
 // Prints one JSON object: per-connection results and the engine's process-wide statistics.
 using System.Net;
 using System.Net.Sockets;
@@ -27,7 +32,10 @@ var options = new AccelerationEngineOptions
     Enabled = a.GetValueOrDefault("accel", "true") == "true",
     ServiceName = a.GetValueOrDefault("service-name"),
     MaxRedirectedBacklogBytes = long.Parse(a.GetValueOrDefault("backlog", (4L << 20).ToString())),
+    Scope = Enum.Parse<AccelerationScope>(a.GetValueOrDefault("scope", nameof(AccelerationScope.PreparedSockets)), ignoreCase: true),
 };
+// With process scope the kernel opts every socket in: --prepare false leaves PrepareListener/PrepareConnect out.
+bool prepare = a.GetValueOrDefault("prepare", "true") == "true";
 bool pacing = a.GetValueOrDefault("pacing", "false") == "true";
 foreach (string range in a.GetValueOrDefault("ranges", "").Split(',', StringSplitOptions.RemoveEmptyEntries))
 {
@@ -60,7 +68,13 @@ if (role == "stall")
 }
 
 using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-StressEndResult[] results = role == "serve" ? await ServeAsync() : await ConnectAsync();
+StressEndResult[] results = role switch
+{
+    "serve" => await ServeAsync(),
+    "echo" => await EchoAsync(),
+    "ping" => await PingAsync(),
+    _ => await ConnectAsync(),
+};
 Console.Out.Write(JsonSerializer.Serialize(new StressPeerOutput(results, engine.GetStatistics())));
 return 0;
 
@@ -75,7 +89,7 @@ async Task<StressEndResult[]> ConnectAsync()
         using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            if (mode == StressMode.Prepared)
+            if (mode == StressMode.Prepared && prepare)
             {
                 engine.PrepareConnect(socket, reportsConsumption: pacing);
             }
@@ -104,7 +118,11 @@ async Task<StressEndResult[]> ServeAsync()
 {
     using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
     listener.Bind(new IPEndPoint(address, 0));
-    engine.PrepareListener(listener, reportsConsumption: pacing);
+    if (prepare)
+    {
+        engine.PrepareListener(listener, reportsConsumption: pacing);
+    }
+
     listener.Listen(4096);
     Console.Out.WriteLine($"PORT {((IPEndPoint)listener.LocalEndPoint!).Port}");
     Console.Out.Flush();
@@ -123,4 +141,103 @@ async Task<StressEndResult[]> ServeAsync()
     }
 
     return await Task.WhenAll(serving);
+}
+
+async Task<StressEndResult[]> EchoAsync()
+{
+    using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+    listener.Bind(new IPEndPoint(address, 0));
+    if (prepare)
+    {
+        engine.PrepareListener(listener);
+    }
+
+    listener.Listen(4096);
+    Console.Out.WriteLine($"PORT {((IPEndPoint)listener.LocalEndPoint!).Port}");
+    Console.Out.Flush();
+    var serving = new List<Task<StressEndResult>>();
+    for (int i = 0; i < connections; i++)
+    {
+        Socket s = await listener.AcceptAsync(cts.Token);
+        serving.Add(Task.Run(async () =>
+        {
+            using (s)
+            {
+                int clientPort = ((IPEndPoint)s.RemoteEndPoint!).Port;
+                SocketRegistration registration = engine.Register(s);
+                string? error = null;
+                try
+                {
+                    byte[] buffer = new byte[64 * 1024];
+                    int n;
+                    while ((n = await s.ReceiveAsync(buffer, cts.Token)) > 0)
+                    {
+                        for (int sent = 0; sent < n;)
+                        {
+                            sent += await s.SendAsync(buffer.AsMemory(sent, n - sent), cts.Token);
+                        }
+                    }
+                }
+                catch (Exception e)
+                {
+                    error = $"{e.GetType().Name}: {e.Message}";
+                }
+
+                return Result(registration, clientPort, error);
+            }
+        }));
+    }
+
+    return await Task.WhenAll(serving);
+}
+
+async Task<StressEndResult[]> PingAsync()
+{
+    int port = int.Parse(a["ports"].Split(',')[0]);
+    return await Task.WhenAll(Enumerable.Range(0, connections).Select(async c =>
+    {
+        using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(new IPEndPoint(address, port), cts.Token);
+        int clientPort = ((IPEndPoint)socket.LocalEndPoint!).Port;
+        SocketRegistration registration = engine.Register(socket);
+        string? error = null;
+        try
+        {
+            byte[] request = new byte[maxSize], reply = new byte[maxSize];
+            for (int round = 0; round < messages && error is null; round++)
+            {
+                for (int i = 0; i < request.Length; i++)
+                {
+                    request[i] = Pattern.At(((long)c << 40) + ((long)round << 20) + i);
+                }
+
+                await socket.SendAsync(request, cts.Token);
+                for (int got = 0; got < reply.Length;)
+                {
+                    int n = await socket.ReceiveAsync(reply.AsMemory(got), cts.Token);
+                    got += n > 0 ? n : throw new EndOfStreamException($"EOF after {got} of {reply.Length} bytes of round {round}");
+                }
+
+                int bad = reply.AsSpan().CommonPrefixLength(request);
+                error = bad == request.Length ? null : $"round {round}: byte {bad} differs";
+            }
+
+            socket.Shutdown(SocketShutdown.Send);
+            int tail = await socket.ReceiveAsync(reply, cts.Token);
+            error ??= tail == 0 ? null : $"{tail} bytes after the last reply";
+        }
+        catch (Exception e)
+        {
+            error = $"{e.GetType().Name}: {e.Message}";
+        }
+
+        return Result(registration, clientPort, error);
+    }));
+}
+
+static StressEndResult Result(SocketRegistration registration, int clientPort, string? error)
+{
+    ConnectionStatistics stats = registration.GetStatistics();
+    return new StressEndResult(clientPort, StressMode.Prepared, StressListener.Prepared, registration.Outcome.ToString(), stats.Path.ToString(),
+        stats.RedirectedBytes, stats.TcpBytes, error);
 }

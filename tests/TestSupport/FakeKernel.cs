@@ -39,6 +39,20 @@ internal sealed class FakeKernel : IKernel
 
     public int Flock(int fd, int operation) => 0;
 
+    public int MapShared(int fd, long length, out nint address)
+    {
+        address = 0;
+        return -Errno.ENODEV;
+    }
+
+    public int Unmap(nint address, long length) => 0;
+
+    public int BytesToRead(int socketFd, out int count)
+    {
+        count = 0;
+        return -Errno.EBADF;
+    }
+
     public int Stat(string path, out FileFacts facts)
     {
         (int r, facts) = OnStat(path);

@@ -1,0 +1,186 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Accel.Native.Abi;
+using Accel.Testing;
+using Accel.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Accel.Tests.Kernel;
+
+/// <summary>
+/// <see cref="AccelerationScope.Process"/>: every TCP socket of a process in scope joins the fast path without a
+/// call to PrepareListener/PrepareConnect (as a database driver's or a raw socket's would), only that process's
+/// sockets do, and the engine reports the reads nobody else reports so that long conversations stay redirected.
+/// The peers are Accel.StressPeer processes that never call Prepare*.
+/// </summary>
+[Collection(KernelCollection.Name)]
+public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper output)
+{
+    private static int Connections => int.TryParse(Environment.GetEnvironmentVariable("ACCEL_STRESS_CONNECTIONS"), out int n) ? n : 1000;
+
+    /// <summary>The ordering stress in this mode: both ends write pipelined sequence-numbered streams at once on
+    /// every connection, every byte checked. A third process in the same cgroup that is not in scope connects too:
+    /// its connections stay on TCP end to end, and lose nothing either.</summary>
+    [KernelFact]
+    public async Task Every_socket_of_a_process_in_scope_joins_never_reorders_and_other_processes_stay_on_TCP()
+    {
+        const int outsiders = 100;
+        int inScope = Connections;
+        using Process server = Peer.Start(fixture.Environment, [], "serve", "--scope", "process", "--prepare", "false",
+            "--connections", (inScope + outsiders).ToString(), "--messages", "24", "--max-size", "4096");
+        int port = await ReadPortAsync(server);
+        using Process scoped = Peer.Start(fixture.Environment, [], "connect", "--scope", "process", "--prepare", "false", "--ports", $"{port},{port},{port}",
+            "--connections", inScope.ToString(), "--messages", "24", "--max-size", "4096", "--mixed", "false");
+        using Process outside = Peer.Start(fixture.Environment, [], "connect", "--prepare", "false", "--ports", $"{port},{port},{port}",
+            "--connections", outsiders.ToString(), "--messages", "24", "--max-size", "4096", "--mixed", "false");
+
+        StressPeerOutput clients = await ResultAsync(scoped);
+        StressPeerOutput others = await ResultAsync(outside);
+        StressPeerOutput served = await ResultAsync(server);
+        var outsidePorts = others.Results.Select(r => r.ClientPort).ToHashSet();
+        output.WriteLine($"in scope: {clients.Statistics}; outside: {others.Statistics}; server: {served.Statistics}");
+
+        var all = served.Results.Concat(clients.Results).Concat(others.Results).ToList();
+        Assert.Empty(all.Where(r => r.Error is not null).Select(r => $"{r.ClientPort}: {r.Error}").Take(10));
+        Assert.Equal(inScope + outsiders, served.Results.Length);
+        // In scope at both ends: inserted by the kernel, redirected end to end.
+        Assert.All(clients.Results, r => Assert.Equal(("Registered", "Redirected", 0L), (r.Outcome, r.Path, r.TcpBytes)));
+        Assert.All(served.Results.Where(r => !outsidePorts.Contains(r.ClientPort)), r => Assert.Equal(("Registered", "Redirected", 0L), (r.Outcome, r.Path, r.TcpBytes)));
+        // The outsider is in the same cgroup, but not in scope: never opted in, and its server ends find no peer.
+        Assert.All(others.Results, r => Assert.Equal(("NotPrepared", 0L), (r.Outcome, r.RedirectedBytes)));
+        Assert.All(served.Results.Where(r => outsidePorts.Contains(r.ClientPort)), r => Assert.Equal(("Registered", "Tcp", 0L), (r.Outcome, r.Path, r.RedirectedBytes)));
+    }
+
+    /// <summary>Echo server (in a pid namespace of its own, as in a container) and client that never report their reads:
+    /// 64 MiB each way on each connection, sixteen times the bound, in request/response rounds. Without the tracker each
+    /// direction would move to TCP after its first 4 MiB.</summary>
+    [KernelFact]
+    public async Task Reads_nobody_reports_are_tracked_so_long_conversations_stay_redirected()
+    {
+        const int connections = 4, rounds = 1024, size = 64 << 10;
+        using Process server = Peer.Start(fixture.Environment, ["unshare", "--pid", "--fork"], "echo", "--scope", "process", "--prepare", "false",
+            "--connections", connections.ToString());
+        int port = await ReadPortAsync(server);
+        using Process client = Peer.Start(fixture.Environment, [], "ping", "--scope", "process", "--prepare", "false", "--ports", port.ToString(),
+            "--connections", connections.ToString(), "--messages", rounds.ToString(), "--max-size", size.ToString());
+
+        StressPeerOutput pinged = await ResultAsync(client);
+        StressPeerOutput echoed = await ResultAsync(server);
+        output.WriteLine($"client: {pinged.Statistics}; server: {echoed.Statistics}");
+        foreach (StressPeerOutput side in new[] { pinged, echoed })
+        {
+            Assert.Empty(side.Results.Where(r => r.Error is not null).Select(r => $"{r.ClientPort}: {r.Error}"));
+            Assert.All(side.Results, r => Assert.Equal(("Registered", "Redirected", (long)rounds * size, 0L), (r.Outcome, r.Path, r.RedirectedBytes, r.TcpBytes)));
+            Assert.Equal(0, side.Statistics.DegradedDirections);
+            Assert.True(side.Statistics.TrackedReports > 0, "the tracker reported nothing: the bound was never near, and the test proves nothing");
+        }
+    }
+
+    /// <summary>In this process: sockets made while the engine is in scope join; once it is disposed, new sockets do not.</summary>
+    [KernelFact]
+    public async Task Scope_ends_with_the_engine()
+    {
+        var options = fixture.Environment.Options();
+        options.Scope = AccelerationScope.Process;
+        using (var engine = AccelerationEngine.Start(options))
+        {
+            Assert.True(engine.IsEnabled, engine.Status.Message);
+            Assert.Contains("process scope", engine.Status.Message);
+            var (client, server) = await ConnectPlainAsync();
+            using (client)
+            using (server)
+            {
+                Assert.Equal(RegistrationOutcome.Registered, engine.Register(client).Outcome);
+                Assert.Equal(RegistrationOutcome.Registered, engine.Register(server).Outcome);
+                await Wire.ExchangeBothWaysAsync(client, server);
+                Assert.Equal(DirectionPath.Redirected, engine.Register(client).GetStatistics().Path);
+            }
+
+            Assert.Single(ScopeEntries(engine));
+        }
+
+        using var after = AccelerationEngine.Start(fixture.Environment.Options());
+        Assert.Empty(ScopeEntries(after));
+        var (c2, s2) = await ConnectPlainAsync();
+        using (c2)
+        using (s2)
+        {
+            Assert.Equal(RegistrationOutcome.NotPrepared, after.Register(c2).Outcome);
+        }
+    }
+
+    /// <summary>A process in scope that is killed leaves its entry behind (it would opt in the sockets of the next process
+    /// with its id); the next engine that opens the pin directory removes it.</summary>
+    [KernelFact]
+    public async Task A_killed_process_leaves_no_scope_behind()
+    {
+        using Process server = Peer.Start(fixture.Environment, [], "echo", "--scope", "process", "--prepare", "false", "--connections", "1");
+        await ReadPortAsync(server);
+        using (var during = AccelerationEngine.Start(fixture.Environment.Options()))
+        {
+            Assert.Single(ScopeEntries(during));
+        }
+
+        server.Kill();
+        await server.WaitForExitAsync();
+        using var next = AccelerationEngine.Start(fixture.Environment.Options());
+        Assert.Empty(ScopeEntries(next));
+    }
+
+    /// <summary>Scope needs the engine's programs to run for the process: one outside the cgroup they are attached to
+    /// (CgroupPath set to another) still accelerates prepared sockets, and says why scope is off.</summary>
+    [KernelFact]
+    public async Task Scope_outside_the_attached_cgroup_is_refused_with_the_reason()
+    {
+        string root = KernelTestEnvironment.Cgroup2MountPoint()!;
+        string outside = Path.Combine(root, $"accel-test-outside-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(outside);
+        try
+        {
+            AccelerationStatus status = await Peer.StatusAsync(fixture.Environment,
+                ["sh", "-c", $"echo $$ > {outside}/cgroup.procs && exec \"$@\"", "sh"], "--scope", "process");
+            Assert.True(status.IsEnabled, status.Message);
+            Assert.Contains("process scope unavailable", status.Message);
+            Assert.Contains("not in that cgroup", status.Message);
+        }
+        finally
+        {
+            Directory.Delete(outside);
+        }
+    }
+
+    private static List<byte[]> ScopeEntries(AccelerationEngine engine)
+        => engine.Kernel!.Bpf.Keys(engine.Kernel.Store.Map(AbiNames.Scope), sizeof(uint)).ToList();
+
+    private static async Task<(Socket Client, Socket Server)> ConnectPlainAsync()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(listener.LocalEndPoint!);
+        return (client, await listener.AcceptAsync());
+    }
+
+    private static async Task<int> ReadPortAsync(Process peer)
+    {
+        string? line = await peer.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        if (line is null || !line.StartsWith("PORT ", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"peer said '{line}': {await peer.StandardError.ReadToEndAsync()}");
+        }
+
+        return int.Parse(line[5..]);
+    }
+
+    private static async Task<StressPeerOutput> ResultAsync(Process peer)
+    {
+        Task<string> stdout = peer.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = peer.StandardError.ReadToEndAsync();
+        await peer.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
+        Assert.True(peer.ExitCode == 0, $"peer exited with {peer.ExitCode}: {await stderr}");
+        return JsonSerializer.Deserialize<StressPeerOutput>(await stdout)!;
+    }
+}
