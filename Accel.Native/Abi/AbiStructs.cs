@@ -84,13 +84,17 @@ internal struct AccelFlow
     public uint Reserved;
 }
 
-/// <summary>The layout of accel_track: per tracker a block whose entry 0 counts writers near their bound whose reader
-/// has no slot yet, and whose other entries hold <c>tag &lt;&lt; 48 | sent</c> for one tracked reader each.</summary>
+/// <summary>The layout of accel_track (see accel_abi.h): per block a count of writers waiting for a slot, a count of
+/// writes to the block's slots, and slots holding <c>tag &lt;&lt; 48 | sent</c> for one tracked reader each.</summary>
 internal static class AccelTrack
 {
     public const int Block = 1024;
     public const int Blocks = 64;
+    public const int Waiting = 0;
+    public const int Changed = 1;
+    public const int FirstSlot = 2;
     public const ulong SentMask = (1UL << 48) - 1;
+    public const ulong Closed = 1UL << 47;
 }
 
 /// <summary>struct accel_owner_stats: per engine instance, per CPU.</summary>

@@ -121,6 +121,22 @@ static __always_inline int same_key(const struct accel_key *a, const struct acce
 	return diff == 0;
 }
 
+/* Tells the reader's tracker that its slot is free again: the connection closed. */
+static __always_inline void mark_closed(struct accel_flow *flow)
+{
+	__u32 slot = flow->slot;
+	if (slot == 0 || slot > ACCEL_TRACK_BLOCK * ACCEL_TRACK_BLOCKS)
+		return;
+	__u32 index = slot - 1;
+	__u64 *entry = bpf_map_lookup_elem(&accel_track, &index);
+	if (entry)
+		*entry = ((__u64)(flow->tag & 0xffff) << 48) | ACCEL_TRACK_CLOSED;
+	__u32 changed = index / ACCEL_TRACK_BLOCK * ACCEL_TRACK_BLOCK + ACCEL_TRACK_CHANGED;
+	__u64 *count = bpf_map_lookup_elem(&accel_track, &changed);
+	if (count)
+		__sync_fetch_and_add(count, 1);
+}
+
 SEC("sockops")
 int accel_sockops(struct bpf_sock_ops *skops)
 {
@@ -129,8 +145,12 @@ int accel_sockops(struct bpf_sock_ops *skops)
 		/* Only sockets this program inserted asked for this callback: forget their consumption. */
 		if (skops->args[1] == TCP_STATE_CLOSE && skops->sk) {
 			struct accel_sock_state *st = bpf_sk_storage_get(&accel_state, skops->sk, 0, 0);
-			if (st)
+			if (st) {
+				struct accel_flow *flow = bpf_map_lookup_elem(&accel_consumed, &st->key);
+				if (flow)
+					mark_closed(flow);
 				bpf_map_delete_elem(&accel_consumed, &st->key);
+			}
 		}
 		return 1;
 	}
@@ -248,12 +268,17 @@ static __always_inline void publish_sent(struct accel_flow *flow, __u64 sent)
 		__u32 index = slot - 1;
 		__u64 *entry = bpf_map_lookup_elem(&accel_track, &index);
 		if (entry)
-			*entry = ((__u64)(flow->tag & 0xffff) << 48) | (sent & ACCEL_TRACK_SENT_MASK);
+			*entry = ((__u64)(flow->tag & 0xffff) << 48) | (sent & ACCEL_TRACK_SENT_MASK & ~ACCEL_TRACK_CLOSED);
+		/* The tracker only looks through a block whose change count moved. */
+		__u32 changed = index / ACCEL_TRACK_BLOCK * ACCEL_TRACK_BLOCK + ACCEL_TRACK_CHANGED;
+		__u64 *count = bpf_map_lookup_elem(&accel_track, &changed);
+		if (count)
+			__sync_fetch_and_add(count, 1);
 		return;
 	}
 	__u32 block = flow->tracker - 1;
 	if (block < ACCEL_TRACK_BLOCKS) {
-		__u32 index = block * ACCEL_TRACK_BLOCK;
+		__u32 index = block * ACCEL_TRACK_BLOCK + ACCEL_TRACK_WAITING;
 		__u64 *waiting = bpf_map_lookup_elem(&accel_track, &index);
 		if (waiting)
 			__sync_fetch_and_add(waiting, 1);
@@ -293,7 +318,7 @@ int accel_msg(struct sk_msg_md *msg)
 		st->flags &= ~ACCEL_STATE_FIRST_SEND;
 		/* Consumption only grows: while the last value read leaves room, the map need not be read again. */
 		__u64 unread = st->redirected_bytes - st->consumed_seen;
-		if (unread + size > st->backlog_limit / 8) {
+		if (unread + size > st->backlog_limit / 4) {
 			struct accel_flow *flow = bpf_map_lookup_elem(&accel_consumed, &st->peer);
 			if (flow) {
 				__u64 seen = flow->consumed & ACCEL_CONSUMED_MASK;

@@ -51,8 +51,8 @@ struct accel_sock_config {
 struct accel_flow {
 	__u64 consumed;       /* the reader's running total of bytes read; top bit: that reader reports at all (set by
 	                       * accel_sockops from ACCEL_CFG_REPORTS; reports keep it) */
-	__u64 sent;           /* the peer writer's redirected total, published by accel_msg once the writer is past an
-	                       * eighth of its bound: every byte of it is in the reader's queue or read, so
+	__u64 sent;           /* the peer writer's redirected total, published by accel_msg once the writer is past a
+	                       * quarter of its bound: every byte of it is in the reader's queue or read, so
 	                       * sent - FIONREAD is a lower bound of what the reader consumed (the tracker's formula) */
 	__u32 tracker;        /* from the reader's config: 1 + its engine's tracker block, 0: none */
 	__u32 slot;           /* 1 + the reader's slot in accel_track, assigned by that tracker; 0: not yet */
@@ -63,12 +63,18 @@ struct accel_flow {
 #define ACCEL_CONSUMED_REPORTS (1ull << 63)
 #define ACCEL_CONSUMED_MASK    (ACCEL_CONSUMED_REPORTS - 1)
 
-/* accel_track (mmapable array): the engines' trackers read it without a syscall. Each tracker owns a block of
- * ACCEL_TRACK_BLOCK entries: entry 0 counts writers near their bound whose reader has no slot yet (the tracker
- * then looks for new sockets), entries 1.. hold tag << 48 | sent for one tracked reader each. */
+/* accel_track (mmapable array): the engines' trackers read it without a syscall. Each tracker owns one or more blocks
+ * of ACCEL_TRACK_BLOCK entries: entry ACCEL_TRACK_WAITING of its first block counts writers near their bound whose
+ * reader has no slot yet (the tracker then looks for new sockets), entry ACCEL_TRACK_CHANGED of every block counts
+ * writes to that block's slots, and the entries from ACCEL_TRACK_FIRST_SLOT on hold tag << 48 | sent for one tracked
+ * reader each, or tag << 48 | ACCEL_TRACK_CLOSED once its connection closed. */
 #define ACCEL_TRACK_BLOCK      1024u
 #define ACCEL_TRACK_BLOCKS     64u
+#define ACCEL_TRACK_WAITING    0u
+#define ACCEL_TRACK_CHANGED    1u
+#define ACCEL_TRACK_FIRST_SLOT 2u
 #define ACCEL_TRACK_SENT_MASK  ((1ull << 48) - 1)
+#define ACCEL_TRACK_CLOSED     (1ull << 47) /* in a slot: the reader's connection closed (sent totals stay below it) */
 
 /* Written by the programs only: the sticky per-direction decision and this socket's figures. */
 struct accel_sock_state {

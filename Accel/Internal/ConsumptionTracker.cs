@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using Accel.Native.Abi;
 using Accel.Native.Interop;
+using Accel.Native.Pinning;
 using Microsoft.Extensions.Logging;
 
 namespace Accel.Internal;
@@ -13,37 +14,48 @@ namespace Accel.Internal;
 /// reads the library never sees and this kernel cannot trace.
 /// </summary>
 /// <remarks>
-/// Without reports, a writer may redirect only its first bound's worth of bytes. The writer's sk_msg program
-/// therefore publishes its redirected total once it is past an eighth of its bound, into this tracker's slot of the
-/// shared array, which the tracker reads from memory every millisecond, without a syscall. Every
-/// published byte is already in the reader's queue or read, so <c>sent - FIONREAD</c> is a lower bound of what the
-/// reader consumed: the tracker publishes that, with three syscalls (FIONREAD, and the socket cookie before and
-/// after it, so that a descriptor reused in between is never mistaken for the connection). An idle connection costs
-/// nothing; a writer near its bound whose reader has no slot yet bumps the block's first entry, and the tracker then
-/// looks through this process's descriptors for new sockets in scope.
+/// Without reports, a writer may redirect only its first bound's worth of bytes. The tracker gives every socket of
+/// the process that the kernel put into the fast path a slot in a shared, memory-mapped BPF array, soon after the
+/// kernel inserted it (it looks for new sockets when the engine's count of inserted sockets moves). Once a writer is
+/// past a quarter of its bound, its sk_msg program writes its redirected total into its reader's slot and bumps the
+/// block's change count. Every millisecond (every fourth when nothing moved for 100 ms) the tracker reads the change counts of its blocks from memory, without a
+/// syscall, and for a slot that moved publishes <c>sent - FIONREAD</c>, a lower bound of what the reader consumed
+/// (every byte of <c>sent</c> is already queued or read), with two syscalls: FIONREAD and the map update. Closing a
+/// connection marks its slot, which frees it. A writer near its bound
+/// whose reader has no slot yet bumps the first block's waiting count, and the tracker then checks every descriptor.
+/// Idle connections cost nothing but a slot.
 /// </remarks>
 internal sealed unsafe class ConsumptionTracker : IDisposable
 {
     private const int SolSocket = 1, SoCookie = 57;
     private static readonly TimeSpan Period = TimeSpan.FromMilliseconds(1);
-    private static readonly TimeSpan SweepEvery = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan QuietPeriod = TimeSpan.FromMilliseconds(4);
+    private static readonly TimeSpan QuietAfter = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan DiscoverAtMostEvery = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan SweepEvery = TimeSpan.FromSeconds(30); // a safety net: closing marks the slot
 
     private readonly KernelFastPath _kernel;
     private readonly IKernel _os;
     private readonly ulong _owner;
     private readonly int _block;
     private readonly ILogger _logger;
-    private readonly ulong* _entries;
+    private readonly ulong* _entries; // the whole array: slots are global indices
     private readonly nint _mapping;
     private readonly long _mappingLength;
     private readonly Dictionary<int, Tracked> _tracked = new();
+    private readonly HashSet<int> _known = new(); // descriptors checked and found not to need a slot
     private readonly Stack<int> _freeSlots = new();
+    private readonly List<int> _blocks = new();
+    private readonly Dictionary<int, ulong> _changedSeen = new();
+    private readonly List<KernelFd> _extraBlocks = new();
     private readonly Thread _thread;
     private readonly CancellationTokenSource _stop = new();
     private ulong _waitingSeen;
+    private ulong _insertedSeen;
     private uint _nextTag;
     private long _publications;
     private long _discoveries;
+    private long _cycles;
 
     private sealed class Tracked(int fd, ulong cookie, AccelKey key, int slot, uint tag)
     {
@@ -64,31 +76,36 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         _logger = logger;
         _mapping = mapping;
         _mappingLength = length;
-        _entries = (ulong*)mapping + ((long)block * AccelTrack.Block);
-        _waitingSeen = Volatile.Read(ref _entries[0]);
+        _entries = (ulong*)mapping;
+        _waitingSeen = Volatile.Read(ref _entries[(long)block * AccelTrack.Block + AccelTrack.Waiting]);
         _nextTag = (uint)Random.Shared.Next(1, 0xffff);
-        for (int slot = AccelTrack.Block - 1; slot >= 1; slot--)
-        {
-            _freeSlots.Push(slot);
-        }
-
-        _thread = new Thread(Run) { IsBackground = true, Name = "Accel consumption tracker" };
+        AddBlock(block);
+        _thread = new Thread(Run) { IsBackground = true, Name = "Accel read tracker" };
         _thread.Start();
     }
 
-    /// <summary>1 + this tracker's block: what the sockets it tracks carry in their config.</summary>
+    /// <summary>1 + this tracker's first block: what the sockets it tracks carry in their config.</summary>
     public uint Id => (uint)_block + 1;
 
-    /// <summary>Sockets whose reads it currently reports.</summary>
+    /// <summary>The tracker thread's kernel id (for measuring its CPU time); 0 until it runs.</summary>
+    public int ThreadId { get; private set; }
+
+    /// <summary>Sockets that have a slot now.</summary>
     public int TrackedSockets { get { lock (_tracked) { return _tracked.Count; } } }
 
     /// <summary>Reports published since start.</summary>
     public long Publications => Interlocked.Read(ref _publications);
 
+    /// <summary>Times it woke up.</summary>
+    public long Cycles => Interlocked.Read(ref _cycles);
+
+    /// <summary>Whether its thread got the higher priority it asks for (needs CAP_SYS_NICE).</summary>
+    public bool Prioritized { get; private set; }
+
     /// <summary>Times it looked through the process's descriptors for new sockets.</summary>
     public long Discoveries => Interlocked.Read(ref _discoveries);
 
-    /// <summary>Maps the shared array and starts tracking block <paramref name="block"/>; null (with the errno in
+    /// <summary>Maps the shared array and starts tracking with block <paramref name="block"/>; null (with the errno in
     /// <paramref name="problem"/>) when the array cannot be mapped.</summary>
     public static ConsumptionTracker? Start(KernelFastPath kernel, ulong owner, int block, ILogger logger, out string? problem)
     {
@@ -113,25 +130,56 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         }
 
         _os.Unmap(_mapping, _mappingLength);
+        foreach (KernelFd extra in _extraBlocks)
+        {
+            extra.Dispose();
+        }
+
         _stop.Dispose();
     }
 
     private void Run()
     {
-        long lastSweep = Stopwatch.GetTimestamp();
+        ThreadId = (int)gettid();
+        // A writer near its bound has only the rest of the bound's worth of bytes to wait for this thread: on a busy
+        // machine, let it run first when it wakes (it uses little CPU). Allowed with CAP_SYS_NICE; harmless without.
+        Prioritized = setpriority(0 /* PRIO_PROCESS */, (uint)ThreadId, -10) == 0;
+
+        long lastSweep = Stopwatch.GetTimestamp(), lastDiscovery = 0;
+        long lastChange = 0;
         while (!_stop.IsCancellationRequested)
         {
-            _stop.Token.WaitHandle.WaitOne(Period);
+            // Every millisecond while writers are near their bounds; every fourth after 100 ms without (wakeups cost).
+            _stop.Token.WaitHandle.WaitOne(Stopwatch.GetElapsedTime(lastChange) < QuietAfter ? Period : QuietPeriod);
+            Interlocked.Increment(ref _cycles);
             try
             {
-                ulong waiting = Volatile.Read(ref _entries[0]);
+                ulong waiting = Volatile.Read(ref _entries[(long)_block * AccelTrack.Block + AccelTrack.Waiting]);
                 if (waiting != _waitingSeen)
                 {
+                    // A writer is near its bound and its reader has no slot: check every descriptor, known ones too
+                    // (a number can have been reused by a socket the cheap pass took for the old one).
                     _waitingSeen = waiting;
-                    Discover();
+                    Discover(everyDescriptor: true);
+                    lastDiscovery = Stopwatch.GetTimestamp();
+                }
+                else if (Stopwatch.GetElapsedTime(lastDiscovery) >= DiscoverAtMostEvery)
+                {
+                    ulong inserted = _kernel.ReadOwner(_owner).Inserted;
+                    if (inserted != _insertedSeen)
+                    {
+                        _insertedSeen = inserted;
+                        Discover(everyDescriptor: false);
+                        lastDiscovery = Stopwatch.GetTimestamp();
+                    }
                 }
 
-                PublishAdvanced();
+                if (AnyBlockChanged())
+                {
+                    lastChange = Stopwatch.GetTimestamp();
+                    PublishAdvanced();
+                }
+
                 if (Stopwatch.GetElapsedTime(lastSweep) > SweepEvery)
                 {
                     lastSweep = Stopwatch.GetTimestamp();
@@ -145,6 +193,22 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                 return;
             }
         }
+    }
+
+    private bool AnyBlockChanged()
+    {
+        bool changed = false;
+        foreach (int block in _blocks)
+        {
+            ulong count = Volatile.Read(ref _entries[(long)block * AccelTrack.Block + AccelTrack.Changed]);
+            if (count != _changedSeen[block])
+            {
+                _changedSeen[block] = count;
+                changed = true;
+            }
+        }
+
+        return changed;
     }
 
     /// <summary>Publishes for every tracked reader whose writer has published more since the last look.</summary>
@@ -162,7 +226,11 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                 }
 
                 ulong sent = entry & AccelTrack.SentMask;
-                if (sent > t.Published && !Publish(t, sent))
+                if ((sent & AccelTrack.Closed) != 0)
+                {
+                    (gone ??= new()).Add(t.Fd);
+                }
+                else if (sent > t.Published && !Publish(t, sent))
                 {
                     (gone ??= new()).Add(t.Fd);
                 }
@@ -175,16 +243,13 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         }
     }
 
-    /// <summary>Publishes <c>sent - unread</c>; false when the descriptor no longer holds the connection.</summary>
+    /// <summary>Publishes <c>sent - unread</c>; false when the descriptor no longer holds a socket. A descriptor number is
+    /// only reused after the application closed the connection's socket, which takes it out of the fast path: a report
+    /// read from the wrong socket can only let the closed reader's writer find its peer gone, and move to TCP.</summary>
     private bool Publish(Tracked t, ulong sent)
     {
-        if (Cookie(t.Fd) != t.Cookie)
-        {
-            return false;
-        }
-
         int r = _os.BytesToRead(t.Fd, out int unread);
-        if (r < 0 || Cookie(t.Fd) != t.Cookie)
+        if (r < 0)
         {
             return false;
         }
@@ -195,15 +260,7 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
             return true;
         }
 
-        var flow = new AccelFlow
-        {
-            Consumed = (consumed & AccelConsumed.Mask) | AccelConsumed.Reports,
-            Sent = sent,
-            Tracker = Id,
-            Slot = (uint)(_block * AccelTrack.Block + t.Slot + 1),
-            Tag = t.Tag,
-        };
-        if (_kernel.WriteFlow(t.Key, flow) < 0)
+        if (_kernel.WriteFlow(t.Key, Flow(t, consumed, sent)) < 0)
         {
             return false; // closed: its record is gone
         }
@@ -213,15 +270,27 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         return true;
     }
 
-    /// <summary>Finds this process's sockets in scope that are in the fast path and not tracked yet, gives each a
-    /// slot and publishes for it at once (its writer is waiting near the bound).</summary>
-    private void Discover()
+    private AccelFlow Flow(Tracked t, ulong consumed, ulong sent) => new()
+    {
+        Consumed = (consumed & AccelConsumed.Mask) | AccelConsumed.Reports,
+        Sent = sent,
+        Tracker = Id,
+        Slot = (uint)(t.Slot + 1),
+        Tag = t.Tag,
+    };
+
+    /// <summary>Gives a slot to every socket of this process that the kernel inserted with this tracker's id and that has
+    /// none yet, and tells its record (publishing at once what its writer already published). Without
+    /// <paramref name="everyDescriptor"/>, descriptors checked before are skipped.</summary>
+    private void Discover(bool everyDescriptor)
     {
         Interlocked.Increment(ref _discoveries);
-        IEnumerable<string> entries;
+        List<int> fds;
         try
         {
-            entries = Directory.EnumerateFileSystemEntries("/proc/self/fd");
+            fds = Directory.EnumerateFileSystemEntries("/proc/self/fd")
+                .Select(e => int.TryParse(Path.GetFileName(e), NumberStyles.None, CultureInfo.InvariantCulture, out int fd) ? fd : -1)
+                .Where(fd => fd >= 0).ToList();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -230,31 +299,49 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
 
         lock (_tracked)
         {
-            foreach (string entry in entries)
+            if (everyDescriptor)
             {
-                if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out int fd) || _tracked.ContainsKey(fd))
+                _known.Clear();
+            }
+            else
+            {
+                _known.IntersectWith(fds);
+            }
+
+            foreach (int fd in fds)
+            {
+                if (_tracked.ContainsKey(fd) || _known.Contains(fd))
                 {
                     continue;
                 }
 
                 if (_kernel.ReadConfig(fd, out AccelSockConfig config) < 0 || config.Owner != _owner || config.Tracker != Id)
                 {
+                    _known.Add(fd); // not a socket of ours in scope (or the library's own transport's, which report)
+                    continue;
+                }
+
+                if (_kernel.ReadState(fd, out AccelSockState state) < 0)
+                {
+                    continue; // not connected yet (or a listener): looked at again next time
+                }
+
+                if (state.Join != AccelSockState.JoinInserted || state.Verdict == AccelSockState.VerdictTcp)
+                {
+                    _known.Add(fd); // never in the fast path, or no longer: nothing to report
                     continue;
                 }
 
                 ulong cookie = Cookie(fd);
-                if (cookie == 0 || _kernel.ReadState(fd, out AccelSockState state) < 0 || state.Join != AccelSockState.JoinInserted
-                    || _kernel.ReadFlow(state.Key, out AccelFlow flow) < 0 || !_freeSlots.TryPop(out int slot))
+                if (cookie == 0 || _kernel.ReadFlow(state.Key, out AccelFlow flow) < 0 || !TryTakeSlot(out int slot))
                 {
                     continue;
                 }
 
-                uint tag = NextTag();
                 Volatile.Write(ref _entries[slot], 0);
-                var t = new Tracked(fd, cookie, state.Key, slot, tag);
+                var t = new Tracked(fd, cookie, state.Key, slot, NextTag());
                 _tracked[fd] = t;
-                // The slot is announced with the first publication; until then the writer keeps bumping entry 0.
-                if (!Publish(t, flow.Sent) || !Announce(t))
+                if (!Publish(t, flow.Sent) || (t.Published == 0 && _kernel.WriteFlow(t.Key, Flow(t, 0, flow.Sent)) < 0))
                 {
                     Release(fd);
                 }
@@ -262,34 +349,14 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         }
     }
 
-    /// <summary>Writes the slot into the reader's record even when there was nothing to publish yet.</summary>
-    private bool Announce(Tracked t)
-    {
-        if (_kernel.ReadFlow(t.Key, out AccelFlow flow) < 0)
-        {
-            return false;
-        }
-
-        if (flow.Tag == t.Tag && flow.Slot != 0)
-        {
-            return true;
-        }
-
-        flow.Consumed = (t.Published & AccelConsumed.Mask) | AccelConsumed.Reports;
-        flow.Tracker = Id;
-        flow.Slot = (uint)(_block * AccelTrack.Block + t.Slot + 1);
-        flow.Tag = t.Tag;
-        return _kernel.WriteFlow(t.Key, flow) >= 0;
-    }
-
-    /// <summary>Stops tracking connections that closed (their record is gone) or whose descriptor now holds another socket.</summary>
+    /// <summary>Frees the slots of connections that closed: the kernel removes a socket's record when it closes.</summary>
     private void ForgetClosed()
     {
         lock (_tracked)
         {
             foreach (Tracked t in _tracked.Values.ToList())
             {
-                if (_kernel.ReadFlow(t.Key, out _) < 0 || Cookie(t.Fd) != t.Cookie)
+                if (_kernel.ReadFlow(t.Key, out _) < 0)
                 {
                     Release(t.Fd);
                 }
@@ -301,7 +368,36 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     {
         if (_tracked.Remove(fd, out Tracked? t))
         {
+            Volatile.Write(ref _entries[t.Slot], 0);
             _freeSlots.Push(t.Slot);
+        }
+    }
+
+    /// <summary>A free slot; when this tracker's blocks are all in use, it takes another free block of the host's.</summary>
+    private bool TryTakeSlot(out int slot)
+    {
+        if (_freeSlots.TryPop(out slot))
+        {
+            return true;
+        }
+
+        if (TrackerBlocks.TryTake(_os, _kernel.Store.Directory, AccelTrack.Blocks) is not var (lease, block))
+        {
+            return false;
+        }
+
+        _extraBlocks.Add(lease);
+        AddBlock(block);
+        return _freeSlots.TryPop(out slot);
+    }
+
+    private void AddBlock(int block)
+    {
+        _blocks.Add(block);
+        _changedSeen[block] = Volatile.Read(ref _entries[(long)block * AccelTrack.Block + AccelTrack.Changed]);
+        for (int i = AccelTrack.Block - 1; i >= AccelTrack.FirstSlot; i--)
+        {
+            _freeSlots.Push(block * AccelTrack.Block + i);
         }
     }
 
@@ -318,4 +414,10 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
             ? MemoryMarshal.Read<ulong>(value)
             : 0;
     }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern long gettid();
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int setpriority(int which, uint who, int priority);
 }
