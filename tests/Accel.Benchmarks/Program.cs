@@ -4,6 +4,8 @@
 // (like the tests: a private bpffs and cgroup).
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick     a few minutes on 2 cores
 //   dotnet run -c Release --project tests/Accel.Benchmarks                more rounds, 1 GiB downloads
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --redis-only   the Redis-protocol case alone, printed
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --tracker-only the read tracker's cost alone, printed
 // Writes results/benchmarks.md and results/ratios.png at the repository root.
 using System.Diagnostics;
 using Accel;
@@ -14,6 +16,11 @@ using Accel.Testing;
 if (args.Length == 4 && args[0] == "serve")
 {
     return await BenchServer.RunAsync(args[1], args[2], args[3]);
+}
+
+if (args.Length == 5 && args[0] == "redis-client")
+{
+    return await Accel.Benchmarks.Redis.RedisClient.RunAsync(args[1], args[2], args[3] == "scoped", int.Parse(args[4]));
 }
 
 bool quick = args.Contains("--quick");
@@ -31,9 +38,27 @@ if (!engine.IsEnabled)
     throw new InvalidOperationException($"Acceleration is not available: {engine.Status.Message}");
 }
 
+if (args.Contains("--redis-only"))
+{
+    // One case alone, printed and not written (for working on it).
+    var alone = await Accel.Benchmarks.Redis.RedisBenchmarks.PairedAsync(env, settings);
+    var table = new System.Text.StringBuilder();
+    Accel.Benchmarks.Paired.PairedReport.WriteTable(table, alone, "none", [("none-aa", "A/A"), ("accel", "accelerated / none")]);
+    Console.WriteLine(table);
+    return 0;
+}
+
+if (args.Contains("--tracker-only"))
+{
+    Console.WriteLine(await TrackerCost.MeasureAsync(env, quick));
+    return 0;
+}
+
 var raw = await RawSocketBenchmarks.PairedRoundTripsAsync(engine, settings);
 var http = await PairedHttpBenchmarks.RunAsync(env, settings, engine);
+var redis = await Accel.Benchmarks.Redis.RedisBenchmarks.PairedAsync(env, settings);
 await RawSocketBenchmarks.RunAsync(env, settings, report, engine);
-report.Write(outDir, raw, http);
+var tracker = await TrackerCost.MeasureAsync(env, quick); // last: while it runs, every socket this process creates is in scope
+report.Write(outDir, raw, http, redis, tracker);
 Console.WriteLine($"Wrote {Path.Combine(outDir, "benchmarks.md")} and ratios.png");
 return 0;

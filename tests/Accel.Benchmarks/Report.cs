@@ -29,7 +29,7 @@ internal sealed class Report(Settings settings)
         return v.Length == 0 ? (double.NaN, double.NaN) : (v.Min(), v.Max());
     }
 
-    public void Write(string dir, IReadOnlyList<Metric> raw, HttpResults http)
+    public void Write(string dir, IReadOnlyList<Metric> raw, HttpResults http, IReadOnlyList<Metric> redis, TrackerCost.Result tracker)
     {
         var md = new StringBuilder();
         md.AppendLine("# Benchmark results");
@@ -87,6 +87,23 @@ internal sealed class Report(Settings settings)
 
         md.AppendLine(CultureInfo.InvariantCulture, $"The sk_msg program's own cost under accelerated HTTP load (the kernel's BPF statistics, BPF_ENABLE_STATS, read through the loader; a separate pass): {http.Program.MessageNs:0} ns per message over {http.Program.Messages} messages. The kernel's timing itself is part of it: on this VM a program that returns at once measures about 125 ns.");
         md.AppendLine();
+        md.AppendLine("## A request/response protocol that is not HTTP (StackExchange.Redis, separate processes)");
+        md.AppendLine();
+        md.AppendLine("GETs of a 1 KiB value from a Redis-protocol cache hosted in Kestrel (the process-scope example's). **none**: a client process without the library, the server app without it; **A/A**: a second such client process; **accelerated**: a client process with `Scope = Process` (StackExchange.Redis opens its own sockets; the engine's read tracker reports its reads), the server app with the library.");
+        md.AppendLine();
+        PairedReport.WriteTable(md, redis, "none", [("none-aa", "A/A"), ("accel", "accelerated / none")]);
+        md.AppendLine("The read tracker of process scope (its thread's CPU time from the kernel's schedstat; one process holding both ends of every connection):");
+        md.AppendLine();
+        md.AppendLine("| load | tracker CPU | |");
+        md.AppendLine("|---|---:|---|");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| no socket in scope (its wakeups alone) | {tracker.NoSocketsUsPerSecond:0} us/s | {tracker.NoSocketsUsPerSecond / 1e4:0.00}% of a core |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| {tracker.IdleSockets:N0} idle sockets in scope, {tracker.Tracked:N0} of them tracked | {tracker.IdleTrackedUsPerSecond:0} us/s | {tracker.IdleTrackedUsPerSecond / 1e4:0.00}% of a core |");
+        foreach (TrackerCost.Busy b in new[] { tracker.DefaultBound, tracker.LargeBound })
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {tracker.BusyConnections:N0} busy connections (64 KiB echoes in one process, {b.MegabytesPerSecond:0} MB/s), bound {b.Bound >> 20} MiB: {b.ReportsPerSecond:0} reports/s | {b.TrackerUsPerSecond:0} us/s | {b.TrackerUsPerSecond / b.ProcessUsPerSecond:P1} of the process's CPU; {b.Degraded} of {2 * tracker.BusyConnections} directions left the fast path, {b.RedirectedShare:P0} of the bytes redirected |");
+        }
+
+        md.AppendLine();
         md.AppendLine("## Raw sockets (two threads, one process, blocking ping-pong)");
         md.AppendLine();
         PairedReport.WriteTable(md, raw, "tcp", [("tcp-aa", "A/A"), ("accel", "accelerated / TCP"), ("uds", "UDS / TCP")]);
@@ -122,7 +139,7 @@ internal sealed class Report(Settings settings)
 
         File.WriteAllText(Path.Combine(dir, "benchmarks.md"), md.ToString());
         Console.WriteLine(md.ToString());
-        var rows = http.Metrics.Concat(raw).Select(m => (m.Title, PairedRunner.Ratio(m, "accel", m.Id.StartsWith("rtt", StringComparison.Ordinal) ? "tcp" : "none"))).ToList();
+        var rows = http.Metrics.Concat(redis).Concat(raw).Select(m => (m.Title, PairedRunner.Ratio(m, "accel", m.Id.StartsWith("rtt", StringComparison.Ordinal) ? "tcp" : "none"))).ToList();
         PairedReport.Plot(rows, Path.Combine(dir, "ratios.png"));
     }
 

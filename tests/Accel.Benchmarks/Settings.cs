@@ -31,6 +31,12 @@ internal sealed record Settings(bool Quick)
     /// <summary>Round trips in one raw-socket slice.</summary>
     public int RoundTripsPerSlice(int size) => size <= 1024 ? 1000 : 400;
 
+    /// <summary>GETs of one sequential slice of the Redis-protocol case (about 100 ms).</summary>
+    public int RedisSequentialGets => 1000;
+
+    /// <summary>GETs of one throughput slice of the Redis-protocol case (64 in flight, about 200 ms).</summary>
+    public int RedisParallelGets => 16000;
+
     public static readonly int[] Sizes = [64, 1024, 16 * 1024, 256 * 1024];
 }
 

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -13,7 +14,8 @@ namespace Accel.Benchmarks.Http;
 /// switch between them slice by slice while the process (its JIT state, its heap, its place on the CPUs) stays the same:
 /// <c>none</c> (no library at all: Kestrel's own socket transport, also on Unix sockets), <c>off</c> (the library
 /// with <c>Enabled = false</c>) and <c>accel</c> (the library on). Each serves /data/{n} (n bytes, n up to 1 MiB),
-/// /stream/{n} (n bytes in 64 KiB writes) and /stats (the acceleration health data).
+/// /stream/{n} (n bytes in 64 KiB writes) and /stats (the acceleration health data), and a Redis-protocol cache on a
+/// third port (the process-scope example's; <see cref="Redis.RedisBenchmarks"/>).
 /// </summary>
 internal static class BenchServer
 {
@@ -34,6 +36,9 @@ internal static class BenchServer
             await app.StartAsync();
             string[] urls = [.. app.Urls];
             lines.Add($"{mode}={urls[0]},{urls[1]}");
+            // The Redis-protocol endpoint (Kestrel's own transport in "none", the library's in "accel" and "off").
+            int resp = app.Services.GetRequiredService<RespEndpoint>().Options!.IPEndPoint!.Port;
+            lines.Add($"resp-{mode}={resp}");
         }
 
         lines.Add($"uds=http://unix:{udsPrefix}-h1.sock,http://unix:{udsPrefix}-h2.sock");
@@ -47,10 +52,18 @@ internal static class BenchServer
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        var resp = new RespEndpoint();
+        builder.Services.AddSingleton(resp);
+        builder.Services.AddSingleton<Accel.ScopeDemo.RespServer>();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(System.Net.IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http1);
             k.Listen(System.Net.IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2);
+            k.Listen(System.Net.IPAddress.Loopback, 0, o =>
+            {
+                o.UseConnectionHandler<Accel.ScopeDemo.RespConnectionHandler>();
+                resp.Options = o;
+            });
             if (udsPrefix is not null)
             {
                 k.ListenUnixSocket(udsPrefix + "-h1.sock", o => o.Protocols = HttpProtocols.Http1);
@@ -92,4 +105,10 @@ internal static class BenchServer
         new Random(42).NextBytes(payload);
         return payload;
     }
+}
+
+/// <summary>Where an app's Redis-protocol endpoint listens, once Kestrel has bound it.</summary>
+internal sealed class RespEndpoint
+{
+    public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Options { get; set; }
 }

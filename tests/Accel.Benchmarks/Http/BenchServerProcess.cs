@@ -20,6 +20,9 @@ internal sealed class BenchServerProcess : IAsyncDisposable
     /// <summary>Mode (none, off, accel, uds) to its HTTP/1.1 and h2c base URLs.</summary>
     public Dictionary<string, (string H1, string H2)> Endpoints { get; }
 
+    /// <summary>Mode (none, off, accel) to the port of its Redis-protocol endpoint.</summary>
+    public Dictionary<string, int> RespPorts { get; private init; } = new();
+
     public static async Task<BenchServerProcess> StartAsync(KernelTestEnvironment env)
     {
         string uds = Path.Combine(Path.GetTempPath(), $"accel-bench-{Guid.NewGuid():N}");
@@ -36,9 +39,11 @@ internal sealed class BenchServerProcess : IAsyncDisposable
             throw new InvalidOperationException($"benchmark server: {line} {await process.StandardError.ReadToEndAsync()}");
         }
 
-        var endpoints = line["READY ".Length..].Split(' ').Select(p => p.Split('=')).ToDictionary(p => p[0], p => (p[1].Split(',')[0], p[1].Split(',')[1]));
+        var tokens = line["READY ".Length..].Split(' ').Select(p => p.Split('=')).ToList();
+        var endpoints = tokens.Where(p => !p[0].StartsWith("resp-", StringComparison.Ordinal)).ToDictionary(p => p[0], p => (p[1].Split(',')[0], p[1].Split(',')[1]));
+        var resp = tokens.Where(p => p[0].StartsWith("resp-", StringComparison.Ordinal)).ToDictionary(p => p[0]["resp-".Length..], p => int.Parse(p[1]));
         _ = process.StandardError.ReadToEndAsync(); // drained, so that the server never blocks on a full pipe
-        return new BenchServerProcess(process, uds, endpoints);
+        return new BenchServerProcess(process, uds, endpoints) { RespPorts = resp };
     }
 
     public async ValueTask DisposeAsync()
