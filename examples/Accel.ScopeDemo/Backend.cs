@@ -17,15 +17,17 @@ public static class Backend
         var builder = WebApplication.CreateSlimBuilder(args);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var grpc = new List<ListenOptions>();
-        ListenOptions? resp = null;
+        ListenOptions? resp = null, pg = null;
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(IPAddress.Loopback, 0, o => { o.Protocols = HttpProtocols.Http2; grpc.Add(o); });
             k.Listen(IPAddress.Loopback, 0, o => { o.Protocols = HttpProtocols.Http2; grpc.Add(o); });
             k.Listen(IPAddress.Loopback, 0, o => { o.UseConnectionHandler<RespConnectionHandler>(); resp = o; });
+            k.Listen(IPAddress.Loopback, 0, o => { o.UseConnectionHandler<PgConnectionHandler>(); pg = o; });
         });
         builder.Services.AddGrpc();
         builder.Services.AddSingleton<RespServer>();
+        builder.Services.AddSingleton<PgServer>();
         builder.Services.AddSidecarlessAcceleration(); // the one line
         var app = builder.Build();
         app.MapGrpcService<TransferService>();
@@ -34,7 +36,7 @@ public static class Backend
         using var plain = new TcpListener(IPAddress.Loopback, 0);
         plain.Start();
         _ = ServePlainAsync(plain, new RespServer());
-        Console.WriteLine($"LISTENING grpc={string.Join(',', grpc.Select(o => o.IPEndPoint!.Port))} resp={resp!.IPEndPoint!.Port} plain={((IPEndPoint)plain.LocalEndpoint).Port}");
+        Console.WriteLine($"LISTENING grpc={string.Join(',', grpc.Select(o => o.IPEndPoint!.Port))} resp={resp!.IPEndPoint!.Port} pg={pg!.IPEndPoint!.Port} plain={((IPEndPoint)plain.LocalEndpoint).Port}");
         await app.WaitForShutdownAsync();
         return 0;
     }
@@ -63,13 +65,31 @@ public sealed class RespConnectionHandler(RespServer server) : ConnectionHandler
     {
         try
         {
-            await server.ServeAsync(connection.Transport.Input, connection.Transport.Output, () =>
-            {
-                IAccelerationFeature? f = connection.Features.Get<IAccelerationFeature>();
-                return f is null
-                    ? "no acceleration feature"
-                    : $"{f.Outcome} {f.Outbound.Path} redirected={f.Outbound.RedirectedBytes} B tcp={f.Outbound.TcpBytes} B";
-            }, connection.ConnectionClosed);
+            await server.ServeAsync(connection.Transport.Input, connection.Transport.Output, () => Describe(connection), connection.ConnectionClosed);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ConnectionResetException)
+        {
+        }
+    }
+
+    /// <summary>What this side knows of the connection, in one line.</summary>
+    public static string Describe(ConnectionContext connection)
+    {
+        IAccelerationFeature? f = connection.Features.Get<IAccelerationFeature>();
+        return f is null
+            ? "no acceleration feature"
+            : $"{f.Outcome} {f.Outbound.Path} redirected={f.Outbound.RedirectedBytes} B tcp={f.Outbound.TcpBytes} B";
+    }
+}
+
+/// <summary>Kestrel's side of the database stand-in.</summary>
+public sealed class PgConnectionHandler(PgServer server) : ConnectionHandler
+{
+    public override async Task OnConnectedAsync(ConnectionContext connection)
+    {
+        try
+        {
+            await server.ServeAsync(connection.Transport.Input, connection.Transport.Output, () => RespConnectionHandler.Describe(connection), connection.ConnectionClosed);
         }
         catch (Exception e) when (e is OperationCanceledException or ConnectionResetException)
         {
@@ -83,6 +103,8 @@ public sealed class DemoResult
     public sealed record Figures(long RedirectedBytes, long TcpBytes, long TrackedReports);
 
     public string? Redis { get; set; }
+    public string? Npgsql { get; set; }
+    public int NpgsqlErrors { get; set; }
     public int RedisErrors { get; set; }
     public List<string> Grpc { get; set; } = new();
     public long GrpcCalls { get; set; }

@@ -1,8 +1,9 @@
 // The process-scope demo: every TCP connection of a service joins the fast path, not only Kestrel's and
 // IHttpClientFactory's. A backend (Kestrel with the library, as usual) serves gRPC on two ports and a small
-// Redis-protocol cache; a client process with `o.Scope = AccelerationScope.Process` calls it through third-party
-// clients that open their own sockets, which the library never sees: StackExchange.Redis, a gRPC channel with
-// client-side round-robin load balancing, and a raw TcpClient. Then it calls a cache that does not use the library,
+// Redis-protocol cache and a PostgreSQL-protocol database stand-in; a client process with
+// `o.Scope = AccelerationScope.Process` calls it through third-party clients that open their own sockets, which the
+// library never sees: StackExchange.Redis, Npgsql, a gRPC channel with client-side round-robin load balancing, and a
+// raw TcpClient. Then it calls a cache that does not use the library,
 // which stays on plain TCP. Each line says what the backend saw of the connection.
 //
 //   dotnet run --project examples/Accel.ScopeDemo -c Release     start the backend as a second process, run the clients
@@ -68,6 +69,25 @@ try
 
     Console.WriteLine($"StackExchange.Redis: 2000 SET + 2000 GET of 4 KiB, {(result.RedisErrors == 0 ? "every value right" : $"{result.RedisErrors} wrong")}; backend's side: {result.Redis}");
 
+    // Npgsql: 2,000 parameterized queries of 4 KiB (the database stand-in echoes the parameter), every value checked:
+    // 8 MiB each way, twice the backlog bound.
+    await using (var dataSource = Npgsql.NpgsqlDataSource.Create($"Host=127.0.0.1;Port={ports["pg"][0]};Username=demo;Password=demo;Database=demo;SSL Mode=Disable;Server Compatibility Mode=NoTypeLoading;No Reset On Close=true"))
+    await using (var db = await dataSource.OpenConnectionAsync())
+    {
+        for (int i = 0; i < 2000; i++)
+        {
+            string value = Convert.ToBase64String(Value(i, 3072)); // 4 KiB of text
+            await using var query = new Npgsql.NpgsqlCommand("SELECT @v", db);
+            query.Parameters.AddWithValue("v", value);
+            result.NpgsqlErrors += (string?)await query.ExecuteScalarAsync() == value ? 0 : 1;
+        }
+
+        await using var accel = new Npgsql.NpgsqlCommand("SELECT accel()", db);
+        result.Npgsql = (string?)await accel.ExecuteScalarAsync();
+    }
+
+    Console.WriteLine($"Npgsql: 2000 queries of 4 KiB, {(result.NpgsqlErrors == 0 ? "every value right" : $"{result.NpgsqlErrors} wrong")}; backend's side: {result.Npgsql}");
+
     // gRPC with client-side load balancing: the channel opens a connection to each of the two addresses itself.
     using (var channel = GrpcChannel.ForAddress("static:///backend", new GrpcChannelOptions
     {
@@ -129,7 +149,7 @@ try
     Console.WriteLine($"after the cache without the library: through TCP {result.After.TcpBytes} B");
     Console.WriteLine("RESULT " + JsonSerializer.Serialize(result));
     await host.StopAsync();
-    return result.RedisErrors + result.TcpClientErrors + result.PlainErrors == 0 && result.GrpcError is null ? 0 : 1;
+    return result.RedisErrors + result.NpgsqlErrors + result.TcpClientErrors + result.PlainErrors == 0 && result.GrpcError is null ? 0 : 1;
 }
 finally
 {

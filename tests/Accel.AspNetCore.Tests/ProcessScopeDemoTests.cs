@@ -9,7 +9,7 @@ namespace Accel.AspNetCore.Tests;
 /// <summary>
 /// Process scope with real third-party clients, as the example runs them (examples/Accel.ScopeDemo): a client
 /// process with <c>Scope = Process</c> calls a backend that uses the library through StackExchange.Redis (a
-/// Redis-protocol cache hosted in Kestrel), a gRPC channel with client-side round-robin load balancing, and a raw
+/// Redis-protocol cache hosted in Kestrel), Npgsql (a PostgreSQL-protocol stand-in hosted in Kestrel), a gRPC channel with client-side round-robin load balancing, and a raw
 /// TcpClient; every value and byte is checked, and the backend's side of each connection reports it redirected with
 /// nothing through TCP. The same client then calls a cache that does not use the library: TCP, nothing lost.
 /// </summary>
@@ -35,7 +35,10 @@ public sealed class ProcessScopeDemoTests(KernelFixture fixture, ITestOutputHelp
         string line = printed.Split('\n').Single(l => l.StartsWith("RESULT ", StringComparison.Ordinal));
         DemoResult result = JsonSerializer.Deserialize<DemoResult>(line["RESULT ".Length..])!;
 
-        Assert.Equal((0, 0, 0, null), (result.RedisErrors, result.TcpClientErrors, result.PlainErrors, result.GrpcError));
+        Assert.Equal((0, 0, 0, 0, null), (result.RedisErrors, result.NpgsqlErrors, result.TcpClientErrors, result.PlainErrors, result.GrpcError));
+        // Npgsql moved 8 MiB each way on one connection, twice the bound.
+        Assert.StartsWith(Redirected, result.Npgsql);
+        Assert.EndsWith("tcp=0 B", result.Npgsql);
         // StackExchange.Redis moved 8 MiB each way, twice the backlog bound: the client's reads were reported by the tracker.
         Assert.StartsWith(Redirected, result.Redis);
         Assert.EndsWith("tcp=0 B", result.Redis);
