@@ -33,6 +33,10 @@ internal sealed class AccelerationMetrics(IMeterFactory meters, AccelerationEngi
             "Connection directions that moved from redirect to TCP (peer gone or backlog bound reached).");
         _meter.CreateObservableCounter("accel.write.paced", () => engine.Engine.GetStatistics().PacedWrites, "{write}",
             "Writes that waited for their reader to catch up instead of moving the connection to TCP.");
+        _meter.CreateObservableCounter("accel.tracker.reports", () => engine.Engine.GetStatistics().TrackedReports, "{report}",
+            "Process scope: reads reported for sockets whose reader the library does not see.");
+        _meter.CreateObservableUpDownCounter("accel.tracker.sockets", () => engine.Engine.GetStatistics().TrackedSockets, "{socket}",
+            "Process scope: sockets whose reads the engine reports now.");
     }
 
     private IEnumerable<Measurement<long>> Paths(Func<AccelerationStatistics, (long Redirected, long Tcp)> pick)

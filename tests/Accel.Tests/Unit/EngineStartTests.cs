@@ -31,6 +31,14 @@ public sealed class EngineStartTests
     }
 
     [Fact]
+    public void An_undefined_scope_fails_at_start_naming_the_option()
+    {
+        var e = Assert.ThrowsAny<ArgumentException>(() => AccelerationEngine.Start(new AccelerationEngineOptions { Scope = (AccelerationScope)7 }));
+        Assert.Equal(nameof(AccelerationEngineOptions.Scope), e.ParamName);
+        Assert.Contains("PreparedSockets or Process", e.Message);
+    }
+
+    [Fact]
     public void Disabled_by_options_registers_nothing_and_says_so()
     {
         var kernel = new FakeKernel();
