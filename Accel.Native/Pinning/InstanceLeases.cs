@@ -19,7 +19,13 @@ internal static class InstanceLeases
     /// Null when it cannot be made (then nobody will sweep this instance's entries but itself).</summary>
     public static KernelFd? Hold(IKernel kernel, string directory, ulong owner)
     {
-        string path = PathOf(directory, owner);
+        return TryLock(kernel, PathOf(directory, owner));
+    }
+
+    /// <summary>Creates (owner-only) and locks the directory <paramref name="path"/>; the lock lasts until the handle is
+    /// closed or the process ends. Null when it cannot be made or another holder has it.</summary>
+    public static KernelFd? TryLock(IKernel kernel, string path)
+    {
         if (OperatingSystem.IsWindows())
         {
             return null;

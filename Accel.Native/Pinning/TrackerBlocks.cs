@@ -11,42 +11,17 @@ namespace Accel.Native.Pinning;
 /// </summary>
 internal static class TrackerBlocks
 {
-    private const int LockExclusiveNonBlocking = FileConstants.LockExclusive | FileConstants.LockNonBlocking;
-
     /// <summary>Takes the first free block below <paramref name="blocks"/>; null when every block is held (or the
     /// directories cannot be made).</summary>
     public static (KernelFd Lease, int Block)? TryTake(IKernel kernel, string directory, int blocks)
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return null;
-        }
-
         for (int block = 0; block < blocks; block++)
         {
             string path = Path.Combine(directory, "tracker_" + block.ToString(CultureInfo.InvariantCulture));
-            try
-            {
-                System.IO.Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return null;
-            }
-
-            int fd = kernel.Open(path, FileConstants.OpenDirectory);
-            if (fd < 0)
-            {
-                continue;
-            }
-
-            var lease = new KernelFd(kernel, fd);
-            if (kernel.Flock(fd, LockExclusiveNonBlocking) == 0)
+            if (InstanceLeases.TryLock(kernel, path) is { } lease)
             {
                 return (lease, block);
             }
-
-            lease.Dispose();
         }
 
         return null;

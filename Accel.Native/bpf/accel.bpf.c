@@ -121,20 +121,22 @@ static __always_inline int same_key(const struct accel_key *a, const struct acce
 	return diff == 0;
 }
 
-/* Tells the reader's tracker that its slot is free again: the connection closed. */
-static __always_inline void mark_closed(struct accel_flow *flow)
+/* Writes a tracked reader's slot in accel_track and bumps its block's change count, which is what the tracker watches;
+ * false when the reader has no slot (yet). */
+static __always_inline int write_slot(const struct accel_flow *flow, __u64 value)
 {
 	__u32 slot = flow->slot;
 	if (slot == 0 || slot > ACCEL_TRACK_BLOCK * ACCEL_TRACK_BLOCKS)
-		return;
+		return 0;
 	__u32 index = slot - 1;
 	__u64 *entry = bpf_map_lookup_elem(&accel_track, &index);
 	if (entry)
-		*entry = ((__u64)(flow->tag & 0xffff) << 48) | ACCEL_TRACK_CLOSED;
+		*entry = ((__u64)(flow->tag & 0xffff) << 48) | value;
 	__u32 changed = index / ACCEL_TRACK_BLOCK * ACCEL_TRACK_BLOCK + ACCEL_TRACK_CHANGED;
 	__u64 *count = bpf_map_lookup_elem(&accel_track, &changed);
 	if (count)
 		__sync_fetch_and_add(count, 1);
+	return 1;
 }
 
 SEC("sockops")
@@ -146,9 +148,10 @@ int accel_sockops(struct bpf_sock_ops *skops)
 		if (skops->args[1] == TCP_STATE_CLOSE && skops->sk) {
 			struct accel_sock_state *st = bpf_sk_storage_get(&accel_state, skops->sk, 0, 0);
 			if (st) {
+				/* The connection closed: its reader's tracker frees the slot. */
 				struct accel_flow *flow = bpf_map_lookup_elem(&accel_consumed, &st->key);
 				if (flow)
-					mark_closed(flow);
+					write_slot(flow, ACCEL_TRACK_CLOSED);
 				bpf_map_delete_elem(&accel_consumed, &st->key);
 			}
 		}
@@ -263,19 +266,9 @@ static __always_inline void count(struct accel_sock_state *st, struct accel_owne
 static __always_inline void publish_sent(struct accel_flow *flow, __u64 sent)
 {
 	flow->sent = sent;
-	__u32 slot = flow->slot;
-	if (slot != 0 && slot <= ACCEL_TRACK_BLOCK * ACCEL_TRACK_BLOCKS) {
-		__u32 index = slot - 1;
-		__u64 *entry = bpf_map_lookup_elem(&accel_track, &index);
-		if (entry)
-			*entry = ((__u64)(flow->tag & 0xffff) << 48) | (sent & ACCEL_TRACK_SENT_MASK & ~ACCEL_TRACK_CLOSED);
-		/* The tracker only looks through a block whose change count moved. */
-		__u32 changed = index / ACCEL_TRACK_BLOCK * ACCEL_TRACK_BLOCK + ACCEL_TRACK_CHANGED;
-		__u64 *count = bpf_map_lookup_elem(&accel_track, &changed);
-		if (count)
-			__sync_fetch_and_add(count, 1);
+	if (write_slot(flow, sent & ACCEL_TRACK_SENT_MASK & ~ACCEL_TRACK_CLOSED))
 		return;
-	}
+	/* No slot yet: tell the tracker to look for its new sockets. */
 	__u32 block = flow->tracker - 1;
 	if (block < ACCEL_TRACK_BLOCKS) {
 		__u32 index = block * ACCEL_TRACK_BLOCK + ACCEL_TRACK_WAITING;

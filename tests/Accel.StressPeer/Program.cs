@@ -114,13 +114,41 @@ async Task<StressEndResult[]> ConnectAsync()
     }));
 }
 
-async Task<StressEndResult[]> ServeAsync()
+Task<StressEndResult[]> ServeAsync() => AcceptEachAsync(pacing, (s, clientPort) =>
+    StressEnd.RunAsync(engine, s, clientPort, isClient: false, StressMode.Prepared, StressListener.Prepared, messages, maxSize, cts.Token, pacing));
+
+Task<StressEndResult[]> EchoAsync() => AcceptEachAsync(reportsConsumption: false, async (s, clientPort) =>
+{
+    SocketRegistration registration = engine.Register(s);
+    string? error = null;
+    try
+    {
+        byte[] buffer = new byte[64 * 1024];
+        int n;
+        while ((n = await s.ReceiveAsync(buffer, cts.Token)) > 0)
+        {
+            for (int sent = 0; sent < n;)
+            {
+                sent += await s.SendAsync(buffer.AsMemory(sent, n - sent), cts.Token);
+            }
+        }
+    }
+    catch (Exception e)
+    {
+        error = $"{e.GetType().Name}: {e.Message}";
+    }
+
+    return Result(registration, clientPort, error);
+});
+
+// Listens (opted in unless --prepare false), prints "PORT <n>", and serves each of the N connections it accepts.
+async Task<StressEndResult[]> AcceptEachAsync(bool reportsConsumption, Func<Socket, int, Task<StressEndResult>> serve)
 {
     using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
     listener.Bind(new IPEndPoint(address, 0));
     if (prepare)
     {
-        engine.PrepareListener(listener, reportsConsumption: pacing);
+        engine.PrepareListener(listener, reportsConsumption);
     }
 
     listener.Listen(4096);
@@ -135,55 +163,7 @@ async Task<StressEndResult[]> ServeAsync()
         {
             using (s)
             {
-                return await StressEnd.RunAsync(engine, s, clientPort, isClient: false, StressMode.Prepared, StressListener.Prepared, messages, maxSize, cts.Token, pacing);
-            }
-        }));
-    }
-
-    return await Task.WhenAll(serving);
-}
-
-async Task<StressEndResult[]> EchoAsync()
-{
-    using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-    listener.Bind(new IPEndPoint(address, 0));
-    if (prepare)
-    {
-        engine.PrepareListener(listener);
-    }
-
-    listener.Listen(4096);
-    Console.Out.WriteLine($"PORT {((IPEndPoint)listener.LocalEndPoint!).Port}");
-    Console.Out.Flush();
-    var serving = new List<Task<StressEndResult>>();
-    for (int i = 0; i < connections; i++)
-    {
-        Socket s = await listener.AcceptAsync(cts.Token);
-        serving.Add(Task.Run(async () =>
-        {
-            using (s)
-            {
-                int clientPort = ((IPEndPoint)s.RemoteEndPoint!).Port;
-                SocketRegistration registration = engine.Register(s);
-                string? error = null;
-                try
-                {
-                    byte[] buffer = new byte[64 * 1024];
-                    int n;
-                    while ((n = await s.ReceiveAsync(buffer, cts.Token)) > 0)
-                    {
-                        for (int sent = 0; sent < n;)
-                        {
-                            sent += await s.SendAsync(buffer.AsMemory(sent, n - sent), cts.Token);
-                        }
-                    }
-                }
-                catch (Exception e)
-                {
-                    error = $"{e.GetType().Name}: {e.Message}";
-                }
-
-                return Result(registration, clientPort, error);
+                return await serve(s, clientPort);
             }
         }));
     }
