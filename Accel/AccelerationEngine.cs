@@ -149,8 +149,9 @@ public sealed class AccelerationEngine : IDisposable
                         ? "; process scope: every TCP socket this process creates is opted in (no read tracker: readers the library does not see get the bound's worth of redirected bytes)"
                         : "; process scope: every TCP socket this process creates is opted in, and the reads of those the library does not see are tracked";
                 }
-                catch (Exception e) when (e is UnavailableException or BpfException)
+                catch (Exception e)
                 {
+                    // Scope is an addition: whatever stops it (no probe bind, a full table), prepared sockets still join.
                     Log.ProcessScopeUnavailable(logger, e.Message);
                     scopeText = $"; process scope unavailable ({e.Message}): only prepared sockets join";
                 }
