@@ -27,7 +27,6 @@ namespace Accel.Internal;
 /// </remarks>
 internal sealed unsafe class ConsumptionTracker : IDisposable
 {
-    private const int SolSocket = 1, SoCookie = 57;
     private static readonly TimeSpan Period = TimeSpan.FromMilliseconds(1);
     private static readonly TimeSpan QuietPeriod = TimeSpan.FromMilliseconds(4);
     private static readonly TimeSpan QuietAfter = TimeSpan.FromMilliseconds(100);
@@ -57,10 +56,9 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     private long _discoveries;
     private long _cycles;
 
-    private sealed class Tracked(int fd, ulong cookie, AccelKey key, int slot, uint tag)
+    private sealed class Tracked(int fd, AccelKey key, int slot, uint tag)
     {
         public int Fd { get; } = fd;
-        public ulong Cookie { get; } = cookie;
         public AccelKey Key { get; } = key;
         public int Slot { get; } = slot;
         public uint Tag { get; } = tag;
@@ -332,14 +330,13 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                     continue;
                 }
 
-                ulong cookie = Cookie(fd);
-                if (cookie == 0 || _kernel.ReadFlow(state.Key, out AccelFlow flow) < 0 || !TryTakeSlot(out int slot))
+                if (_kernel.ReadFlow(state.Key, out AccelFlow flow) < 0 || !TryTakeSlot(out int slot))
                 {
                     continue;
                 }
 
                 Volatile.Write(ref _entries[slot], 0);
-                var t = new Tracked(fd, cookie, state.Key, slot, NextTag());
+                var t = new Tracked(fd, state.Key, slot, NextTag());
                 _tracked[fd] = t;
                 if (!Publish(t, flow.Sent) || (t.Published == 0 && _kernel.WriteFlow(t.Key, Flow(t, 0, flow.Sent)) < 0))
                 {
@@ -405,14 +402,6 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     {
         _nextTag = _nextTag % 0xffff + 1; // 1..65535: an entry of 0 never matches
         return _nextTag;
-    }
-
-    private ulong Cookie(int fd)
-    {
-        Span<byte> value = stackalloc byte[sizeof(ulong)];
-        return _os.GetSockOpt(fd, SolSocket, SoCookie, value, out int length) == 0 && length == sizeof(ulong)
-            ? MemoryMarshal.Read<ulong>(value)
-            : 0;
     }
 
     [DllImport("libc", SetLastError = true)]
