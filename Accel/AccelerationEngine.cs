@@ -342,7 +342,7 @@ public sealed class AccelerationEngine : IDisposable
     }
 
     /// <summary>Runs <paramref name="use"/> with the socket's descriptor, which cannot be closed meanwhile.</summary>
-    private static T WithFd<T>(Socket socket, Func<int, T> use)
+    internal static T WithFd<T>(Socket socket, Func<int, T> use)
     {
         bool added = false;
         SafeHandle handle = socket.SafeHandle;

@@ -46,15 +46,13 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     private readonly Stack<int> _freeSlots = new();
     private readonly List<int> _blocks = new();
     private readonly Dictionary<int, ulong> _changedSeen = new();
-    private readonly List<KernelFd> _extraBlocks = new();
+    private readonly List<KernelFd> _leases = new(); // one per block: a block is this tracker's while it holds the lock
     private readonly Thread _thread;
     private readonly CancellationTokenSource _stop = new();
     private ulong _waitingSeen;
     private ulong _insertedSeen;
     private uint _nextTag;
     private long _publications;
-    private long _discoveries;
-    private long _cycles;
 
     private sealed class Tracked(int fd, AccelKey key, int slot, uint tag)
     {
@@ -65,7 +63,7 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         public ulong Published { get; set; }
     }
 
-    private ConsumptionTracker(KernelFastPath kernel, ulong owner, int block, nint mapping, long length, ILogger logger)
+    private ConsumptionTracker(KernelFastPath kernel, ulong owner, KernelFd lease, int block, nint mapping, long length, ILogger logger)
     {
         _kernel = kernel;
         _os = kernel.Bpf.Kernel;
@@ -75,15 +73,18 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         _mapping = mapping;
         _mappingLength = length;
         _entries = (ulong*)mapping;
-        _waitingSeen = Volatile.Read(ref _entries[(long)block * AccelTrack.Block + AccelTrack.Waiting]);
+        _waitingSeen = Volatile.Read(ref _entries[WaitingIndex]);
         _nextTag = (uint)Random.Shared.Next(1, 0xffff);
-        AddBlock(block);
+        AddBlock(lease, block);
         _thread = new Thread(Run) { IsBackground = true, Name = "Accel read tracker" };
         _thread.Start();
     }
 
     /// <summary>1 + this tracker's first block: what the sockets it tracks carry in their config.</summary>
     public uint Id => (uint)_block + 1;
+
+    /// <summary>Where writers whose reader has no slot yet count themselves: in this tracker's first block.</summary>
+    private long WaitingIndex => (long)_block * AccelTrack.Block + AccelTrack.Waiting;
 
     /// <summary>The tracker thread's kernel id (for measuring its CPU time); 0 until it runs.</summary>
     public int ThreadId { get; private set; }
@@ -94,29 +95,27 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     /// <summary>Reports published since start.</summary>
     public long Publications => Interlocked.Read(ref _publications);
 
-    /// <summary>Times it woke up.</summary>
-    public long Cycles => Interlocked.Read(ref _cycles);
-
-    /// <summary>Whether its thread got the higher priority it asks for (needs CAP_SYS_NICE).</summary>
-    public bool Prioritized { get; private set; }
-
-    /// <summary>Times it looked through the process's descriptors for new sockets.</summary>
-    public long Discoveries => Interlocked.Read(ref _discoveries);
-
-    /// <summary>Maps the shared array and starts tracking with block <paramref name="block"/>; null (with the errno in
-    /// <paramref name="problem"/>) when the array cannot be mapped.</summary>
-    public static ConsumptionTracker? Start(KernelFastPath kernel, ulong owner, int block, ILogger logger, out string? problem)
+    /// <summary>Takes a free block of the shared array, maps the array and starts tracking; null (with the reason in
+    /// <paramref name="problem"/>) when every block is held or the array cannot be mapped.</summary>
+    public static ConsumptionTracker? Start(KernelFastPath kernel, ulong owner, ILogger logger, out string? problem)
     {
+        if (TrackerBlocks.TryTake(kernel.Bpf.Kernel, kernel.Store.Directory, AccelTrack.Blocks) is not var (lease, block))
+        {
+            problem = "every tracker block of the host is taken";
+            return null;
+        }
+
         long length = (long)AccelTrack.Block * AccelTrack.Blocks * sizeof(ulong);
         int r = kernel.Bpf.Kernel.MapShared(kernel.Store.Map(AbiNames.Track).Value, length, out nint mapping);
         if (r < 0)
         {
+            lease.Dispose();
             problem = $"mapping {AbiNames.Track} failed: {Errno.Describe(-r)}";
             return null;
         }
 
         problem = null;
-        return new ConsumptionTracker(kernel, owner, block, mapping, length, logger);
+        return new ConsumptionTracker(kernel, owner, lease, block, mapping, length, logger);
     }
 
     public void Dispose()
@@ -128,9 +127,9 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         }
 
         _os.Unmap(_mapping, _mappingLength);
-        foreach (KernelFd extra in _extraBlocks)
+        foreach (KernelFd lease in _leases)
         {
-            extra.Dispose();
+            lease.Dispose();
         }
 
         _stop.Dispose();
@@ -141,7 +140,7 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         ThreadId = (int)gettid();
         // A writer near its bound has only the rest of the bound's worth of bytes to wait for this thread: on a busy
         // machine, let it run first when it wakes (it uses little CPU). Allowed with CAP_SYS_NICE; harmless without.
-        Prioritized = setpriority(0 /* PRIO_PROCESS */, (uint)ThreadId, -10) == 0;
+        setpriority(0 /* PRIO_PROCESS */, (uint)ThreadId, -10);
 
         long lastSweep = Stopwatch.GetTimestamp(), lastDiscovery = 0;
         long lastChange = 0;
@@ -149,10 +148,9 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         {
             // Every millisecond while writers are near their bounds; every fourth after 100 ms without (wakeups cost).
             _stop.Token.WaitHandle.WaitOne(Stopwatch.GetElapsedTime(lastChange) < QuietAfter ? Period : QuietPeriod);
-            Interlocked.Increment(ref _cycles);
             try
             {
-                ulong waiting = Volatile.Read(ref _entries[(long)_block * AccelTrack.Block + AccelTrack.Waiting]);
+                ulong waiting = Volatile.Read(ref _entries[WaitingIndex]);
                 if (waiting != _waitingSeen)
                 {
                     // A writer is near its bound and its reader has no slot: check every descriptor, known ones too
@@ -282,7 +280,6 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     /// <paramref name="everyDescriptor"/>, descriptors checked before are skipped.</summary>
     private void Discover(bool everyDescriptor)
     {
-        Interlocked.Increment(ref _discoveries);
         List<int> fds;
         try
         {
@@ -383,13 +380,13 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
             return false;
         }
 
-        _extraBlocks.Add(lease);
-        AddBlock(block);
+        AddBlock(lease, block);
         return _freeSlots.TryPop(out slot);
     }
 
-    private void AddBlock(int block)
+    private void AddBlock(KernelFd lease, int block)
     {
+        _leases.Add(lease);
         _blocks.Add(block);
         _changedSeen[block] = Volatile.Read(ref _entries[(long)block * AccelTrack.Block + AccelTrack.Changed]);
         for (int i = AccelTrack.Block - 1; i >= AccelTrack.FirstSlot; i--)

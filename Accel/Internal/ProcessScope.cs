@@ -1,10 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Accel.Native.Abi;
 using Accel.Native.Bpf;
-using Accel.Native.Interop;
-using Accel.Native.Pinning;
 using Accel.Native.Probe;
 using Microsoft.Extensions.Logging;
 
@@ -19,14 +16,12 @@ namespace Accel.Internal;
 internal sealed class ProcessScope : IDisposable
 {
     private readonly KernelFastPath _kernel;
-    private readonly KernelFd? _trackerLease;
 
-    private ProcessScope(KernelFastPath kernel, uint tgid, ConsumptionTracker? tracker, KernelFd? trackerLease)
+    private ProcessScope(KernelFastPath kernel, uint tgid, ConsumptionTracker? tracker)
     {
         _kernel = kernel;
         Tgid = tgid;
         Tracker = tracker;
-        _trackerLease = trackerLease;
     }
 
     /// <summary>This process's id as the kernel's programs see it (the initial pid namespace's).</summary>
@@ -47,20 +42,7 @@ internal sealed class ProcessScope : IDisposable
                 $"the programs attached to {cgroup} do not run for this process: it is not in that cgroup or below it; leave CgroupPath unset or set it to this process's cgroup");
         }
 
-        ConsumptionTracker? tracker = null;
-        KernelFd? lease = null;
-        string? problem = "every tracker block of the host is taken";
-        if (TrackerBlocks.TryTake(kernel.Bpf.Kernel, kernel.Store.Directory, AccelTrack.Blocks) is var (l, block))
-        {
-            lease = l;
-            tracker = ConsumptionTracker.Start(kernel, owner, block, logger, out problem);
-            if (tracker is null)
-            {
-                lease.Dispose();
-                lease = null;
-            }
-        }
-
+        ConsumptionTracker? tracker = ConsumptionTracker.Start(kernel, owner, logger, out string? problem);
         var config = new AccelSockConfig
         {
             Owner = owner,
@@ -72,7 +54,6 @@ internal sealed class ProcessScope : IDisposable
         if (r < 0)
         {
             tracker?.Dispose();
-            lease?.Dispose();
             throw new BpfException($"BPF_MAP_UPDATE_ELEM {AbiNames.Scope} (the host's table of processes in scope may be full)", -r);
         }
 
@@ -82,7 +63,7 @@ internal sealed class ProcessScope : IDisposable
         }
 
         Log.ProcessScopeEntered(logger, tgid, tracker is null ? -1 : (int)tracker.Id - 1);
-        return new ProcessScope(kernel, tgid, tracker, lease);
+        return new ProcessScope(kernel, tgid, tracker);
     }
 
     public void Dispose()
@@ -90,7 +71,6 @@ internal sealed class ProcessScope : IDisposable
         // Out of scope first: no new socket gets this engine's config (and its tracker id) from here on.
         _kernel.DeleteScope(Tgid);
         Tracker?.Dispose();
-        _trackerLease?.Dispose();
     }
 
     /// <summary>Binds a probe socket that asks accel_whoami for this process's host id; 0 when the program did not
@@ -98,12 +78,8 @@ internal sealed class ProcessScope : IDisposable
     private static uint WhoAmI(KernelFastPath kernel)
     {
         using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        bool added = false;
-        SafeHandle handle = probe.SafeHandle;
-        try
+        return AccelerationEngine.WithFd(probe, fd =>
         {
-            handle.DangerousAddRef(ref added);
-            int fd = (int)handle.DangerousGetHandle();
             int r = kernel.WriteConfig(fd, owner: 0, AccelSockConfig.WhoAmI, 0);
             if (r < 0)
             {
@@ -112,13 +88,6 @@ internal sealed class ProcessScope : IDisposable
 
             probe.Bind(new IPEndPoint(IPAddress.Any, 0));
             return kernel.ReadConfig(fd, out AccelSockConfig config) < 0 ? 0 : config.Tgid;
-        }
-        finally
-        {
-            if (added)
-            {
-                handle.DangerousRelease();
-            }
-        }
+        });
     }
 }

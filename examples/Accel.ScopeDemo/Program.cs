@@ -54,18 +54,7 @@ try
 
     // StackExchange.Redis: 2,000 SETs and GETs of 4 KiB values, every value checked (8 MiB each way: twice the
     // backlog bound, so the client's reads must be reported by the engine's tracker).
-    using (var redis = await ConnectionMultiplexer.ConnectAsync(new ConfigurationOptions { EndPoints = { { IPAddress.Loopback, ports["resp"][0] } }, ConnectTimeout = 10_000 }))
-    {
-        IDatabase db = redis.GetDatabase();
-        for (int i = 0; i < 2000; i++)
-        {
-            await db.StringSetAsync($"key:{i}", Value(i, 4096));
-            byte[]? got = await db.StringGetAsync($"key:{i}");
-            result.RedisErrors += got is not null && got.AsSpan().SequenceEqual(Value(i, 4096)) ? 0 : 1;
-        }
-
-        result.Redis = (string)(await db.ExecuteAsync("ACCEL"))!;
-    }
+    (result.RedisErrors, result.Redis) = await SetAndGetAsync(ports["resp"][0], 2000, 4096);
 
     Console.WriteLine($"StackExchange.Redis: 2000 SET + 2000 GET of 4 KiB, {(result.RedisErrors == 0 ? "every value right" : $"{result.RedisErrors} wrong")}; backend's side: {result.Redis}");
 
@@ -130,18 +119,7 @@ try
     result.Before = await FiguresAsync(health);
 
     // A cache on this host that does not use the library: both ends must be in the fast path, so this stays on TCP.
-    using (var plain = await ConnectionMultiplexer.ConnectAsync(new ConfigurationOptions { EndPoints = { { IPAddress.Loopback, ports["plain"][0] } }, ConnectTimeout = 10_000 }))
-    {
-        IDatabase db = plain.GetDatabase();
-        for (int i = 0; i < 100; i++)
-        {
-            await db.StringSetAsync($"key:{i}", Value(i, 1024));
-            byte[]? got = await db.StringGetAsync($"key:{i}");
-            result.PlainErrors += got is not null && got.AsSpan().SequenceEqual(Value(i, 1024)) ? 0 : 1;
-        }
-
-        result.Plain = (string)(await plain.GetDatabase().ExecuteAsync("ACCEL"))!;
-    }
+    (result.PlainErrors, result.Plain) = await SetAndGetAsync(ports["plain"][0], 100, 1024);
 
     result.After = await FiguresAsync(health);
     Console.WriteLine($"StackExchange.Redis to a cache without the library: 100 SET + 100 GET, {(result.PlainErrors == 0 ? "every value right" : $"{result.PlainErrors} wrong")}; backend's side: {result.Plain}");
@@ -154,6 +132,23 @@ try
 finally
 {
     backend.Kill();
+}
+
+// StackExchange.Redis: `count` SETs and GETs of `size` bytes, every value checked; the wrong ones, and what the
+// server says of the connection.
+static async Task<(int Wrong, string Server)> SetAndGetAsync(int port, int count, int size)
+{
+    using var redis = await ConnectionMultiplexer.ConnectAsync(new ConfigurationOptions { EndPoints = { { IPAddress.Loopback, port } }, ConnectTimeout = 10_000 });
+    IDatabase db = redis.GetDatabase();
+    int wrong = 0;
+    for (int i = 0; i < count; i++)
+    {
+        await db.StringSetAsync($"key:{i}", Value(i, size));
+        byte[]? got = await db.StringGetAsync($"key:{i}");
+        wrong += got is not null && got.AsSpan().SequenceEqual(Value(i, size)) ? 0 : 1;
+    }
+
+    return (wrong, (string)(await db.ExecuteAsync("ACCEL"))!);
 }
 
 static byte[] Value(int key, int size)

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using Accel.Testing;
 
 namespace Accel.Tests.Infrastructure;
@@ -45,18 +44,4 @@ public static class NamespacePeers
 
         return Process.Start(psi)!;
     }
-
-    public static async Task<StressPeerOutput> ResultAsync(Process peer, string stdoutSoFar = "")
-    {
-        string output = stdoutSoFar + await peer.StandardOutput.ReadToEndAsync();
-        string errors = await peer.StandardError.ReadToEndAsync();
-        await peer.WaitForExitAsync();
-        if (peer.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"Stress peer exited with {peer.ExitCode}: {errors}");
-        }
-
-        return JsonSerializer.Deserialize<StressPeerOutput>(output)!;
-    }
-
 }

@@ -26,6 +26,32 @@ public static class Peer
         return Process.Start(psi)!;
     }
 
+    /// <summary>The port a "serve" or "echo" peer listens on: its first line, "PORT n".</summary>
+    public static async Task<int> ReadPortAsync(Process peer)
+    {
+        string? line = await peer.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        if (line is null || !line.StartsWith("PORT ", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"peer said '{line}': {await peer.StandardError.ReadToEndAsync()}");
+        }
+
+        return int.Parse(line[5..]);
+    }
+
+    /// <summary>What a peer printed when it ended (it must end with exit code 0).</summary>
+    public static async Task<StressPeerOutput> ResultAsync(Process peer)
+    {
+        Task<string> stdout = peer.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = peer.StandardError.ReadToEndAsync();
+        await peer.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
+        if (peer.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"Stress peer exited with {peer.ExitCode}: {await stderr}");
+        }
+
+        return JsonSerializer.Deserialize<StressPeerOutput>(await stdout)!;
+    }
+
     /// <summary>The status an engine reports when started under <paramref name="wrapper"/>.</summary>
     public static Task<AccelerationStatus> StatusAsync(KernelTestEnvironment environment, string[] wrapper, params string[] args)
         => StatusAsync(environment, wrapper, typeof(SequencedStream).Assembly.Location, args);

@@ -62,8 +62,7 @@ public sealed class HostStateTests(KernelFixture fixture)
         string name = "killed-" + Guid.NewGuid().ToString("N")[..8];
         using var peer = Peer.Start(fixture.Environment, [], "serve", "--connections", "1", "--service-name", name);
         using var stop = new PeerKiller(peer);
-        string? line = await peer.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        Assert.StartsWith("PORT ", line);
+        await Peer.ReadPortAsync(peer);
 
         string directory = Path.Combine(fixture.Environment.PinRoot, "accel", EmbeddedObjects.Accel.Abi);
         Assert.Single(Services(), s => s.Name == name);

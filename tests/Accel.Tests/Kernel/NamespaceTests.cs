@@ -108,11 +108,10 @@ public sealed class NamespaceTests(KernelFixture fixture, ITestOutputHelper outp
         start ??= (ns, args) => NamespacePeers.Start(ns, fixture.Environment, args);
         string[] common = ["--connections", Connections.ToString(), "--messages", "16", "--max-size", "8192", "--address", net.AddressB, "--ranges", ranges];
         using var server = start(net.B, [.. new[] { "serve", "--accel", serverAccel ? "true" : "false" }, .. common]);
-        string first = await server.StandardOutput.ReadLineAsync() ?? throw new InvalidOperationException($"server: {await server.StandardError.ReadToEndAsync()}");
-        string port = first.Split(' ')[1];
+        int port = await Peer.ReadPortAsync(server);
         using var client = start(net.A, [.. new[] { "connect", "--ports", $"{port},{port},{port}", "--mixed", "false" }, .. common]);
-        StressPeerOutput c = await NamespacePeers.ResultAsync(client);
-        StressPeerOutput s = await NamespacePeers.ResultAsync(server);
+        StressPeerOutput c = await Peer.ResultAsync(client);
+        StressPeerOutput s = await Peer.ResultAsync(server);
         output.WriteLine($"server: {s.Statistics}");
         output.WriteLine($"client: {c.Statistics}");
         return (s, c);

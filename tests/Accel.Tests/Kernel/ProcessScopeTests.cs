@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
 using Accel.Native.Abi;
 using Accel.Testing;
 using Accel.Tests.Infrastructure;
@@ -33,16 +32,16 @@ public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper o
             "--connections", inScope.ToString(), "--messages", "24", "--max-size", "4096");
         using Process serverOfOutsider = Peer.Start(fixture.Environment, [], "serve", "--scope", "process", "--prepare", "false",
             "--connections", outsiders.ToString(), "--messages", "24", "--max-size", "4096");
-        int port = await ReadPortAsync(server), outsiderPort = await ReadPortAsync(serverOfOutsider);
+        int port = await Peer.ReadPortAsync(server), outsiderPort = await Peer.ReadPortAsync(serverOfOutsider);
         using Process scoped = Peer.Start(fixture.Environment, [], "connect", "--scope", "process", "--prepare", "false", "--ports", $"{port},{port},{port}",
             "--connections", inScope.ToString(), "--messages", "24", "--max-size", "4096", "--mixed", "false");
         using Process outside = Peer.Start(fixture.Environment, [], "connect", "--prepare", "false", "--ports", $"{outsiderPort},{outsiderPort},{outsiderPort}",
             "--connections", outsiders.ToString(), "--messages", "24", "--max-size", "4096", "--mixed", "false");
 
-        StressPeerOutput clients = await ResultAsync(scoped);
-        StressPeerOutput others = await ResultAsync(outside);
-        StressPeerOutput served = await ResultAsync(server);
-        StressPeerOutput servedOthers = await ResultAsync(serverOfOutsider);
+        StressPeerOutput clients = await Peer.ResultAsync(scoped);
+        StressPeerOutput others = await Peer.ResultAsync(outside);
+        StressPeerOutput served = await Peer.ResultAsync(server);
+        StressPeerOutput servedOthers = await Peer.ResultAsync(serverOfOutsider);
         output.WriteLine($"in scope: {clients.Statistics}; its server: {served.Statistics}; outside: {others.Statistics}; its server: {servedOthers.Statistics}");
 
         var all = served.Results.Concat(clients.Results).Concat(others.Results).Concat(servedOthers.Results).ToList();
@@ -65,12 +64,12 @@ public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper o
         const int connections = 4, rounds = 1024, size = 64 << 10;
         using Process server = Peer.Start(fixture.Environment, ["unshare", "--pid", "--fork"], "echo", "--scope", "process", "--prepare", "false",
             "--connections", connections.ToString());
-        int port = await ReadPortAsync(server);
+        int port = await Peer.ReadPortAsync(server);
         using Process client = Peer.Start(fixture.Environment, [], "ping", "--scope", "process", "--prepare", "false", "--ports", port.ToString(),
             "--connections", connections.ToString(), "--messages", rounds.ToString(), "--max-size", size.ToString());
 
-        StressPeerOutput pinged = await ResultAsync(client);
-        StressPeerOutput echoed = await ResultAsync(server);
+        StressPeerOutput pinged = await Peer.ResultAsync(client);
+        StressPeerOutput echoed = await Peer.ResultAsync(server);
         output.WriteLine($"client: {pinged.Statistics}; server: {echoed.Statistics}");
         foreach (StressPeerOutput side in new[] { pinged, echoed })
         {
@@ -120,7 +119,7 @@ public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper o
     public async Task A_killed_process_leaves_no_scope_behind()
     {
         using Process server = Peer.Start(fixture.Environment, [], "echo", "--scope", "process", "--prepare", "false", "--connections", "1");
-        await ReadPortAsync(server);
+        await Peer.ReadPortAsync(server);
         using (var during = AccelerationEngine.Start(fixture.Environment.Options()))
         {
             Assert.Single(ScopeEntries(during));
@@ -165,25 +164,5 @@ public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper o
         var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await client.ConnectAsync(listener.LocalEndPoint!);
         return (client, await listener.AcceptAsync());
-    }
-
-    private static async Task<int> ReadPortAsync(Process peer)
-    {
-        string? line = await peer.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        if (line is null || !line.StartsWith("PORT ", StringComparison.Ordinal))
-        {
-            throw new InvalidOperationException($"peer said '{line}': {await peer.StandardError.ReadToEndAsync()}");
-        }
-
-        return int.Parse(line[5..]);
-    }
-
-    private static async Task<StressPeerOutput> ResultAsync(Process peer)
-    {
-        Task<string> stdout = peer.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = peer.StandardError.ReadToEndAsync();
-        await peer.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
-        Assert.True(peer.ExitCode == 0, $"peer exited with {peer.ExitCode}: {await stderr}");
-        return JsonSerializer.Deserialize<StressPeerOutput>(await stdout)!;
     }
 }
