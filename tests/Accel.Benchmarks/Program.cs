@@ -6,6 +6,8 @@
 //   dotnet run -c Release --project tests/Accel.Benchmarks                more rounds, 1 GiB downloads
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --redis-only   the Redis-protocol case alone, printed
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --tracker-only the read tracker's cost alone, printed
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --profile-only the CPU split of the HTTP load alone, printed
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --program-only the sk_msg program's ns per message alone
 // Writes results/benchmarks.md and results/ratios.png at the repository root.
 using System.Diagnostics;
 using Accel;
@@ -45,6 +47,23 @@ if (args.Contains("--redis-only"))
     var table = new System.Text.StringBuilder();
     Accel.Benchmarks.Paired.PairedReport.WriteTable(table, alone, "none", [("none-aa", "A/A"), ("accel", "accelerated / none")]);
     Console.WriteLine(table);
+    return 0;
+}
+
+if (args.Contains("--profile-only"))
+{
+    Console.WriteLine(await PairedHttpBenchmarks.ProfileOnlyAsync(env));
+    return 0;
+}
+
+if (args.Contains("--program-only"))
+{
+    for (int i = 0; i < 5; i++)
+    {
+        var (ns, messages) = RawSocketBenchmarks.ProgramCost(engine, 100_000);
+        Console.WriteLine($"sk_msg program: {ns:0} ns per message over {messages} messages (raw 64 B round trips)");
+    }
+
     return 0;
 }
 

@@ -77,6 +77,20 @@ internal static class RawSocketBenchmarks
         return Task.CompletedTask;
     }
 
+    /// <summary>The sk_msg program's own cost, ns per message, from the kernel's BPF statistics over raw accelerated
+    /// 64 B round trips (two messages each): the program alone, without HTTP around it.</summary>
+    public static (double MessageNs, long Messages) ProgramCost(AccelerationEngine engine, int roundTrips)
+    {
+        using var pair = BenchPair.Create(Transport.Accelerated, engine);
+        PingPong(pair, 64, 1000);
+        using IDisposable? stats = engine.EnableProgramStatistics();
+        var before = engine.ReadProgramStatistics();
+        PingPong(pair, 64, roundTrips);
+        var after = engine.ReadProgramStatistics();
+        long messages = (long)(after.Message.Runs - before.Message.Runs);
+        return ((after.Message.Ns - before.Message.Ns) / (double)Math.Max(1, messages), messages);
+    }
+
     /// <summary>Two network namespaces joined by veth, where the TCP path is longest (two stacks, a veth pair).
     /// Peers in the namespaces count as same-host through SameHostPeerRanges.</summary>
     private static void AcrossNamespaces(KernelTestEnvironment env, Settings settings, Report report)

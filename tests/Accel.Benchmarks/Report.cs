@@ -71,18 +71,7 @@ internal sealed class Report(Settings settings)
 
         if (http.Profiles.Count > 0)
         {
-            md.AppendLine("Where the CPU time of both processes goes, 1 KiB responses, 64 concurrent (perf, cpu-clock samples of the two processes, 5 s each; shares of their samples):");
-            md.AppendLine();
-            md.AppendLine($"| run | {string.Join(" | ", CpuProfile.Classes)} |");
-            md.AppendLine($"|---|{string.Concat(CpuProfile.Classes.Select(_ => "---:|"))}");
-            foreach (var (run, split) in http.Profiles)
-            {
-                md.AppendLine(CultureInfo.InvariantCulture, $"| {run.Replace("h1", "HTTP/1.1", StringComparison.Ordinal).Replace("accel", "accelerated", StringComparison.Ordinal).Replace("none", "no library", StringComparison.Ordinal)} | {string.Join(" | ", CpuProfile.Classes.Select(c => $"{split[c]:0}%"))} |");
-            }
-
-            md.AppendLine();
-            md.AppendLine("The TCP/IP share without the library is the most a redirect can remove (the ceiling). `pvm_irq_enable` is this VM's paravirtual interrupt enabling, charged wherever the kernel re-enables interrupts.");
-            md.AppendLine();
+            WriteProfiles(md, http.Profiles);
         }
 
         md.AppendLine(CultureInfo.InvariantCulture, $"The sk_msg program's own cost under accelerated HTTP load (the kernel's BPF statistics, BPF_ENABLE_STATS, read through the loader; a separate pass): {http.Program.MessageNs:0} ns per message over {http.Program.Messages} messages. The kernel's timing itself is part of it: on this VM a program that returns at once measures about 125 ns.");
@@ -149,4 +138,36 @@ internal sealed class Report(Settings settings)
 
     private static string CpuModel()
         => File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':')[1].Trim() ?? "unknown CPU";
+
+    /// <summary>The CPU split table: per class the share of both processes' samples and its time per request, then
+    /// the scheduler events per request.</summary>
+    public static void WriteProfiles(StringBuilder md, Dictionary<string, ProfileRun> profiles)
+    {
+        static string Run(string run) => run.Replace("h1", "HTTP/1.1", StringComparison.Ordinal).Replace("accel", "accelerated", StringComparison.Ordinal).Replace("none", "no library", StringComparison.Ordinal);
+        md.AppendLine("Where the CPU time of both processes goes, 1 KiB responses, 64 concurrent (perf, cpu-clock samples of the two processes with their kernel call chains, 5 s each; share of the samples, and that share of the CPU time per request):");
+        md.AppendLine();
+        md.AppendLine($"| run | CPU per request | {string.Join(" | ", CpuProfile.Classes)} |");
+        md.AppendLine($"|---|---:|{string.Concat(CpuProfile.Classes.Select(_ => "---:|"))}");
+        foreach (var (run, p) in profiles)
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {Run(run)} | {p.CpuUsPerRequest:0.0} us | {string.Join(" | ", CpuProfile.Classes.Select(c => $"{p.Shares[c]:0}% ({p.Shares[c] * p.CpuUsPerRequest / 100:0.0} us)"))} |");
+        }
+
+        md.AppendLine();
+        md.AppendLine("Each sample is charged to the first frame of its kernel call chain that belongs to a class: copies, allocations, locks and this VM's interrupt enabling (`pvm_irq_enable`, where a sample lands when interrupts were off while it was due) go to their caller, and waking a socket's reader counts as a wake-up on both paths. The TCP/IP time without the library is the most a redirect can remove (the ceiling).");
+        md.AppendLine();
+        if (profiles.Values.All(p => p.EventsPerRequest is not null))
+        {
+            md.AppendLine("Scheduler events per request, both processes (perf stat on tracepoints, the same load, a slice of its own):");
+            md.AppendLine();
+            md.AppendLine($"| run | {string.Join(" | ", CpuProfile.Events.Select(e => e.Title))} |");
+            md.AppendLine($"|---|{string.Concat(CpuProfile.Events.Select(_ => "---:|"))}");
+            foreach (var (run, p) in profiles)
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {Run(run)} | {string.Join(" | ", CpuProfile.Events.Select(e => $"{p.EventsPerRequest![e.Event]:0.00}"))} |");
+            }
+
+            md.AppendLine();
+        }
+    }
 }

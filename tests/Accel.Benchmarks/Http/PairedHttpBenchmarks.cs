@@ -39,22 +39,57 @@ internal static class PairedHttpBenchmarks
         var stats = System.Text.Json.JsonDocument.Parse(await clients["accel", "h1"].GetStringAsync("/stats")).RootElement;
         long redirected = stats.GetProperty("redirectedBytes").GetInt64(), tcp = stats.GetProperty("tcpBytes").GetInt64();
         var syscalls = await SyscallsPerRequestAsync(clients, serverPid);
-        var profiles = new Dictionary<string, Dictionary<string, double>>();
+        var profiles = await ProfilesAsync(clients, serverPid);
+        var program = await ProgramCostAsync(clients, engine);
+        return new HttpResults(cases.SelectMany(c => c.Metrics).ToList(), redirected / (double)Math.Max(1, redirected + tcp),
+            stats.GetProperty("pacedWrites").GetInt64(), stats.GetProperty("degradedDirections").GetInt64(), syscalls, program, profiles);
+    }
+
+    /// <summary>The CPU split (<see cref="CpuProfile"/>) of both processes under the 64-way 1 KiB load, without the
+    /// library and accelerated, for both protocols, with each class's time per request and the scheduler events
+    /// per request from a second slice.</summary>
+    private static async Task<Dictionary<string, ProfileRun>> ProfilesAsync(ModeClients clients, int serverPid)
+    {
+        var profiles = new Dictionary<string, ProfileRun>();
+        int[] pids = [serverPid, Environment.ProcessId];
         foreach (string proto in new[] { "h1", "h2c" })
         {
             foreach (string mode in new[] { "none", "accel" })
             {
                 PairedCase load = Concurrent(clients, proto, 1024, 64, TimeSpan.FromSeconds(5.5), serverPid);
-                if (await CpuProfile.MeasureAsync([serverPid, Environment.ProcessId], () => load.Slice(mode), TimeSpan.FromSeconds(5)) is { } split)
+                IReadOnlyDictionary<string, double>? sampled = null;
+                var split = await CpuProfile.MeasureAsync(pids, async () => sampled = await load.Slice(mode), TimeSpan.FromSeconds(5));
+                IReadOnlyDictionary<string, double>? counted = null;
+                var events = await CpuProfile.CountEventsAsync(pids, async () => counted = await load.Slice(mode), TimeSpan.FromSeconds(5));
+                if (split is not null && sampled is not null)
                 {
-                    profiles[$"{proto} {mode}"] = split;
+                    // perf stat counts for 5 s of the 5.5 s slice.
+                    double requests = counted is null ? 0 : counted[$"{proto}-rps"] * 5;
+                    profiles[$"{proto} {mode}"] = new ProfileRun(split, sampled[$"{proto}-cpu"],
+                        events is null || requests == 0 ? null : events.ToDictionary(kv => kv.Key, kv => kv.Value / requests));
                 }
             }
         }
 
-        var program = await ProgramCostAsync(clients, engine);
-        return new HttpResults(cases.SelectMany(c => c.Metrics).ToList(), redirected / (double)Math.Max(1, redirected + tcp),
-            stats.GetProperty("pacedWrites").GetInt64(), stats.GetProperty("degradedDirections").GetInt64(), syscalls, program, profiles);
+        return profiles;
+    }
+
+    /// <summary>The CPU split alone, printed (for working on the data path).</summary>
+    public static async Task<string> ProfileOnlyAsync(KernelTestEnvironment env)
+    {
+        await using var server = await BenchServerProcess.StartAsync(env);
+        using var clients = new ModeClients(env, server);
+        foreach (string proto in new[] { "h1", "h2c" })
+        {
+            // Warm: the first slices of a fresh process run code the JIT has not optimized yet.
+            PairedCase warm = Concurrent(clients, proto, 1024, 64, TimeSpan.FromSeconds(3), server.Process.Id);
+            await warm.Slice("none");
+            await warm.Slice("accel");
+        }
+
+        var text = new System.Text.StringBuilder();
+        Report.WriteProfiles(text, await ProfilesAsync(clients, server.Process.Id));
+        return text.ToString();
     }
 
     private static string Name(string proto) => proto == "h1" ? "HTTP/1.1" : "h2c";
@@ -229,4 +264,8 @@ internal sealed record HttpResults(
     long DegradedDirections,
     Dictionary<(string Mode, string Proto), double> SyscallsPerRequest,
     (double MessageNs, long Messages, double SockOpsNs, long SockOpsRuns) Program,
-    Dictionary<string, Dictionary<string, double>> Profiles);
+    Dictionary<string, ProfileRun> Profiles);
+
+/// <summary>One profiled load: the share of each CPU class, the CPU time per request of both processes, and the
+/// scheduler events per request (null without perf stat).</summary>
+internal sealed record ProfileRun(Dictionary<string, double> Shares, double CpuUsPerRequest, Dictionary<string, double>? EventsPerRequest);
