@@ -81,9 +81,15 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
             => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            // Bytes already queued complete the socket's read at once: no state machine for them.
+            ValueTask<int> read = base.ReadAsync(buffer, cancellationToken);
+            return read.IsCompletedSuccessfully ? new ValueTask<int>(Count(read.Result)) : CountWhenDone(read);
+        }
+
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-            => Count(await base.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
+        private async ValueTask<int> CountWhenDone(ValueTask<int> read) => Count(await read.ConfigureAwait(false));
 
         public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 

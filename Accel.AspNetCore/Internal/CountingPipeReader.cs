@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 
 namespace Accel.AspNetCore.Internal;
 
@@ -53,6 +54,8 @@ internal sealed class CountingPipeReader(PipeReader inner, AccelerationFeature f
 
     public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
 
+    // Kestrel's next read on an idle connection is the pending one: a pooled box, not an allocation per request.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ReadResult> Remember(ValueTask<ReadResult> pending)
     {
         ReadResult result = await pending.ConfigureAwait(false);
