@@ -144,13 +144,13 @@ internal sealed class Report(Settings settings)
     public static void WriteProfiles(StringBuilder md, Dictionary<string, ProfileRun> profiles)
     {
         static string Run(string run) => run.Replace("h1", "HTTP/1.1", StringComparison.Ordinal).Replace("accel", "accelerated", StringComparison.Ordinal).Replace("none", "no library", StringComparison.Ordinal);
-        md.AppendLine("Where the CPU time of both processes goes, 1 KiB responses, 64 concurrent (perf, cpu-clock samples of the two processes with their kernel call chains, 5 s each; share of the samples, and that share of the CPU time per request):");
+        md.AppendLine("Where the CPU time of both processes goes, 1 KiB responses, 64 concurrent (perf, cpu-clock samples of the two processes with their kernel call chains; share of the samples, and that share of the CPU time per request; the median of three 3 s profiles per row, which also makes the CPU column the sum of the class medians):");
         md.AppendLine();
         md.AppendLine($"| run | CPU per request | {string.Join(" | ", CpuProfile.Classes)} |");
         md.AppendLine($"|---|---:|{string.Concat(CpuProfile.Classes.Select(_ => "---:|"))}");
         foreach (var (run, p) in profiles)
         {
-            md.AppendLine(CultureInfo.InvariantCulture, $"| {Run(run)} | {p.CpuUsPerRequest:0.0} us | {string.Join(" | ", CpuProfile.Classes.Select(c => $"{p.Shares[c]:0}% ({p.Shares[c] * p.CpuUsPerRequest / 100:0.0} us)"))} |");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {Run(run)} | {p.CpuUsPerRequest:0.0} us | {string.Join(" | ", CpuProfile.Classes.Select(c => $"{p.Shares[c]:0}% ({p.Us(c):0.0} us)"))} |");
         }
 
         md.AppendLine();
@@ -158,7 +158,7 @@ internal sealed class Report(Settings settings)
         md.AppendLine();
         if (profiles.Values.All(p => p.EventsPerRequest is not null))
         {
-            md.AppendLine("Scheduler events per request, both processes (perf stat on tracepoints, the same load, a slice of its own):");
+            md.AppendLine("Scheduler events per request, both processes (perf stat on tracepoints, the same load, slices of their own; medians of three):");
             md.AppendLine();
             md.AppendLine($"| run | {string.Join(" | ", CpuProfile.Events.Select(e => e.Title))} |");
             md.AppendLine($"|---|{string.Concat(CpuProfile.Events.Select(_ => "---:|"))}");

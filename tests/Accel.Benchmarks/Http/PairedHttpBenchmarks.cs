@@ -47,31 +47,39 @@ internal static class PairedHttpBenchmarks
 
     /// <summary>The CPU split (<see cref="CpuProfile"/>) of both processes under the 64-way 1 KiB load, without the
     /// library and accelerated, for both protocols, with each class's time per request and the scheduler events
-    /// per request from a second slice.</summary>
+    /// per request from a slice of their own. Three rounds, the modes' order alternating; each figure is the median of
+    /// the rounds (one profile of a few seconds varies by a third from run to run in its TCP/IP time).</summary>
     private static async Task<Dictionary<string, ProfileRun>> ProfilesAsync(ModeClients clients, int serverPid)
     {
-        var profiles = new Dictionary<string, ProfileRun>();
+        const int rounds = 3;
+        var duration = TimeSpan.FromSeconds(3);
+        var runs = new Dictionary<string, List<ProfileRun>>();
         int[] pids = [serverPid, Environment.ProcessId];
-        foreach (string proto in new[] { "h1", "h2c" })
+        for (int round = 0; round < rounds; round++)
         {
-            foreach (string mode in new[] { "none", "accel" })
+            foreach (string proto in new[] { "h1", "h2c" })
             {
-                PairedCase load = Concurrent(clients, proto, 1024, 64, TimeSpan.FromSeconds(5.5), serverPid);
-                IReadOnlyDictionary<string, double>? sampled = null;
-                var split = await CpuProfile.MeasureAsync(pids, async () => sampled = await load.Slice(mode), TimeSpan.FromSeconds(5));
-                IReadOnlyDictionary<string, double>? counted = null;
-                var events = await CpuProfile.CountEventsAsync(pids, async () => counted = await load.Slice(mode), TimeSpan.FromSeconds(5));
-                if (split is not null && sampled is not null)
+                foreach (string mode in round % 2 == 0 ? new[] { "none", "accel" } : new[] { "accel", "none" })
                 {
-                    // perf stat counts for 5 s of the 5.5 s slice.
-                    double requests = counted is null ? 0 : counted[$"{proto}-rps"] * 5;
-                    profiles[$"{proto} {mode}"] = new ProfileRun(split, sampled[$"{proto}-cpu"],
-                        events is null || requests == 0 ? null : events.ToDictionary(kv => kv.Key, kv => kv.Value / requests));
+                    PairedCase load = Concurrent(clients, proto, 1024, 64, duration + TimeSpan.FromSeconds(0.5), serverPid);
+                    IReadOnlyDictionary<string, double>? sampled = null;
+                    var split = await CpuProfile.MeasureAsync(pids, async () => sampled = await load.Slice(mode), duration);
+                    IReadOnlyDictionary<string, double>? counted = null;
+                    var events = await CpuProfile.CountEventsAsync(pids, async () => counted = await load.Slice(mode), duration);
+                    if (split is not null && sampled is not null)
+                    {
+                        // perf stat counts for `duration` of the slice.
+                        double requests = counted is null ? 0 : counted[$"{proto}-rps"] * duration.TotalSeconds;
+                        var run = new ProfileRun(split, sampled[$"{proto}-cpu"],
+                            events is null || requests == 0 ? null : events.ToDictionary(kv => kv.Key, kv => kv.Value / requests));
+                        string key = $"{proto} {mode}";
+                        (runs.TryGetValue(key, out var list) ? list : runs[key] = new List<ProfileRun>()).Add(run);
+                    }
                 }
             }
         }
 
-        return profiles;
+        return runs.ToDictionary(kv => kv.Key, kv => ProfileRun.Median(kv.Value));
     }
 
     /// <summary>The CPU split alone, printed (for working on the data path).</summary>
@@ -268,4 +276,26 @@ internal sealed record HttpResults(
 
 /// <summary>One profiled load: the share of each CPU class, the CPU time per request of both processes, and the
 /// scheduler events per request (null without perf stat).</summary>
-internal sealed record ProfileRun(Dictionary<string, double> Shares, double CpuUsPerRequest, Dictionary<string, double>? EventsPerRequest);
+internal sealed record ProfileRun(Dictionary<string, double> Shares, double CpuUsPerRequest, Dictionary<string, double>? EventsPerRequest)
+{
+    /// <summary>Time per request of one class.</summary>
+    public double Us(string cls) => Shares[cls] * CpuUsPerRequest / 100;
+
+    /// <summary>Per class the median time per request over <paramref name="runs"/> (shares recomputed from them), the
+    /// median CPU time and the median of each event count.</summary>
+    public static ProfileRun Median(IReadOnlyList<ProfileRun> runs)
+    {
+        static double Mid(IEnumerable<double> values)
+        {
+            double[] v = values.Order().ToArray();
+            return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
+        }
+
+        var us = CpuProfile.Classes.ToDictionary(c => c, c => Mid(runs.Select(r => r.Us(c))));
+        double total = us.Values.Sum();
+        var events = runs.All(r => r.EventsPerRequest is not null)
+            ? CpuProfile.Events.ToDictionary(e => e.Event, e => Mid(runs.Select(r => r.EventsPerRequest![e.Event])))
+            : null;
+        return new ProfileRun(us.ToDictionary(kv => kv.Key, kv => 100 * kv.Value / total), total, events);
+    }
+}
