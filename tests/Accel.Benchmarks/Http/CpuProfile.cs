@@ -80,6 +80,7 @@ internal static partial class CpuProfile
             await record.WaitForExitAsync();
             var script = Process.Start(new ProcessStartInfo("perf", ["script", "-i", data, "-F", "ip,sym,dso"])
             { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            Task<string> warnings = script.StandardError.ReadToEndAsync(); // drained, so that perf never blocks on it
             var counts = Classes.ToDictionary(c => c, _ => 0L);
             var frames = new List<(bool Kernel, string Symbol)>();
             long samples = 0;
@@ -112,6 +113,7 @@ internal static partial class CpuProfile
             }
 
             await script.WaitForExitAsync();
+            await warnings;
             return samples == 0 ? null : counts.ToDictionary(kv => kv.Key, kv => 100.0 * kv.Value / samples);
         }
         finally
@@ -178,7 +180,7 @@ internal static partial class CpuProfile
     [GeneratedRegex("^(sk_msg|sk_psock|tcp_bpf|bpf_|__bpf|sock_hash|sock_map|__sock_map|sk_storage|bpf_sk_storage|__cgroup_bpf|sk_msg_|bpf_prog_)")]
     private static partial Regex SockmapBpf();
 
-    [GeneratedRegex("^(schedule|__schedule|sched_|pick_next|pick_task|enqueue_|dequeue_|try_to_wake_up|ttwu_|wake_up|__wake_up|autoremove_wake|finish_task_switch|switch_mm|__switch_to|update_curr|update_load|select_task_rq|check_preempt|resched|set_next_entity|put_prev|do_idle|cpuidle|default_idle|futex|__futex|hrtimer|load_balance|sched_balance|newidle|schedule_hrtimeout|process_timeout|sock_def_readable|sock_def_write_space|sk_psock_data_ready)")]
+    [GeneratedRegex("^(schedule|__schedule|sched_|pick_next|pick_task|enqueue_|dequeue_|try_to_wake_up|ttwu_|wake_up|__wake_up|autoremove_wake|finish_task_switch|switch_mm|__switch_to|update_curr|update_load|select_task_rq|check_preempt|resched|set_next_entity|put_prev|do_idle|cpuidle|default_idle|futex|__futex|hrtimer|load_balance|sched_balance|newidle|schedule_hrtimeout|process_timeout|sock_def_readable|sock_def_write_space)")]
     private static partial Regex Scheduler();
 
     [GeneratedRegex("^(tcp_|__tcp|ip_|__ip|ipv6_|ip6_|__ip6|inet_|inet6_|__inet|skb_|__skb|kfree_skb|consume_skb|alloc_skb|__alloc_skb|net_rx|__netif|netif_|napi_|__napi|process_backlog|loopback_xmit|dev_hard_start|__dev_queue|dev_queue|validate_xmit|nf_|ipt_|sk_stream|sk_reset_timer|__sk_mem|sk_mem|lock_sock|release_sock|__release_sock|sk_wait|sk_filter|__sk_dst|dst_|raw_local_deliver|__copy_skb|csum_|veth_|__kfree_skb|sk_page_frag|skb_page_frag|__build_skb|build_skb|napi_alloc|handle_softirqs|__do_softirq|do_softirq|net_rx_action)")]
