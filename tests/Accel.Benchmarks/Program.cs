@@ -10,6 +10,7 @@
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --program-only the sk_msg program's ns per message alone
 // Writes results/benchmarks.md and results/ratios.png at the repository root.
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Accel;
 using Accel.Benchmarks;
 using Accel.Benchmarks.Http;
@@ -31,6 +32,19 @@ Directory.CreateDirectory(outDir);
 var settings = new Settings(quick);
 
 using var env = new KernelTestEnvironment();
+// Stopped with Ctrl+C or SIGTERM: the environment's cleanup still runs (it kills the server process left in the
+// cgroup, removes the cgroup and unmounts the private bpffs) before the default action ends the process.
+int cleaned = 0;
+void CleanUp(PosixSignalContext _)
+{
+    if (Interlocked.Exchange(ref cleaned, 1) == 0)
+    {
+        env.Dispose();
+    }
+}
+
+using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, CleanUp);
+using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, CleanUp);
 var report = new Report(settings);
 var startClock = Stopwatch.StartNew();
 using var engine = AccelerationEngine.Start(env.Options());
