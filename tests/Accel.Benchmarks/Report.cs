@@ -43,13 +43,15 @@ internal sealed class Report(Settings settings)
             with a distribution-free 95% interval; an interval that holds 1.00 is "within noise", never a win.
             Modes: **none** = no library at all (Kestrel's socket transport, a default `SocketsHttpHandler`), **A/A** = the
             same again through a second client (the run's own noise), **off** = the library with `Enabled = false`,
-            **accelerated**, **UDS** = a Unix domain socket (no library), **factory** = an `IHttpClientFactory` client without
+            **accelerated** (an `IHttpClientFactory` client), **accelerated handler** = a default `SocketsHttpHandler` whose
+            `ConnectCallback` is the library's `SidecarlessAcceleration.ConnectCallback` (the library without the factory, as
+            YARP uses it), **UDS** = a Unix domain socket (no library), **factory** = an `IHttpClientFactory` client without
             the library (server: the none app). Ratios < 1 are faster for times and costs, > 1 for rates.
             """);
         md.AppendLine();
         md.AppendLine("## HTTP (IHttpClientFactory / SocketsHttpHandler client, Kestrel server, separate processes)");
         md.AppendLine();
-        PairedReport.WriteTable(md, http.Metrics, "none", [("none-aa", "A/A"), ("factory", "factory / none"), ("off", "off / none"), ("accel", "accelerated / none"), ("uds", "UDS / none")]);
+        PairedReport.WriteTable(md, http.Metrics, "none", [("none-aa", "A/A"), ("factory", "factory / none"), ("off", "off / none"), ("accel", "accelerated / none"), ("handler", "accelerated handler / none"), ("uds", "UDS / none")]);
         md.AppendLine("The library's own effect, against an IHttpClientFactory client without it (both clients then pay the factory's handlers):");
         md.AppendLine();
         PairedReport.WriteTable(md, http.Metrics, "factory", [("off", "off / factory"), ("accel", "accelerated / factory")]);

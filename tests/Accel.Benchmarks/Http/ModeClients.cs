@@ -2,7 +2,9 @@ using System.Net;
 using System.Net.Sockets;
 using Accel.Testing;
 using Microsoft.Extensions.Configuration;
+using Accel.AspNetCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Accel.Benchmarks.Http;
 
@@ -11,12 +13,15 @@ namespace Accel.Benchmarks.Http;
 /// <see cref="SocketsHttpHandler"/>s with no library (the second one is the A/A check: same thing, separate pool),
 /// <c>off</c> and <c>accel</c> are IHttpClientFactory clients with the library (Enabled = false / true), <c>uds</c> a
 /// default handler over the server's Unix sockets, <c>factory</c> an IHttpClientFactory client without the library (to
-/// the <c>none</c> app: what the factory's own handlers cost, apart from the library).
+/// the <c>none</c> app: what the factory's own handlers cost, apart from the library), <c>handler</c> a default
+/// SocketsHttpHandler whose ConnectCallback is the library's public <see cref="SidecarlessAcceleration.ConnectCallback"/>
+/// (the library without the factory, as YARP uses it).
 /// </summary>
 internal sealed class ModeClients : IDisposable
 {
     private readonly Dictionary<(string Mode, string Proto), HttpClient> _clients = new();
     private readonly List<IDisposable> _owned = new();
+    private List<IHostedLifecycleService> _lifecycle = new();
 
     public ModeClients(KernelTestEnvironment env, BenchServerProcess server)
     {
@@ -65,6 +70,25 @@ internal sealed class ModeClients : IDisposable
             var factory = provider.GetRequiredService<IHttpClientFactory>();
             _clients[(mode, "h1")] = factory.CreateClient("h1");
             _clients[(mode, "h2c")] = factory.CreateClient("h2c");
+            if (mode == "accel")
+            {
+                // What a host does at start: the library's startup makes SidecarlessAcceleration.ConnectCallback
+                // connect through this application's fast path.
+                _lifecycle = provider.GetServices<IHostedService>().OfType<IHostedLifecycleService>().ToList();
+                foreach (IHostedLifecycleService service in _lifecycle)
+                {
+                    service.StartingAsync(CancellationToken.None).GetAwaiter().GetResult();
+                }
+
+                // A default SocketsHttpHandler with the library's public connect callback, as YARP or a gRPC channel
+                // with a handler of its own uses it: the library without IHttpClientFactory's handlers.
+                foreach (var (proto, url) in new[] { ("h1", h1), ("h2c", h2) })
+                {
+                    var client = new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(url) };
+                    _owned.Add(client);
+                    _clients[("handler", proto)] = Configure(client, proto);
+                }
+            }
         }
     }
 
@@ -72,6 +96,11 @@ internal sealed class ModeClients : IDisposable
 
     public void Dispose()
     {
+        foreach (IHostedLifecycleService service in _lifecycle)
+        {
+            service.StoppedAsync(CancellationToken.None).GetAwaiter().GetResult();
+        }
+
         foreach (IDisposable d in _owned)
         {
             d.Dispose();
