@@ -1,8 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
+using Accel.AspNetCore;
 using Accel.Testing;
 using Microsoft.Extensions.Configuration;
-using Accel.AspNetCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -21,7 +21,7 @@ internal sealed class ModeClients : IDisposable
 {
     private readonly Dictionary<(string Mode, string Proto), HttpClient> _clients = new();
     private readonly List<IDisposable> _owned = new();
-    private List<IHostedLifecycleService> _lifecycle = new();
+    private readonly List<IHostedLifecycleService> _lifecycle = new();
 
     public ModeClients(KernelTestEnvironment env, BenchServerProcess server)
     {
@@ -74,7 +74,7 @@ internal sealed class ModeClients : IDisposable
             {
                 // What a host does at start: the library's startup makes SidecarlessAcceleration.ConnectCallback
                 // connect through this application's fast path.
-                _lifecycle = provider.GetServices<IHostedService>().OfType<IHostedLifecycleService>().ToList();
+                _lifecycle.AddRange(provider.GetServices<IHostedService>().OfType<IHostedLifecycleService>());
                 foreach (IHostedLifecycleService service in _lifecycle)
                 {
                     service.StartingAsync(CancellationToken.None).GetAwaiter().GetResult();
