@@ -285,11 +285,7 @@ internal sealed record ProfileRun(Dictionary<string, double> Shares, double CpuU
     /// median CPU time and the median of each event count.</summary>
     public static ProfileRun Median(IReadOnlyList<ProfileRun> runs)
     {
-        static double Mid(IEnumerable<double> values)
-        {
-            double[] v = values.Order().ToArray();
-            return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
-        }
+        static double Mid(IEnumerable<double> values) => MedianInterval.Of(values).Median;
 
         var us = CpuProfile.Classes.ToDictionary(c => c, c => Mid(runs.Select(r => r.Us(c))));
         double total = us.Values.Sum();

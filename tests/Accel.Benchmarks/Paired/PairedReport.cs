@@ -73,14 +73,8 @@ internal static class PairedReport
         double? RateCeiling(string proto) => CpuCeiling(proto) is { } c ? 1 / c : null; // both CPUs are saturated: rate ~ 1 / CPU per request
         double? LatencyCeiling(string proto, string id)
         {
-            var baseline = M(http, id).Rounds.GetValueOrDefault("none");
-            if (Removable(proto) is not { } r || baseline is null || baseline.Count == 0)
-            {
-                return null;
-            }
-
-            double p50 = baseline.Order().ElementAt(baseline.Count / 2);
-            return (p50 - r) / p50;
+            double p50 = PairedRunner.Absolute(M(http, id), "none").Median; // the table's "none, median"
+            return Removable(proto) is { } r && !double.IsNaN(p50) ? (p50 - r) / p50 : null;
         }
 
         var offWorst = http.Select(m => (m, r: PairedRunner.Ratio(m, "off", "none"))).ToList();
