@@ -81,6 +81,12 @@ if (args.Contains("--program-only"))
     return 0;
 }
 
+if (args.Contains("--large-only"))
+{
+    Console.WriteLine(await PairedHttpBenchmarks.LargeOnlyAsync(env, settings));
+    return 0;
+}
+
 if (args.Contains("--tracker-only"))
 {
     Console.WriteLine(await TrackerCost.MeasureAsync(env, quick));

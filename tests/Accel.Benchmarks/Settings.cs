@@ -25,8 +25,11 @@ internal sealed record Settings(bool Quick)
     /// <summary>Length of one throughput slice.</summary>
     public TimeSpan SliceDuration => TimeSpan.FromMilliseconds(300);
 
-    /// <summary>The large download of one slice.</summary>
+    /// <summary>The size of one large download (a slice makes several; <see cref="LargeSlice"/>).</summary>
     public long LargeBody => Quick ? 64L << 20 : 1L << 30;
+
+    /// <summary>Least length of one large-download slice: as many downloads as fit (see the case).</summary>
+    public TimeSpan LargeSlice => TimeSpan.FromMilliseconds(Quick ? 400 : 1500);
 
     /// <summary>Round trips in one raw-socket slice.</summary>
     public int RoundTripsPerSlice(int size) => size <= 1024 ? 1000 : 400;
