@@ -16,7 +16,8 @@ namespace Accel.Internal;
 /// <remarks>
 /// Without reports, a writer may redirect only its first bound's worth of bytes. The tracker gives every socket of
 /// the process that the kernel put into the fast path a slot in a shared, memory-mapped BPF array, soon after the
-/// kernel inserted it (it looks for new sockets when the engine's count of inserted sockets moves). Once a writer is
+/// kernel inserted it (it looks for new sockets when the engine's count of inserted sockets moves, and twice more in
+/// the next second, for a server's sockets accepted after it looked). Once a writer is
 /// past a quarter of its bound, its sk_msg program writes its redirected total into its reader's slot and bumps the
 /// block's change count. Every millisecond (every fourth when nothing moved for 100 ms) the tracker reads the change counts of its blocks from memory, without a
 /// syscall, and for a slot that moved publishes <c>sent - FIONREAD</c>, a lower bound of what the reader consumed
@@ -31,6 +32,8 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     private static readonly TimeSpan QuietPeriod = TimeSpan.FromMilliseconds(4);
     private static readonly TimeSpan QuietAfter = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan DiscoverAtMostEvery = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan LookAgainFirst = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan LookAgainLast = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan SweepEvery = TimeSpan.FromSeconds(30); // a safety net: closing marks the slot
 
     private readonly KernelFastPath _kernel;
@@ -144,6 +147,7 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
 
         long lastSweep = Stopwatch.GetTimestamp(), lastDiscovery = 0;
         long lastChange = 0;
+        TimeSpan lookAgainAfter = TimeSpan.Zero; // zero: no pass pending
         while (!_stop.IsCancellationRequested)
         {
             // Every millisecond while writers are near their bounds; every fourth after 100 ms without (wakeups cost).
@@ -162,8 +166,13 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                 else if (Stopwatch.GetElapsedTime(lastDiscovery) >= DiscoverAtMostEvery)
                 {
                     ulong inserted = _kernel.ReadOwner(_owner).Inserted;
-                    if (inserted != _insertedSeen)
+                    bool due = lookAgainAfter > TimeSpan.Zero && Stopwatch.GetElapsedTime(lastDiscovery) >= lookAgainAfter;
+                    if (inserted != _insertedSeen || due)
                     {
+                        // A server's socket is inserted at the handshake but has a descriptor only once the application
+                        // accepts it, which may come after this pass: two more passes, 100 ms and then 1 s later, find
+                        // it even when nothing else is inserted meanwhile (a later accept still has the waiting count).
+                        lookAgainAfter = inserted != _insertedSeen ? LookAgainFirst : lookAgainAfter < LookAgainLast ? lookAgainAfter * 10 : TimeSpan.Zero;
                         _insertedSeen = inserted;
                         Discover(everyDescriptor: false);
                         lastDiscovery = Stopwatch.GetTimestamp();
@@ -310,9 +319,18 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                     continue;
                 }
 
-                if (_kernel.ReadConfig(fd, out AccelSockConfig config) < 0 || config.Owner != _owner || config.Tracker != Id)
+                int read = _kernel.ReadConfig(fd, out AccelSockConfig config);
+                if (read < 0 && read != -Errno.ENOENT)
                 {
-                    _known.Add(fd); // not a socket of ours in scope (or the library's own transport's, which report)
+                    // Not a socket (ENOTSOCK), or closed since the listing: not remembered, as the number is likely to
+                    // be a socket's next. The listing's own directory descriptor is one of these, and it is the lowest
+                    // free number when it closes: remembered, the next socket accepted would never be looked at.
+                    continue;
+                }
+
+                if (read < 0 || config.Owner != _owner || config.Tracker != Id)
+                {
+                    _known.Add(fd); // a socket, not of ours in scope (or the library's own transport's, which report)
                     continue;
                 }
 

@@ -113,6 +113,46 @@ public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper o
         }
     }
 
+    /// <summary>A server's socket is inserted at the handshake, but has a descriptor only once accepted. Accepted after
+    /// the tracker looked for the insertion's sockets, and with nothing inserted after it, it still gets its slot
+    /// without waiting for its writer to near the bound.</summary>
+    [KernelFact]
+    public async Task A_connection_accepted_after_the_tracker_looked_is_tracked()
+    {
+        var options = fixture.Environment.Options();
+        options.Scope = AccelerationScope.Process;
+        using var engine = AccelerationEngine.Start(options);
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        long before = engine.GetStatistics().TrackedSockets;
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(listener.LocalEndPoint!);
+        Assert.True(await TrackedReachesAsync(engine, before + 1), "the connecting socket never got a slot");
+        await Task.Delay(50); // the tracker's pass for this insertion is over: the server socket has no descriptor yet
+        using Socket server = await listener.AcceptAsync();
+        Assert.True(await TrackedReachesAsync(engine, before + 2), "the accepted socket never got a slot");
+        await Wire.ExchangeBothWaysAsync(client, server);
+        Assert.Equal(DirectionPath.Redirected, engine.Register(server).GetStatistics().Path);
+    }
+
+    private static async Task<bool> TrackedReachesAsync(AccelerationEngine engine, long count)
+    {
+        var clock = Stopwatch.StartNew();
+        while (engine.GetStatistics().TrackedSockets < count)
+        {
+            if (clock.Elapsed > TimeSpan.FromSeconds(5))
+            {
+                return false;
+            }
+
+            await Task.Delay(10);
+        }
+
+        return true;
+    }
+
     /// <summary>A process in scope that is killed leaves its entry behind (it would opt in the sockets of the next process
     /// with its id); the next engine that opens the pin directory removes it.</summary>
     [KernelFact]
