@@ -39,6 +39,10 @@ internal interface IKernel
 
     /// <summary>ioctl(2) FIONREAD: the bytes waiting to be read on a socket.</summary>
     int BytesToRead(int socketFd, out int count);
+
+    /// <summary>The descriptors this process has open (getdents64(2) of /proc/self/fd, names only: nothing is stat'ed),
+    /// into <paramref name="fds"/>, without the one used to list them; the count.</summary>
+    int OpenDescriptors(List<int> fds);
 }
 
 /// <summary>What <see cref="IKernel.Stat"/> reports about a path.</summary>

@@ -20,6 +20,13 @@ internal sealed unsafe partial class LinuxKernel : IKernel
         _ => -1,
     };
 
+    private static readonly long GetdentsSyscallNumber = RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => 217,
+        Architecture.Arm64 => 61,
+        _ => -1,
+    };
+
     private LinuxKernel()
     {
     }
@@ -111,6 +118,62 @@ internal sealed unsafe partial class LinuxKernel : IKernel
         int r = ioctl(socketFd, Fionread, &value);
         count = value;
         return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
+    }
+
+    public int OpenDescriptors(List<int> fds)
+    {
+        fds.Clear();
+        if (GetdentsSyscallNumber < 0)
+        {
+            return -Errno.ENOSYS;
+        }
+
+        int dir = open("/proc/self/fd", O_CLOEXEC, 0);
+        if (dir < 0)
+        {
+            return -Marshal.GetLastPInvokeError();
+        }
+
+        try
+        {
+            const int Size = 32 * 1024;
+            byte* buffer = stackalloc byte[Size];
+            while (true)
+            {
+                long n = syscall(GetdentsSyscallNumber, dir, buffer, Size);
+                if (n < 0)
+                {
+                    return -Marshal.GetLastPInvokeError();
+                }
+
+                if (n == 0)
+                {
+                    return fds.Count;
+                }
+
+                // struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name (NUL-terminated).
+                for (long offset = 0; offset < n; offset += *(ushort*)(buffer + offset + 16))
+                {
+                    byte* name = buffer + offset + 19;
+                    int fd = 0;
+                    bool number = *name != 0;
+                    for (; *name != 0; name++)
+                    {
+                        number &= *name is >= (byte)'0' and <= (byte)'9';
+                        fd = fd * 10 + (*name - '0');
+                    }
+
+                    if (number && fd != dir)
+                    {
+                        fds.Add(fd);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            close(dir);
+        }
     }
 
     [LibraryImport("libc", SetLastError = true)]

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Runtime.InteropServices;
 using Accel.Native.Abi;
 using Accel.Native.Interop;
@@ -46,6 +45,7 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     private readonly long _mappingLength;
     private readonly Dictionary<int, Tracked> _tracked = new();
     private readonly HashSet<int> _known = new(); // descriptors checked and found not to need a slot
+    private readonly List<int> _descriptors = new(); // the last listing (reused)
     private readonly Stack<int> _freeSlots = new();
     private readonly List<int> _blocks = new();
     private readonly Dictionary<int, ulong> _changedSeen = new();
@@ -289,14 +289,10 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     /// <paramref name="everyDescriptor"/>, descriptors checked before are skipped.</summary>
     private void Discover(bool everyDescriptor)
     {
-        List<int> fds;
-        try
-        {
-            fds = Directory.EnumerateFileSystemEntries("/proc/self/fd")
-                .Select(e => int.TryParse(Path.GetFileName(e), NumberStyles.None, CultureInfo.InvariantCulture, out int fd) ? fd : -1)
-                .Where(fd => fd >= 0).ToList();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        // Names only: a directory enumeration that tells files from directories stat()s every entry, which follows
+        // each descriptor's link to its socket and cost about 9 us per descriptor (90 ms a pass at 10,000 sockets).
+        List<int> fds = _descriptors;
+        if (_os.OpenDescriptors(fds) < 0)
         {
             return;
         }
@@ -322,9 +318,9 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                 int read = _kernel.ReadConfig(fd, out AccelSockConfig config);
                 if (read < 0 && read != -Errno.ENOENT)
                 {
-                    // Not a socket (ENOTSOCK), or closed since the listing: not remembered, as the number is likely to
-                    // be a socket's next. The listing's own directory descriptor is one of these, and it is the lowest
-                    // free number when it closes: remembered, the next socket accepted would never be looked at.
+                    // Not a socket (ENOTSOCK), or closed since the listing: not remembered. A file or pipe that closes
+                    // frees the lowest number, which the next socket takes; remembered, that socket would never be
+                    // looked at by this cheap pass. Looking again costs one syscall per such descriptor and pass.
                     continue;
                 }
 

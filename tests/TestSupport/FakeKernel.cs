@@ -53,6 +53,12 @@ internal sealed class FakeKernel : IKernel
         return -Errno.EBADF;
     }
 
+    public int OpenDescriptors(List<int> fds)
+    {
+        fds.Clear();
+        return -Errno.ENOSYS;
+    }
+
     public int Stat(string path, out FileFacts facts)
     {
         (int r, facts) = OnStat(path);
