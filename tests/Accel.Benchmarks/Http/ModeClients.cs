@@ -20,6 +20,7 @@ namespace Accel.Benchmarks.Http;
 internal sealed class ModeClients : IDisposable
 {
     private readonly Dictionary<(string Mode, string Proto), HttpClient> _clients = new();
+    private readonly Dictionary<(string Mode, string Proto), Func<HttpClient>> _fresh = new();
     private readonly List<IDisposable> _owned = new();
     private readonly List<IHostedLifecycleService> _lifecycle = new();
 
@@ -30,21 +31,27 @@ internal sealed class ModeClients : IDisposable
             var (h1, h2) = server.Endpoints[mode == "none-aa" ? "none" : mode];
             foreach (var (proto, url) in new[] { ("h1", h1), ("h2c", h2) })
             {
-                var handler = new SocketsHttpHandler();
-                if (mode == "uds")
+                HttpClient Create()
                 {
-                    string path = url.Replace("http://unix:", "", StringComparison.Ordinal);
-                    handler.ConnectCallback = async (_, ct) =>
+                    var handler = new SocketsHttpHandler();
+                    if (mode == "uds")
                     {
-                        var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                        await s.ConnectAsync(new UnixDomainSocketEndPoint(path), ct);
-                        return new NetworkStream(s, ownsSocket: true);
-                    };
+                        string path = url.Replace("http://unix:", "", StringComparison.Ordinal);
+                        handler.ConnectCallback = async (_, ct) =>
+                        {
+                            var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                            await s.ConnectAsync(new UnixDomainSocketEndPoint(path), ct);
+                            return new NetworkStream(s, ownsSocket: true);
+                        };
+                    }
+
+                    return Configure(new HttpClient(handler) { BaseAddress = new Uri(mode == "uds" ? "http://localhost" : url) }, proto);
                 }
 
-                var client = new HttpClient(handler) { BaseAddress = new Uri(mode == "uds" ? "http://localhost" : url) };
+                HttpClient client = Create();
                 _owned.Add(client);
-                _clients[(mode, proto)] = Configure(client, proto);
+                _clients[(mode, proto)] = client;
+                _fresh[(mode, proto)] = Create;
             }
         }
 
@@ -65,11 +72,17 @@ internal sealed class ModeClients : IDisposable
 
             services.AddHttpClient("h1", c => c.BaseAddress = new Uri(h1));
             services.AddHttpClient("h2c", c => Configure(c, "h2c").BaseAddress = new Uri(h2));
+            // The same clients with the shortest handler lifetime the factory allows: a client created a second or
+            // more after the last has a new handler, so a new connection.
+            services.AddHttpClient("h1-fresh", c => c.BaseAddress = new Uri(h1)).SetHandlerLifetime(TimeSpan.FromSeconds(1));
+            services.AddHttpClient("h2c-fresh", c => Configure(c, "h2c").BaseAddress = new Uri(h2)).SetHandlerLifetime(TimeSpan.FromSeconds(1));
             ServiceProvider provider = services.BuildServiceProvider();
             _owned.Add(provider);
             var factory = provider.GetRequiredService<IHttpClientFactory>();
             _clients[(mode, "h1")] = factory.CreateClient("h1");
             _clients[(mode, "h2c")] = factory.CreateClient("h2c");
+            _fresh[(mode, "h1")] = () => factory.CreateClient("h1-fresh");
+            _fresh[(mode, "h2c")] = () => factory.CreateClient("h2c-fresh");
             if (mode == "accel")
             {
                 // What a host does at start: the library's startup makes SidecarlessAcceleration.ConnectCallback
@@ -84,15 +97,22 @@ internal sealed class ModeClients : IDisposable
                 // with a handler of its own uses it: the library without IHttpClientFactory's handlers.
                 foreach (var (proto, url) in new[] { ("h1", h1), ("h2c", h2) })
                 {
-                    var client = new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(url) };
+                    HttpClient Create() => Configure(new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(url) }, proto);
+                    HttpClient client = Create();
                     _owned.Add(client);
-                    _clients[("handler", proto)] = Configure(client, proto);
+                    _clients[("handler", proto)] = client;
+                    _fresh[("handler", proto)] = Create;
                 }
             }
         }
     }
 
     public HttpClient this[string mode, string proto] => _clients[(mode, proto)];
+
+    /// <summary>A client of <paramref name="mode"/> that connects anew (its own pool; for the factory modes, a
+    /// handler created a second or more after the previous one). The caller disposes it; a factory client's
+    /// handler is the factory's to dispose.</summary>
+    public HttpClient Fresh(string mode, string proto) => _fresh[(mode, proto)]();
 
     public void Dispose()
     {
