@@ -2,12 +2,15 @@
 // slices (no library, the same again as an A/A check, library off, accelerated, Unix domain socket) and are reported
 // as medians of paired ratios with 95% intervals; bulk, namespace, memory and start-up figures follow. Needs root
 // (like the tests: a private bpffs and cgroup).
-//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick     a few minutes on 2 cores
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick     about 9 minutes on 2 cores
 //   dotnet run -c Release --project tests/Accel.Benchmarks                more rounds, 1 GiB downloads
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --redis-only   the Redis-protocol case alone, printed
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --tracker-only the read tracker's cost alone, printed
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --profile-only the CPU split of the HTTP load alone, printed
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --program-only the sk_msg program's ns per message alone
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --large-only   the large downloads alone, with paced writes
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --factory-only the 64-way cases with and without
+//                                                                                    IHttpClientFactory's logging handlers
 // Writes results/benchmarks.md and results/ratios.png at the repository root.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
@@ -78,6 +81,12 @@ if (args.Contains("--program-only"))
         Console.WriteLine($"sk_msg program: {ns:0} ns per message over {messages} messages (raw 64 B round trips)");
     }
 
+    return 0;
+}
+
+if (args.Contains("--factory-only"))
+{
+    Console.WriteLine(await PairedHttpBenchmarks.FactoryOnlyAsync(env, settings));
     return 0;
 }
 

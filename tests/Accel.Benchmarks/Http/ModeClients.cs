@@ -13,7 +13,8 @@ namespace Accel.Benchmarks.Http;
 /// <see cref="SocketsHttpHandler"/>s with no library (the second one is the A/A check: same thing, separate pool),
 /// <c>off</c> and <c>accel</c> are IHttpClientFactory clients with the library (Enabled = false / true), <c>uds</c> a
 /// default handler over the server's Unix sockets, <c>factory</c> an IHttpClientFactory client without the library (to
-/// the <c>none</c> app: what the factory's own handlers cost, apart from the library), <c>handler</c> a default
+/// the <c>none</c> app: what the factory's own handlers cost, apart from the library), <c>factory-quiet</c> the same
+/// without the factory's logging handlers (<c>RemoveAllLoggers</c>), <c>handler</c> a default
 /// SocketsHttpHandler whose ConnectCallback is the library's public <see cref="SidecarlessAcceleration.ConnectCallback"/>
 /// (the library without the factory, as YARP uses it).
 /// </summary>
@@ -55,13 +56,13 @@ internal sealed class ModeClients : IDisposable
             }
         }
 
-        foreach (string mode in new[] { "factory", "off", "accel" })
+        foreach (string mode in new[] { "factory", "factory-quiet", "off", "accel" })
         {
-            var (h1, h2) = server.Endpoints[mode == "factory" ? "none" : mode];
+            var (h1, h2) = server.Endpoints[mode.StartsWith("factory", StringComparison.Ordinal) ? "none" : mode];
             var services = new ServiceCollection();
             services.AddLogging();
             services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
-            if (mode != "factory")
+            if (!mode.StartsWith("factory", StringComparison.Ordinal))
             {
                 services.AddSidecarlessAcceleration(o =>
                 {
@@ -70,8 +71,14 @@ internal sealed class ModeClients : IDisposable
                 });
             }
 
-            services.AddHttpClient("h1", c => c.BaseAddress = new Uri(h1));
-            services.AddHttpClient("h2c", c => Configure(c, "h2c").BaseAddress = new Uri(h2));
+            IHttpClientBuilder h1Client = services.AddHttpClient("h1", c => c.BaseAddress = new Uri(h1));
+            IHttpClientBuilder h2Client = services.AddHttpClient("h2c", c => Configure(c, "h2c").BaseAddress = new Uri(h2));
+            if (mode == "factory-quiet")
+            {
+                h1Client.RemoveAllLoggers();
+                h2Client.RemoveAllLoggers();
+            }
+
             // The same clients with the shortest handler lifetime the factory allows: a client created a second or
             // more after the last has a new handler, so a new connection.
             services.AddHttpClient("h1-fresh", c => c.BaseAddress = new Uri(h1)).SetHandlerLifetime(TimeSpan.FromSeconds(1));

@@ -100,6 +100,22 @@ internal static class PairedHttpBenchmarks
         return text.ToString();
     }
 
+    /// <summary>The 64-way 1 KiB cases with and without IHttpClientFactory's logging handlers, printed (what the factory
+    /// itself costs, apart from the library).</summary>
+    public static async Task<string> FactoryOnlyAsync(KernelTestEnvironment env, Settings settings)
+    {
+        await using var server = await BenchServerProcess.StartAsync(env);
+        using var clients = new ModeClients(env, server);
+        var cases = new[] { "h1", "h2c" }.Select(proto => Concurrent(clients, proto, 1024, 64, settings.SliceDuration, server.Process.Id)).ToList();
+        await PairedRunner.RunAsync("factory", ["none", "none-aa", "factory", "factory-quiet", "accel"], settings.Rounds, cases);
+        var text = new System.Text.StringBuilder();
+        PairedReport.WriteTable(text, cases.SelectMany(c => c.Metrics).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal)).ToList(), "none",
+            [("none-aa", "A/A"), ("factory", "factory / none"), ("factory-quiet", "factory without its loggers / none"), ("accel", "accelerated / none")]);
+        PairedReport.WriteTable(text, cases.SelectMany(c => c.Metrics).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal)).ToList(), "factory",
+            [("factory-quiet", "without its loggers / factory"), ("accel", "accelerated / factory")]);
+        return text.ToString();
+    }
+
     /// <summary>The large download alone, printed with the server's paced writes (for working on pacing).</summary>
     public static async Task<string> LargeOnlyAsync(KernelTestEnvironment env, Settings settings)
     {
