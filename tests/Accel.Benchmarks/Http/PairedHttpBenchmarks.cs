@@ -108,11 +108,11 @@ internal static class PairedHttpBenchmarks
         using var clients = new ModeClients(env, server);
         var cases = new[] { "h1", "h2c" }.Select(proto => Concurrent(clients, proto, 1024, 64, settings.SliceDuration, server.Process.Id)).ToList();
         await PairedRunner.RunAsync("factory", ["none", "none-aa", "factory", "factory-quiet", "accel"], settings.Rounds, cases);
+        var metrics = cases.SelectMany(c => c.Metrics).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal)).ToList(); // rates and CPU
         var text = new System.Text.StringBuilder();
-        PairedReport.WriteTable(text, cases.SelectMany(c => c.Metrics).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal)).ToList(), "none",
+        PairedReport.WriteTable(text, metrics, "none",
             [("none-aa", "A/A"), ("factory", "factory / none"), ("factory-quiet", "factory without its loggers / none"), ("accel", "accelerated / none")]);
-        PairedReport.WriteTable(text, cases.SelectMany(c => c.Metrics).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal)).ToList(), "factory",
-            [("factory-quiet", "without its loggers / factory"), ("accel", "accelerated / factory")]);
+        PairedReport.WriteTable(text, metrics, "factory", [("factory-quiet", "without its loggers / factory"), ("accel", "accelerated / factory")]);
         return text.ToString();
     }
 
