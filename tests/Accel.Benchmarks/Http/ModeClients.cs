@@ -71,18 +71,25 @@ internal sealed class ModeClients : IDisposable
                 });
             }
 
-            IHttpClientBuilder h1Client = services.AddHttpClient("h1", c => c.BaseAddress = new Uri(h1));
-            IHttpClientBuilder h2Client = services.AddHttpClient("h2c", c => Configure(c, "h2c").BaseAddress = new Uri(h2));
-            if (mode == "factory-quiet")
+            foreach (var (proto, url) in new[] { ("h1", h1), ("h2c", h2) })
             {
-                h1Client.RemoveAllLoggers();
-                h2Client.RemoveAllLoggers();
+                // "<proto>-fresh": the same client with the shortest handler lifetime the factory allows, so that a
+                // client created a second or more after the last has a new handler, so a new connection.
+                foreach (string name in new[] { proto, $"{proto}-fresh" })
+                {
+                    IHttpClientBuilder client = services.AddHttpClient(name, c => Configure(c, proto).BaseAddress = new Uri(url));
+                    if (name != proto)
+                    {
+                        client.SetHandlerLifetime(TimeSpan.FromSeconds(1));
+                    }
+
+                    if (mode == "factory-quiet")
+                    {
+                        client.RemoveAllLoggers();
+                    }
+                }
             }
 
-            // The same clients with the shortest handler lifetime the factory allows: a client created a second or
-            // more after the last has a new handler, so a new connection.
-            services.AddHttpClient("h1-fresh", c => c.BaseAddress = new Uri(h1)).SetHandlerLifetime(TimeSpan.FromSeconds(1));
-            services.AddHttpClient("h2c-fresh", c => Configure(c, "h2c").BaseAddress = new Uri(h2)).SetHandlerLifetime(TimeSpan.FromSeconds(1));
             ServiceProvider provider = services.BuildServiceProvider();
             _owned.Add(provider);
             var factory = provider.GetRequiredService<IHttpClientFactory>();
