@@ -11,6 +11,7 @@
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --large-only   the large downloads alone, with paced writes
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --factory-only the 64-way cases with and without
 //                                                                                    IHttpClientFactory's logging handlers
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --services-only the YARP gateway and gRPC cases alone
 // Writes results/benchmarks.md and results/ratios.png at the repository root.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
@@ -87,6 +88,12 @@ if (args.Contains("--program-only"))
 if (args.Contains("--factory-only"))
 {
     Console.WriteLine(await PairedHttpBenchmarks.FactoryOnlyAsync(env, settings));
+    return 0;
+}
+
+if (args.Contains("--services-only"))
+{
+    Console.WriteLine(await PairedHttpBenchmarks.ServicesOnlyAsync(env, settings));
     return 0;
 }
 

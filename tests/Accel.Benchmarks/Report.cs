@@ -78,6 +78,15 @@ internal sealed class Report(Settings settings)
 
         md.AppendLine(CultureInfo.InvariantCulture, $"The sk_msg program's own cost under accelerated HTTP load (the kernel's BPF statistics, BPF_ENABLE_STATS, read through the loader; a separate pass): {http.Program.MessageNs:0} ns per message over {http.Program.Messages} messages. The kernel's timing itself is part of it: on this VM a program that returns at once measures about 125 ns.");
         md.AppendLine();
+        md.AppendLine("## A YARP gateway and gRPC (the same processes and slices)");
+        md.AppendLine();
+        md.AppendLine("**YARP gateway**: the client calls the server app's `/gw/...`, which forwards with YARP's `IHttpForwarder` to the same app's HTTP/1.1 endpoint, two hops per request (the forwarder's handler set up as YARP's client factory does; with the library, `SidecarlessAcceleration.ConnectCallback`). **gRPC**: unary `Echo` of the gRPC example's Transfer service, a `GrpcChannel` over the mode's h2c client, 64 calls in flight on one connection.");
+        md.AppendLine();
+        foreach (var (baseline, columns) in ServiceBenchmarks.Tables)
+        {
+            PairedReport.WriteTable(md, http.Services, baseline, columns);
+        }
+
         md.AppendLine("## A request/response protocol that is not HTTP (StackExchange.Redis, separate processes)");
         md.AppendLine();
         md.AppendLine("GETs of a 1 KiB value from a Redis-protocol cache hosted in Kestrel (the process-scope example's). **none**: a client process without the library, the server app without it; **A/A**: a second such client process; **accelerated**: a client process with `Scope = Process` (StackExchange.Redis opens its own sockets; the engine's read tracker reports its reads), the server app with the library.");
@@ -130,7 +139,7 @@ internal sealed class Report(Settings settings)
 
         File.WriteAllText(Path.Combine(dir, "benchmarks.md"), md.ToString());
         Console.WriteLine(md.ToString());
-        var rows = http.Metrics.Concat(redis).Concat(raw).Select(m => (m.Title, PairedRunner.Ratio(m, "accel", m.Id.StartsWith("rtt", StringComparison.Ordinal) ? "tcp" : "none"))).ToList();
+        var rows = http.Metrics.Concat(http.Services).Concat(redis).Concat(raw).Select(m => (m.Title, PairedRunner.Ratio(m, "accel", m.Id.StartsWith("rtt", StringComparison.Ordinal) ? "tcp" : "none"))).ToList();
         PairedReport.Plot(rows, Path.Combine(dir, "ratios.png"));
     }
 

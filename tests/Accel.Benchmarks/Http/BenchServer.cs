@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace Accel.Benchmarks.Http;
 
@@ -14,7 +15,8 @@ namespace Accel.Benchmarks.Http;
 /// switch between them slice by slice while the process (its JIT state, its heap, its place on the CPUs) stays the same:
 /// <c>none</c> (no library at all: Kestrel's own socket transport, also on Unix sockets), <c>off</c> (the library
 /// with <c>Enabled = false</c>) and <c>accel</c> (the library on). Each serves /data/{n} (n bytes, n up to 1 MiB),
-/// /stream/{n} (n bytes in 64 KiB writes) and /stats (the acceleration health data), and a Redis-protocol cache on a
+/// /stream/{n} (n bytes in 64 KiB writes), /stats (the acceleration health data), /gw/{path} (a YARP gateway: it forwards
+/// to the app's own HTTP/1.1 endpoint) and the gRPC example's Transfer service (on h2c), and a Redis-protocol cache on a
 /// third port (the process-scope example's; <see cref="Redis.RedisBenchmarks"/>).
 /// </summary>
 internal static class BenchServer
@@ -35,6 +37,7 @@ internal static class BenchServer
         {
             await app.StartAsync();
             string[] urls = [.. app.Urls];
+            app.Services.GetRequiredService<Gateway>().Destination = urls[0];
             lines.Add($"{mode}={urls[0]},{urls[1]}");
             // The Redis-protocol endpoint (Kestrel's own transport in "none", the library's in "accel" and "off").
             int resp = app.Services.GetRequiredService<RespEndpoint>().Options!.IPEndPoint!.Port;
@@ -54,6 +57,11 @@ internal static class BenchServer
         builder.Logging.ClearProviders();
         var resp = new RespEndpoint();
         builder.Services.AddSingleton(resp);
+        // The gateway's forwarder connects the way YARP's own client factory sets it up; with the library, through the
+        // fast path (SidecarlessAcceleration.ConnectCallback serves the app started last: this one, "accel").
+        builder.Services.AddSingleton(new Gateway(library == true));
+        builder.Services.AddHttpForwarder();
+        builder.Services.AddGrpc();
         builder.Services.AddSingleton<Accel.ScopeDemo.RespServer>();
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -94,6 +102,16 @@ internal static class BenchServer
                 sent += chunk;
             }
         });
+        app.Map("/gw/{**rest}", async (string rest, HttpContext ctx, IHttpForwarder forwarder, Gateway gateway) =>
+        {
+            ctx.Request.Path = "/" + rest;
+            ForwarderError error = await forwarder.SendAsync(ctx, gateway.Destination!, gateway.Invoker, Gateway.RequestConfig, HttpTransformer.Default);
+            if (error != ForwarderError.None)
+            {
+                throw new InvalidOperationException($"gateway: {error}", ctx.Features.Get<IForwarderErrorFeature>()?.Exception);
+            }
+        });
+        app.MapGrpcService<Accel.GrpcDemo.TransferService>();
         app.MapGet("/stats", async (HealthCheckService health) =>
             (await health.CheckHealthAsync()).Entries.TryGetValue("sidecarless-acceleration", out var e) ? Results.Json(e.Data) : Results.Json(new { }));
         return app;
@@ -105,6 +123,28 @@ internal static class BenchServer
         new Random(42).NextBytes(payload);
         return payload;
     }
+}
+
+/// <summary>An app's YARP gateway: where it forwards (the app's own HTTP/1.1 endpoint, once bound) and the client it
+/// forwards with.</summary>
+internal sealed class Gateway(bool accelerated)
+{
+    /// <summary>HTTP/1.1 to the service, as a gateway in front of plain-HTTP services forwards.</summary>
+    public static readonly ForwarderRequestConfig RequestConfig = new() { Version = System.Net.HttpVersion.Version11, VersionPolicy = System.Net.Http.HttpVersionPolicy.RequestVersionExact };
+
+    public string? Destination { get; set; }
+
+    /// <summary>What YARP's ForwarderHttpClientFactory builds, with the library's connect callback when accelerated.</summary>
+    public System.Net.Http.HttpMessageInvoker Invoker { get; } = new(new System.Net.Http.SocketsHttpHandler
+    {
+        UseProxy = false,
+        AllowAutoRedirect = false,
+        AutomaticDecompression = System.Net.DecompressionMethods.None,
+        UseCookies = false,
+        ActivityHeadersPropagator = null,
+        ConnectTimeout = TimeSpan.FromSeconds(15),
+        ConnectCallback = accelerated ? Accel.AspNetCore.SidecarlessAcceleration.ConnectCallback : null,
+    });
 }
 
 /// <summary>Where an app's Redis-protocol endpoint listens, once Kestrel has bound it.</summary>

@@ -35,13 +35,14 @@ internal static class PairedHttpBenchmarks
 
         cases.Add(Large(clients, "h2c", settings.LargeBody, settings.LargeSlice));
         await PairedRunner.RunAsync("http", Modes, settings.Rounds, cases);
+        var services = await ServiceBenchmarks.RunAsync(clients, serverPid, settings);
 
         var stats = System.Text.Json.JsonDocument.Parse(await clients["accel", "h1"].GetStringAsync("/stats")).RootElement;
         long redirected = stats.GetProperty("redirectedBytes").GetInt64(), tcp = stats.GetProperty("tcpBytes").GetInt64();
         var syscalls = await SyscallsPerRequestAsync(clients, serverPid);
         var profiles = await ProfilesAsync(clients, serverPid);
         var program = await ProgramCostAsync(clients, engine);
-        return new HttpResults(cases.SelectMany(c => c.Metrics).ToList(), redirected / (double)Math.Max(1, redirected + tcp),
+        return new HttpResults(cases.SelectMany(c => c.Metrics).ToList(), services, redirected / (double)Math.Max(1, redirected + tcp),
             stats.GetProperty("pacedWrites").GetInt64(), stats.GetProperty("degradedDirections").GetInt64(), syscalls, program, profiles);
     }
 
@@ -116,6 +117,23 @@ internal static class PairedHttpBenchmarks
         return text.ToString();
     }
 
+    /// <summary>The YARP gateway and gRPC cases alone, printed.</summary>
+    public static async Task<string> ServicesOnlyAsync(KernelTestEnvironment env, Settings settings)
+    {
+        await using var server = await BenchServerProcess.StartAsync(env);
+        using var clients = new ModeClients(env, server);
+        var metrics = await ServiceBenchmarks.RunAsync(clients, server.Process.Id, settings);
+        var stats = System.Text.Json.JsonDocument.Parse(await clients["accel", "h1"].GetStringAsync("/stats")).RootElement;
+        var text = new System.Text.StringBuilder();
+        foreach (var (baseline, columns) in ServiceBenchmarks.Tables)
+        {
+            PairedReport.WriteTable(text, metrics, baseline, columns);
+        }
+
+        text.AppendLine($"accelerated server app: {stats.GetProperty("redirectedBytes").GetInt64()} bytes redirected, {stats.GetProperty("tcpBytes").GetInt64()} through TCP, degraded directions {stats.GetProperty("degradedDirections").GetInt64()}");
+        return text.ToString();
+    }
+
     /// <summary>The large download alone, printed with the server's paced writes (for working on pacing).</summary>
     public static async Task<string> LargeOnlyAsync(KernelTestEnvironment env, Settings settings)
     {
@@ -138,11 +156,17 @@ internal static class PairedHttpBenchmarks
 
     private static string Name(string proto) => proto == "h1" ? "HTTP/1.1" : "h2c";
 
-    private static PairedCase Sequential(ModeClients clients, string proto, int size, int requests)
+    private static string Via(bool gateway) => gateway ? "YARP gateway, " : "";
+
+    /// <summary>Requests one after another: p50 and p99. <paramref name="gateway"/>: through the server's YARP gateway
+    /// (<see cref="BenchServer"/>), two hops per request.</summary>
+    internal static PairedCase Sequential(ModeClients clients, string proto, int size, int requests, bool gateway = false)
     {
-        var p50 = new Metric($"{proto}-{size}-p50", $"{Name(proto)} {Report.Size(size)} sequential, p50", "us", HigherIsBetter: false);
-        var p99 = new Metric($"{proto}-{size}-p99", $"{Name(proto)} {Report.Size(size)} sequential, p99", "us", HigherIsBetter: false);
+        string id = $"{(gateway ? "gw-" : "")}{proto}-{size}", title = $"{Via(gateway)}{Name(proto)} {Report.Size(size)} sequential";
+        var p50 = new Metric($"{id}-p50", $"{title}, p50", "us", HigherIsBetter: false);
+        var p99 = new Metric($"{id}-p99", $"{title}, p99", "us", HigherIsBetter: false);
         byte[] buffer = new byte[64 * 1024];
+        string path = $"{(gateway ? "/gw" : "")}/data/{size}";
         return new PairedCase(p50.Title, [p50, p99], async mode =>
         {
             HttpClient http = clients[mode, proto];
@@ -150,7 +174,7 @@ internal static class PairedHttpBenchmarks
             for (int i = 0; i < requests; i++)
             {
                 long start = Stopwatch.GetTimestamp();
-                await GetAsync(http, $"/data/{size}", size, buffer);
+                await GetAsync(http, path, size, buffer);
                 samples[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
             }
 
@@ -161,13 +185,14 @@ internal static class PairedHttpBenchmarks
 
     /// <summary>64 requests in flight for a slice's duration: requests/s, and per request the CPU time and context
     /// switches of both processes.</summary>
-    private static PairedCase Concurrent(ModeClients clients, string proto, int size, int concurrency, TimeSpan duration, int serverPid)
+    internal static PairedCase Concurrent(ModeClients clients, string proto, int size, int concurrency, TimeSpan duration, int serverPid, bool gateway = false)
     {
-        string title = $"{Name(proto)} {Report.Size(size)}, {concurrency} concurrent";
-        var rps = new Metric($"{proto}-rps", $"{title}, requests/s", "req/s", HigherIsBetter: true);
-        var cpu = new Metric($"{proto}-cpu", $"{title}, CPU per request (both processes)", "us", HigherIsBetter: false);
-        var vcsw = new Metric($"{proto}-vcsw", $"{title}, voluntary context switches per request", "1", HigherIsBetter: false);
-        var icsw = new Metric($"{proto}-icsw", $"{title}, involuntary context switches per request", "1", HigherIsBetter: false);
+        string title = $"{Via(gateway)}{Name(proto)} {Report.Size(size)}, {concurrency} concurrent", id = $"{(gateway ? "gw-" : "")}{proto}";
+        var rps = new Metric($"{id}-rps", $"{title}, requests/s", "req/s", HigherIsBetter: true);
+        var cpu = new Metric($"{id}-cpu", $"{title}, CPU per request (both processes)", "us", HigherIsBetter: false);
+        var vcsw = new Metric($"{id}-vcsw", $"{title}, voluntary context switches per request", "1", HigherIsBetter: false);
+        var icsw = new Metric($"{id}-icsw", $"{title}, involuntary context switches per request", "1", HigherIsBetter: false);
+        string path = $"{(gateway ? "/gw" : "")}/data/{size}";
         int self = Environment.ProcessId;
         return new PairedCase(rps.Title, [rps, cpu, vcsw, icsw], async mode =>
         {
@@ -180,7 +205,7 @@ internal static class PairedHttpBenchmarks
                 byte[] buffer = new byte[16 * 1024];
                 while (clock.Elapsed < duration)
                 {
-                    await GetAsync(http, $"/data/{size}", size, buffer);
+                    await GetAsync(http, path, size, buffer);
                     Interlocked.Increment(ref requests);
                 }
             }));
@@ -316,6 +341,7 @@ internal static class PairedHttpBenchmarks
 /// <summary>What the HTTP benchmark found.</summary>
 internal sealed record HttpResults(
     IReadOnlyList<Metric> Metrics,
+    IReadOnlyList<Metric> Services,
     double RedirectedShare,
     long PacedWrites,
     long DegradedDirections,

@@ -39,7 +39,7 @@ internal static class PairedReport
     {
         Metric M(IReadOnlyList<Metric> all, string id) => all.Single(m => m.Id == id);
         string[] targeted = ["h1-1024-p50", "h2c-1024-p50", "h1-rps", "h1-cpu", "h2c-rps", "h2c-cpu", "h1-262144-p50", "h2c-262144-p50"];
-        var aaMisses = http.Where(m => !PairedRunner.Ratio(m, "none-aa", "none").Contains(1.0)).Select(m => (m.Id, m.Title))
+        var aaMisses = http.Concat(results.Services).Where(m => !PairedRunner.Ratio(m, "none-aa", "none").Contains(1.0)).Select(m => (m.Id, m.Title))
             .Concat(raw.Where(m => !PairedRunner.Ratio(m, "tcp-aa", "tcp").Contains(1.0)).Select(m => (m.Id, m.Title))).ToList();
         var aaFailures = aaMisses.Where(m => targeted.Contains(m.Id) || m.Id.StartsWith("rtt", StringComparison.Ordinal)).Select(m => m.Title).ToList();
         md.AppendLine("## Against the targets (issue 11: accelerated / no library)");
@@ -101,12 +101,12 @@ internal static class PairedReport
 
         // The issue's other rule: never worse than no library, in any case. User-visible quantities only (context
         // switches are a diagnosis, not a case).
-        var worse = http.Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal))
+        var worse = http.Concat(results.Services).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal))
             .SelectMany(m => new[] { ("accelerated", "accel"), ("accelerated handler", "handler") }.Select(c => (m, c.Item1, r: PairedRunner.Ratio(m, c.Item2, "none"))))
             .Where(x => !double.IsNaN(x.r.Median) && !x.r.Contains(1.0) && (x.r.Median > 1) != x.m.HigherIsBetter)
             .Select(x => string.Create(CultureInfo.InvariantCulture, $"{x.Item2}: {x.m.Title} {x.r.Median:0.00} [{x.r.Low:0.00}-{x.r.High:0.00}]")).ToList();
         md.AppendLine(worse.Count == 0
-            ? "Never worse than no library: no HTTP case is significantly worse, in either accelerated client."
+            ? "Never worse than no library: no HTTP, gateway or gRPC case is significantly worse, in either accelerated client."
             : $"**Significantly worse than no library:** {string.Join("; ", worse)}. (Compare the factory / none column: the IHttpClientFactory client's own cost.)");
         md.AppendLine();
         md.AppendLine("The ceiling column: the redirect removes the TCP/IP time of a request and adds the sockmap path's; the profile of the 64-way 1 KiB load gives both (above), and every other cost is taken as unchanged. CPU per request: (none - removable) / none; requests/s: its inverse, as both CPUs are saturated; sequential p50: the same microseconds off the no-library p50, an estimate (the profile is of the concurrent load). A profile varies from run to run, so the ceiling does too.");

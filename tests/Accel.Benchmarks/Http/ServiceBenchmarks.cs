@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using Accel.Benchmarks.Paired;
+using Accel.GrpcDemo;
+using Google.Protobuf;
+using Grpc.Net.Client;
+
+namespace Accel.Benchmarks.Http;
+
+/// <summary>
+/// Two shapes of same-host traffic that users run besides plain requests, in the same long-lived processes and slices
+/// as the HTTP cases: a YARP gateway in front of a service (two hops per request, client to gateway and gateway to
+/// service, both in the fast path when accelerated) and gRPC unary calls (the gRPC example's Transfer.Echo over the
+/// mode's h2c client: for the factory modes an IHttpClientFactory client, as <c>AddGrpcClient</c> gives, for "handler" a
+/// SocketsHttpHandler with the library's connect callback, as a channel with a handler of its own uses it). Modes: no
+/// library, A/A, the factory without the library, accelerated, accelerated handler (see <see cref="ModeClients"/>).
+/// </summary>
+internal static class ServiceBenchmarks
+{
+    public static readonly string[] Modes = ["none", "none-aa", "factory", "accel", "handler"];
+
+    /// <summary>The report's columns: each against no library, and the library's own effect against the factory.</summary>
+    public static readonly (string Baseline, (string Mode, string Title)[] Columns)[] Tables =
+    [
+        ("none", [("none-aa", "A/A"), ("factory", "factory / none"), ("accel", "accelerated / none"), ("handler", "accelerated handler / none")]),
+        ("factory", [("accel", "accelerated / factory")]),
+    ];
+
+    public static async Task<IReadOnlyList<Metric>> RunAsync(ModeClients clients, int serverPid, Settings settings)
+    {
+        var channels = Modes.ToDictionary(mode => mode, mode =>
+        {
+            HttpClient http = clients[mode, "h2c"];
+            return GrpcChannel.ForAddress(http.BaseAddress!, new GrpcChannelOptions { HttpClient = http, DisposeHttpClient = false });
+        });
+        try
+        {
+            PairedCase[] cases =
+            [
+                PairedHttpBenchmarks.Sequential(clients, "h1", 1024, settings.SequentialRequests(1024), gateway: true),
+                PairedHttpBenchmarks.Concurrent(clients, "h1", 1024, 64, settings.SliceDuration, serverPid, gateway: true),
+                GrpcSequential(channels, 1024, settings.SequentialRequests(1024)),
+                GrpcConcurrent(channels, 1024, 64, settings.SliceDuration, serverPid),
+            ];
+            await PairedRunner.RunAsync("services", Modes, settings.Rounds, cases);
+            return cases.SelectMany(c => c.Metrics).ToList();
+        }
+        finally
+        {
+            foreach (GrpcChannel channel in channels.Values)
+            {
+                channel.Dispose();
+            }
+        }
+    }
+
+    private static PairedCase GrpcSequential(Dictionary<string, GrpcChannel> channels, int size, int calls)
+    {
+        var p50 = new Metric($"grpc-{size}-p50", $"gRPC unary {Report.Size(size)} sequential, p50", "us", HigherIsBetter: false);
+        var p99 = new Metric($"grpc-{size}-p99", $"gRPC unary {Report.Size(size)} sequential, p99", "us", HigherIsBetter: false);
+        var request = new Chunk { Data = ByteString.CopyFrom(new byte[size]) };
+        return new PairedCase(p50.Title, [p50, p99], async mode =>
+        {
+            var client = new Transfer.TransferClient(channels[mode]);
+            var samples = new double[calls];
+            for (int i = 0; i < calls; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                await EchoAsync(client, request);
+                samples[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+
+            Array.Sort(samples);
+            return new Dictionary<string, double> { [p50.Id] = samples[calls / 2], [p99.Id] = samples[calls * 99 / 100] };
+        });
+    }
+
+    /// <summary><paramref name="concurrency"/> calls in flight on the mode's channel (one h2c connection) for a slice:
+    /// calls/s and the CPU time of both processes per call.</summary>
+    private static PairedCase GrpcConcurrent(Dictionary<string, GrpcChannel> channels, int size, int concurrency, TimeSpan duration, int serverPid)
+    {
+        string title = $"gRPC unary {Report.Size(size)}, {concurrency} concurrent";
+        var rate = new Metric("grpc-rps", $"{title}, calls/s", "calls/s", HigherIsBetter: true);
+        var cpu = new Metric("grpc-cpu", $"{title}, CPU per call (both processes)", "us", HigherIsBetter: false);
+        var request = new Chunk { Data = ByteString.CopyFrom(new byte[size]) };
+        int self = Environment.ProcessId;
+        return new PairedCase(rate.Title, [rate, cpu], async mode =>
+        {
+            var client = new Transfer.TransferClient(channels[mode]);
+            long calls = 0;
+            ProcessCounters before = ProcessCounters.Read(self) + ProcessCounters.Read(serverPid);
+            var clock = Stopwatch.StartNew();
+            await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+            {
+                while (clock.Elapsed < duration)
+                {
+                    await EchoAsync(client, request);
+                    Interlocked.Increment(ref calls);
+                }
+            }));
+            double seconds = clock.Elapsed.TotalSeconds;
+            ProcessCounters used = ProcessCounters.Read(self) + ProcessCounters.Read(serverPid) - before;
+            return new Dictionary<string, double> { [rate.Id] = calls / seconds, [cpu.Id] = used.CpuNs / 1000.0 / calls };
+        });
+    }
+
+    private static async Task EchoAsync(Transfer.TransferClient client, Chunk request)
+    {
+        Chunk reply = await client.EchoAsync(request);
+        if (reply.Data.Length != request.Data.Length)
+        {
+            throw new InvalidOperationException($"gRPC Echo: {reply.Data.Length} bytes back, sent {request.Data.Length}");
+        }
+    }
+}
