@@ -68,12 +68,6 @@ if (args.Contains("--redis-only"))
     return 0;
 }
 
-if (args.Contains("--profile-only"))
-{
-    Console.WriteLine(await PairedHttpBenchmarks.ProfileOnlyAsync(env));
-    return 0;
-}
-
 if (args.Contains("--program-only"))
 {
     for (int i = 0; i < 5; i++)
@@ -85,27 +79,18 @@ if (args.Contains("--program-only"))
     return 0;
 }
 
-if (args.Contains("--factory-only"))
+// The other single-part flags: that part alone, printed and not written.
+var parts = new (string Flag, Func<Task<string>> Run)[]
 {
-    Console.WriteLine(await PairedHttpBenchmarks.FactoryOnlyAsync(env, settings));
-    return 0;
-}
-
-if (args.Contains("--services-only"))
+    ("--profile-only", () => PairedHttpBenchmarks.ProfileOnlyAsync(env)),
+    ("--factory-only", () => PairedHttpBenchmarks.FactoryOnlyAsync(env, settings)),
+    ("--services-only", () => PairedHttpBenchmarks.ServicesOnlyAsync(env, settings)),
+    ("--large-only", () => PairedHttpBenchmarks.LargeOnlyAsync(env, settings)),
+    ("--tracker-only", async () => (await TrackerCost.MeasureAsync(env, quick)).ToString()),
+};
+if (parts.FirstOrDefault(p => args.Contains(p.Flag)) is { Run: { } part })
 {
-    Console.WriteLine(await PairedHttpBenchmarks.ServicesOnlyAsync(env, settings));
-    return 0;
-}
-
-if (args.Contains("--large-only"))
-{
-    Console.WriteLine(await PairedHttpBenchmarks.LargeOnlyAsync(env, settings));
-    return 0;
-}
-
-if (args.Contains("--tracker-only"))
-{
-    Console.WriteLine(await TrackerCost.MeasureAsync(env, quick));
+    Console.WriteLine(await part());
     return 0;
 }
 
