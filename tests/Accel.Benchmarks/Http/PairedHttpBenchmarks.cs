@@ -37,7 +37,7 @@ internal static class PairedHttpBenchmarks
         await PairedRunner.RunAsync("http", Modes, settings.Rounds, cases);
         var services = await ServiceBenchmarks.RunAsync(clients, serverPid, settings);
 
-        var stats = System.Text.Json.JsonDocument.Parse(await clients["accel", "h1"].GetStringAsync("/stats")).RootElement;
+        var stats = await AcceleratedAppStatsAsync(clients);
         long redirected = stats.GetProperty("redirectedBytes").GetInt64(), tcp = stats.GetProperty("tcpBytes").GetInt64();
         var syscalls = await SyscallsPerRequestAsync(clients, serverPid);
         var profiles = await ProfilesAsync(clients, serverPid);
@@ -123,7 +123,7 @@ internal static class PairedHttpBenchmarks
         await using var server = await BenchServerProcess.StartAsync(env);
         using var clients = new ModeClients(env, server);
         var metrics = await ServiceBenchmarks.RunAsync(clients, server.Process.Id, settings);
-        var stats = System.Text.Json.JsonDocument.Parse(await clients["accel", "h1"].GetStringAsync("/stats")).RootElement;
+        var stats = await AcceleratedAppStatsAsync(clients);
         var text = new System.Text.StringBuilder();
         foreach (var (baseline, columns) in ServiceBenchmarks.Tables)
         {
@@ -142,7 +142,7 @@ internal static class PairedHttpBenchmarks
         PairedCase large = Large(clients, "h2c", settings.LargeBody, settings.LargeSlice);
         string[] modes = ["none", "none-aa", "accel", "handler"];
         await PairedRunner.RunAsync("large", modes, settings.Rounds, [large]);
-        var stats = System.Text.Json.JsonDocument.Parse(await clients["accel", "h1"].GetStringAsync("/stats")).RootElement;
+        var stats = await AcceleratedAppStatsAsync(clients);
         var text = new System.Text.StringBuilder();
         PairedReport.WriteTable(text, large.Metrics, "none", [("none-aa", "A/A"), ("accel", "accelerated / none"), ("handler", "handler / none")]);
         foreach (string mode in modes)
@@ -153,6 +153,10 @@ internal static class PairedHttpBenchmarks
         text.AppendLine($"server paced writes {stats.GetProperty("pacedWrites").GetInt64()}, degraded directions {stats.GetProperty("degradedDirections").GetInt64()}");
         return text.ToString();
     }
+
+    /// <summary>The accelerated server app's acceleration health data (its /stats).</summary>
+    private static async Task<System.Text.Json.JsonElement> AcceleratedAppStatsAsync(ModeClients clients)
+        => System.Text.Json.JsonDocument.Parse(await clients["accel", "h1"].GetStringAsync("/stats")).RootElement;
 
     private static string Name(string proto) => proto == "h1" ? "HTTP/1.1" : "h2c";
 
@@ -167,20 +171,11 @@ internal static class PairedHttpBenchmarks
         var p99 = new Metric($"{id}-p99", $"{title}, p99", "us", HigherIsBetter: false);
         byte[] buffer = new byte[64 * 1024];
         string path = $"{(gateway ? "/gw" : "")}/data/{size}";
-        return new PairedCase(p50.Title, [p50, p99], async mode =>
+        return new PairedCase(p50.Title, [p50, p99], LatencySlice(id, requests, mode =>
         {
             HttpClient http = clients[mode, proto];
-            var samples = new double[requests];
-            for (int i = 0; i < requests; i++)
-            {
-                long start = Stopwatch.GetTimestamp();
-                await GetAsync(http, path, size, buffer);
-                samples[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
-            }
-
-            Array.Sort(samples);
-            return new Dictionary<string, double> { [p50.Id] = samples[requests / 2], [p99.Id] = samples[requests * 99 / 100] };
-        });
+            return () => GetAsync(http, path, size, buffer);
+        }));
     }
 
     /// <summary>64 requests in flight for a slice's duration: requests/s, and per request the CPU time and context
@@ -193,32 +188,63 @@ internal static class PairedHttpBenchmarks
         var vcsw = new Metric($"{id}-vcsw", $"{title}, voluntary context switches per request", "1", HigherIsBetter: false);
         var icsw = new Metric($"{id}-icsw", $"{title}, involuntary context switches per request", "1", HigherIsBetter: false);
         string path = $"{(gateway ? "/gw" : "")}/data/{size}";
-        int self = Environment.ProcessId;
-        return new PairedCase(rps.Title, [rps, cpu, vcsw, icsw], async mode =>
+        return new PairedCase(rps.Title, [rps, cpu, vcsw, icsw], ThroughputSlice(id, concurrency, duration, serverPid, mode =>
         {
             HttpClient http = clients[mode, proto];
-            long requests = 0;
+            byte[] buffer = new byte[16 * 1024];
+            return () => GetAsync(http, path, size, buffer);
+        }));
+    }
+
+    /// <summary>A slice of <paramref name="calls"/> calls one after another, each timed: <c>{id}-p50</c> and
+    /// <c>{id}-p99</c> in microseconds. <paramref name="caller"/> gives a mode's call.</summary>
+    internal static Func<string, Task<IReadOnlyDictionary<string, double>>> LatencySlice(string id, int calls, Func<string, Func<Task>> caller)
+        => async mode =>
+        {
+            Func<Task> call = caller(mode);
+            var samples = new double[calls];
+            for (int i = 0; i < calls; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                await call();
+                samples[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+
+            Array.Sort(samples);
+            return new Dictionary<string, double> { [$"{id}-p50"] = samples[calls / 2], [$"{id}-p99"] = samples[calls * 99 / 100] };
+        };
+
+    /// <summary>A slice of <paramref name="concurrency"/> callers, each calling in a loop for <paramref name="duration"/>
+    /// (each with its own call from <paramref name="caller"/>): <c>{id}-rps</c> calls per second, and per call the CPU time
+    /// (<c>{id}-cpu</c>, microseconds) and voluntary and involuntary context switches (<c>{id}-vcsw</c>,
+    /// <c>{id}-icsw</c>) of both processes. A case reports the ones it lists as metrics.</summary>
+    internal static Func<string, Task<IReadOnlyDictionary<string, double>>> ThroughputSlice(string id, int concurrency, TimeSpan duration, int serverPid, Func<string, Func<Task>> caller)
+    {
+        int self = Environment.ProcessId;
+        return async mode =>
+        {
+            long calls = 0;
             ProcessCounters before = ProcessCounters.Read(self) + ProcessCounters.Read(serverPid);
             var clock = Stopwatch.StartNew();
             await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
             {
-                byte[] buffer = new byte[16 * 1024];
+                Func<Task> call = caller(mode);
                 while (clock.Elapsed < duration)
                 {
-                    await GetAsync(http, path, size, buffer);
-                    Interlocked.Increment(ref requests);
+                    await call();
+                    Interlocked.Increment(ref calls);
                 }
             }));
             double seconds = clock.Elapsed.TotalSeconds;
             ProcessCounters used = ProcessCounters.Read(self) + ProcessCounters.Read(serverPid) - before;
             return new Dictionary<string, double>
             {
-                [rps.Id] = requests / seconds,
-                [cpu.Id] = used.CpuNs / 1000.0 / requests,
-                [vcsw.Id] = used.Voluntary / (double)requests,
-                [icsw.Id] = used.Involuntary / (double)requests,
+                [$"{id}-rps"] = calls / seconds,
+                [$"{id}-cpu"] = used.CpuNs / 1000.0 / calls,
+                [$"{id}-vcsw"] = used.Voluntary / (double)calls,
+                [$"{id}-icsw"] = used.Involuntary / (double)calls,
             };
-        });
+        };
     }
 
     /// <summary>Large downloads, repeated until the slice has lasted <paramref name="slice"/>, each read as fast as the

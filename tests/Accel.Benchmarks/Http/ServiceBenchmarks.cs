@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Accel.Benchmarks.Paired;
 using Accel.GrpcDemo;
 using Google.Protobuf;
@@ -55,23 +54,11 @@ internal static class ServiceBenchmarks
 
     private static PairedCase GrpcSequential(Dictionary<string, GrpcChannel> channels, int size, int calls)
     {
-        var p50 = new Metric($"grpc-{size}-p50", $"gRPC unary {Report.Size(size)} sequential, p50", "us", HigherIsBetter: false);
-        var p99 = new Metric($"grpc-{size}-p99", $"gRPC unary {Report.Size(size)} sequential, p99", "us", HigherIsBetter: false);
+        string id = $"grpc-{size}";
+        var p50 = new Metric($"{id}-p50", $"gRPC unary {Report.Size(size)} sequential, p50", "us", HigherIsBetter: false);
+        var p99 = new Metric($"{id}-p99", $"gRPC unary {Report.Size(size)} sequential, p99", "us", HigherIsBetter: false);
         var request = new Chunk { Data = ByteString.CopyFrom(new byte[size]) };
-        return new PairedCase(p50.Title, [p50, p99], async mode =>
-        {
-            var client = new Transfer.TransferClient(channels[mode]);
-            var samples = new double[calls];
-            for (int i = 0; i < calls; i++)
-            {
-                long start = Stopwatch.GetTimestamp();
-                await EchoAsync(client, request);
-                samples[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
-            }
-
-            Array.Sort(samples);
-            return new Dictionary<string, double> { [p50.Id] = samples[calls / 2], [p99.Id] = samples[calls * 99 / 100] };
-        });
+        return new PairedCase(p50.Title, [p50, p99], PairedHttpBenchmarks.LatencySlice(id, calls, mode => Echo(channels[mode], request)));
     }
 
     /// <summary><paramref name="concurrency"/> calls in flight on the mode's channel (one h2c connection) for a slice:
@@ -82,25 +69,14 @@ internal static class ServiceBenchmarks
         var rate = new Metric("grpc-rps", $"{title}, calls/s", "calls/s", HigherIsBetter: true);
         var cpu = new Metric("grpc-cpu", $"{title}, CPU per call (both processes)", "us", HigherIsBetter: false);
         var request = new Chunk { Data = ByteString.CopyFrom(new byte[size]) };
-        int self = Environment.ProcessId;
-        return new PairedCase(rate.Title, [rate, cpu], async mode =>
-        {
-            var client = new Transfer.TransferClient(channels[mode]);
-            long calls = 0;
-            ProcessCounters before = ProcessCounters.Read(self) + ProcessCounters.Read(serverPid);
-            var clock = Stopwatch.StartNew();
-            await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
-            {
-                while (clock.Elapsed < duration)
-                {
-                    await EchoAsync(client, request);
-                    Interlocked.Increment(ref calls);
-                }
-            }));
-            double seconds = clock.Elapsed.TotalSeconds;
-            ProcessCounters used = ProcessCounters.Read(self) + ProcessCounters.Read(serverPid) - before;
-            return new Dictionary<string, double> { [rate.Id] = calls / seconds, [cpu.Id] = used.CpuNs / 1000.0 / calls };
-        });
+        return new PairedCase(rate.Title, [rate, cpu], PairedHttpBenchmarks.ThroughputSlice("grpc", concurrency, duration, serverPid, mode => Echo(channels[mode], request)));
+    }
+
+    /// <summary>One Echo call of <paramref name="request"/> on <paramref name="channel"/>, its reply checked.</summary>
+    private static Func<Task> Echo(GrpcChannel channel, Chunk request)
+    {
+        var client = new Transfer.TransferClient(channel);
+        return () => EchoAsync(client, request);
     }
 
     private static async Task EchoAsync(Transfer.TransferClient client, Chunk request)
