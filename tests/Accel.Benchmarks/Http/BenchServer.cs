@@ -112,6 +112,8 @@ internal static class BenchServer
             }
         });
         app.MapGrpcService<Accel.GrpcDemo.TransferService>();
+        // The whole process's allocations so far (every app's): the client reads it around a slice of one mode.
+        app.MapGet("/allocated", () => GC.GetTotalAllocatedBytes().ToString(System.Globalization.CultureInfo.InvariantCulture));
         app.MapGet("/stats", async (HealthCheckService health) =>
             (await health.CheckHealthAsync()).Entries.TryGetValue("sidecarless-acceleration", out var e) ? Results.Json(e.Data) : Results.Json(new { }));
         return app;

@@ -24,9 +24,14 @@ internal sealed class ModeClients : IDisposable
     private readonly Dictionary<(string Mode, string Proto), Func<HttpClient>> _fresh = new();
     private readonly List<IDisposable> _owned = new();
     private readonly List<IHostedLifecycleService> _lifecycle = new();
+    private readonly HttpClient _probe;
 
     public ModeClients(KernelTestEnvironment env, BenchServerProcess server)
     {
+        ServerPid = server.Process.Id;
+        // Its own pool, so that reading the server's figures adds nothing to any mode's connections.
+        _probe = new HttpClient(new SocketsHttpHandler()) { BaseAddress = new Uri(server.Endpoints["none"].H1) };
+        _owned.Add(_probe);
         foreach (string mode in new[] { "none", "none-aa", "uds" })
         {
             var (h1, h2) = server.Endpoints[mode == "none-aa" ? "none" : mode];
@@ -122,6 +127,12 @@ internal sealed class ModeClients : IDisposable
     }
 
     public HttpClient this[string mode, string proto] => _clients[(mode, proto)];
+
+    public int ServerPid { get; }
+
+    /// <summary>Bytes the server process has allocated so far (<see cref="GC.GetTotalAllocatedBytes"/>, all its apps),
+    /// read over a connection of its own.</summary>
+    public async Task<long> ServerAllocatedBytesAsync() => long.Parse(await _probe.GetStringAsync("/allocated"), System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>A client of <paramref name="mode"/> that connects anew (its own pool; for the factory modes, a
     /// handler created a second or more after the previous one). The caller disposes it; a factory client's

@@ -18,7 +18,6 @@ internal static class PairedHttpBenchmarks
     {
         await using var server = await BenchServerProcess.StartAsync(env);
         using var clients = new ModeClients(env, server);
-        int serverPid = server.Process.Id;
         var cases = new List<PairedCase>();
         foreach (string proto in new[] { "h1", "h2c" })
         {
@@ -30,17 +29,17 @@ internal static class PairedHttpBenchmarks
 
         foreach (string proto in new[] { "h1", "h2c" })
         {
-            cases.Add(Concurrent(clients, proto, 1024, 64, settings.SliceDuration, serverPid));
+            cases.Add(Concurrent(clients, proto, 1024, 64, settings.SliceDuration));
         }
 
         cases.Add(Large(clients, "h2c", settings.LargeBody, settings.LargeSlice));
         await PairedRunner.RunAsync("http", Modes, settings.Rounds, cases);
-        var services = await ServiceBenchmarks.RunAsync(clients, serverPid, settings);
+        var services = await ServiceBenchmarks.RunAsync(clients, settings);
 
         var stats = await AcceleratedAppStatsAsync(clients);
         long redirected = stats.GetProperty("redirectedBytes").GetInt64(), tcp = stats.GetProperty("tcpBytes").GetInt64();
-        var syscalls = await SyscallsPerRequestAsync(clients, serverPid);
-        var profiles = await ProfilesAsync(clients, serverPid);
+        var syscalls = await SyscallsPerRequestAsync(clients);
+        var profiles = await ProfilesAsync(clients);
         var program = await ProgramCostAsync(clients, engine);
         return new HttpResults(cases.SelectMany(c => c.Metrics).ToList(), services, redirected / (double)Math.Max(1, redirected + tcp),
             stats.GetProperty("pacedWrites").GetInt64(), stats.GetProperty("degradedDirections").GetInt64(), syscalls, program, profiles);
@@ -50,19 +49,19 @@ internal static class PairedHttpBenchmarks
     /// library and accelerated, for both protocols, with each class's time per request and the scheduler events
     /// per request from a slice of their own. Three rounds, the modes' order alternating; each figure is the median of
     /// the rounds (one profile of a few seconds varies by a third from run to run in its TCP/IP time).</summary>
-    private static async Task<Dictionary<string, ProfileRun>> ProfilesAsync(ModeClients clients, int serverPid)
+    private static async Task<Dictionary<string, ProfileRun>> ProfilesAsync(ModeClients clients)
     {
         const int rounds = 3;
         var duration = TimeSpan.FromSeconds(3);
         var runs = new Dictionary<string, List<ProfileRun>>();
-        int[] pids = [serverPid, Environment.ProcessId];
+        int[] pids = [clients.ServerPid, Environment.ProcessId];
         for (int round = 0; round < rounds; round++)
         {
             foreach (string proto in new[] { "h1", "h2c" })
             {
                 foreach (string mode in round % 2 == 0 ? new[] { "none", "accel" } : new[] { "accel", "none" })
                 {
-                    PairedCase load = Concurrent(clients, proto, 1024, 64, duration + TimeSpan.FromSeconds(0.5), serverPid);
+                    PairedCase load = Concurrent(clients, proto, 1024, 64, duration + TimeSpan.FromSeconds(0.5));
                     IReadOnlyDictionary<string, double>? sampled = null;
                     var split = await CpuProfile.MeasureAsync(pids, async () => sampled = await load.Slice(mode), duration);
                     IReadOnlyDictionary<string, double>? counted = null;
@@ -91,13 +90,13 @@ internal static class PairedHttpBenchmarks
         foreach (string proto in new[] { "h1", "h2c" })
         {
             // Warm: the first slices of a fresh process run code the JIT has not optimized yet.
-            PairedCase warm = Concurrent(clients, proto, 1024, 64, TimeSpan.FromSeconds(3), server.Process.Id);
+            PairedCase warm = Concurrent(clients, proto, 1024, 64, TimeSpan.FromSeconds(3));
             await warm.Slice("none");
             await warm.Slice("accel");
         }
 
         var text = new System.Text.StringBuilder();
-        Report.WriteProfiles(text, await ProfilesAsync(clients, server.Process.Id));
+        Report.WriteProfiles(text, await ProfilesAsync(clients));
         return text.ToString();
     }
 
@@ -107,9 +106,9 @@ internal static class PairedHttpBenchmarks
     {
         await using var server = await BenchServerProcess.StartAsync(env);
         using var clients = new ModeClients(env, server);
-        var cases = new[] { "h1", "h2c" }.Select(proto => Concurrent(clients, proto, 1024, 64, settings.SliceDuration, server.Process.Id)).ToList();
+        var cases = new[] { "h1", "h2c" }.Select(proto => Concurrent(clients, proto, 1024, 64, settings.SliceDuration)).ToList();
         await PairedRunner.RunAsync("factory", ["none", "none-aa", "factory", "factory-quiet", "accel"], settings.Rounds, cases);
-        var metrics = cases.SelectMany(c => c.Metrics).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal)).ToList(); // rates and CPU
+        var metrics = cases.SelectMany(c => c.Metrics).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal)).ToList(); // rates, CPU and allocations
         var text = new System.Text.StringBuilder();
         PairedReport.WriteTable(text, metrics, "none",
             [("none-aa", "A/A"), ("factory", "factory / none"), ("factory-quiet", "factory without its loggers / none"), ("accel", "accelerated / none")]);
@@ -122,7 +121,7 @@ internal static class PairedHttpBenchmarks
     {
         await using var server = await BenchServerProcess.StartAsync(env);
         using var clients = new ModeClients(env, server);
-        var metrics = await ServiceBenchmarks.RunAsync(clients, server.Process.Id, settings);
+        var metrics = await ServiceBenchmarks.RunAsync(clients, settings);
         var stats = await AcceleratedAppStatsAsync(clients);
         var text = new System.Text.StringBuilder();
         foreach (var (baseline, columns) in ServiceBenchmarks.Tables)
@@ -178,17 +177,18 @@ internal static class PairedHttpBenchmarks
         }));
     }
 
-    /// <summary>64 requests in flight for a slice's duration: requests/s, and per request the CPU time and context
-    /// switches of both processes.</summary>
-    internal static PairedCase Concurrent(ModeClients clients, string proto, int size, int concurrency, TimeSpan duration, int serverPid, bool gateway = false)
+    /// <summary>64 requests in flight for a slice's duration: requests/s, and per request the CPU time, context
+    /// switches and allocated bytes of both processes.</summary>
+    internal static PairedCase Concurrent(ModeClients clients, string proto, int size, int concurrency, TimeSpan duration, bool gateway = false)
     {
         string title = $"{Via(gateway)}{Name(proto)} {Report.Size(size)}, {concurrency} concurrent", id = $"{(gateway ? "gw-" : "")}{proto}";
         var rps = new Metric($"{id}-rps", $"{title}, requests/s", "req/s", HigherIsBetter: true);
         var cpu = new Metric($"{id}-cpu", $"{title}, CPU per request (both processes)", "us", HigherIsBetter: false);
         var vcsw = new Metric($"{id}-vcsw", $"{title}, voluntary context switches per request", "1", HigherIsBetter: false);
         var icsw = new Metric($"{id}-icsw", $"{title}, involuntary context switches per request", "1", HigherIsBetter: false);
+        var alloc = new Metric($"{id}-alloc", $"{title}, bytes allocated per request (both processes)", "B", HigherIsBetter: false);
         string path = $"{(gateway ? "/gw" : "")}/data/{size}";
-        return new PairedCase(rps.Title, [rps, cpu, vcsw, icsw], ThroughputSlice(id, concurrency, duration, serverPid, mode =>
+        return new PairedCase(rps.Title, [rps, cpu, vcsw, icsw, alloc], ThroughputSlice(id, concurrency, duration, clients, mode =>
         {
             HttpClient http = clients[mode, proto];
             byte[] buffer = new byte[16 * 1024];
@@ -216,14 +216,15 @@ internal static class PairedHttpBenchmarks
 
     /// <summary>A slice of <paramref name="concurrency"/> callers, each calling in a loop for <paramref name="duration"/>
     /// (each with its own call from <paramref name="caller"/>): <c>{id}-rps</c> calls per second, and per call the CPU time
-    /// (<c>{id}-cpu</c>, microseconds) and voluntary and involuntary context switches (<c>{id}-vcsw</c>,
-    /// <c>{id}-icsw</c>) of both processes. A case reports the ones it lists as metrics.</summary>
-    internal static Func<string, Task<IReadOnlyDictionary<string, double>>> ThroughputSlice(string id, int concurrency, TimeSpan duration, int serverPid, Func<string, Func<Task>> caller)
+    /// (<c>{id}-cpu</c>, microseconds), voluntary and involuntary context switches (<c>{id}-vcsw</c>, <c>{id}-icsw</c>)
+    /// and bytes allocated (<c>{id}-alloc</c>) of both processes. A case reports the ones it lists as metrics.</summary>
+    internal static Func<string, Task<IReadOnlyDictionary<string, double>>> ThroughputSlice(string id, int concurrency, TimeSpan duration, ModeClients clients, Func<string, Func<Task>> caller)
     {
-        int self = Environment.ProcessId;
+        int self = Environment.ProcessId, serverPid = clients.ServerPid;
         return async mode =>
         {
             long calls = 0;
+            long allocated = -await clients.ServerAllocatedBytesAsync() - GC.GetTotalAllocatedBytes();
             ProcessCounters before = ProcessCounters.Read(self) + ProcessCounters.Read(serverPid);
             var clock = Stopwatch.StartNew();
             await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
@@ -237,12 +238,14 @@ internal static class PairedHttpBenchmarks
             }));
             double seconds = clock.Elapsed.TotalSeconds;
             ProcessCounters used = ProcessCounters.Read(self) + ProcessCounters.Read(serverPid) - before;
+            allocated += GC.GetTotalAllocatedBytes() + await clients.ServerAllocatedBytesAsync();
             return new Dictionary<string, double>
             {
                 [$"{id}-rps"] = calls / seconds,
                 [$"{id}-cpu"] = used.CpuNs / 1000.0 / calls,
                 [$"{id}-vcsw"] = used.Voluntary / (double)calls,
                 [$"{id}-icsw"] = used.Involuntary / (double)calls,
+                [$"{id}-alloc"] = allocated / (double)calls,
             };
         };
     }
@@ -294,7 +297,7 @@ internal static class PairedHttpBenchmarks
 
     /// <summary>strace -f -c on both processes while one mode serves sequential 1 KiB requests: every syscall either
     /// process makes, per request. A separate pass: tracing slows everything down many times.</summary>
-    private static async Task<Dictionary<(string Mode, string Proto), double>> SyscallsPerRequestAsync(ModeClients clients, int serverPid)
+    private static async Task<Dictionary<(string Mode, string Proto), double>> SyscallsPerRequestAsync(ModeClients clients)
     {
         var result = new Dictionary<(string, string), double>();
         if (!File.Exists("/usr/bin/strace"))
@@ -316,7 +319,7 @@ internal static class PairedHttpBenchmarks
                 }
 
                 string output = Path.Combine(Path.GetTempPath(), $"accel-strace-{Guid.NewGuid():N}");
-                var psi = new ProcessStartInfo("strace", ["-f", "-c", "-q", "-o", output, "-p", serverPid.ToString(), "-p", Environment.ProcessId.ToString()]) { RedirectStandardError = true };
+                var psi = new ProcessStartInfo("strace", ["-f", "-c", "-q", "-o", output, "-p", clients.ServerPid.ToString(), "-p", Environment.ProcessId.ToString()]) { RedirectStandardError = true };
                 using var strace = Process.Start(psi)!;
                 await Task.Delay(1000); // attached to every thread
                 for (int i = 0; i < requests; i++)

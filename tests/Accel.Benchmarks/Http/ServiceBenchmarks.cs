@@ -24,7 +24,7 @@ internal static class ServiceBenchmarks
         ("factory", [("accel", "accelerated / factory")]),
     ];
 
-    public static async Task<IReadOnlyList<Metric>> RunAsync(ModeClients clients, int serverPid, Settings settings)
+    public static async Task<IReadOnlyList<Metric>> RunAsync(ModeClients clients, Settings settings)
     {
         var channels = Modes.ToDictionary(mode => mode, mode =>
         {
@@ -36,9 +36,9 @@ internal static class ServiceBenchmarks
             PairedCase[] cases =
             [
                 PairedHttpBenchmarks.Sequential(clients, "h1", 1024, settings.SequentialRequests(1024), gateway: true),
-                PairedHttpBenchmarks.Concurrent(clients, "h1", 1024, 64, settings.SliceDuration, serverPid, gateway: true),
+                PairedHttpBenchmarks.Concurrent(clients, "h1", 1024, 64, settings.SliceDuration, gateway: true),
                 GrpcSequential(channels, 1024, settings.SequentialRequests(1024)),
-                GrpcConcurrent(channels, 1024, 64, settings.SliceDuration, serverPid),
+                GrpcConcurrent(channels, clients, 1024, 64, settings.SliceDuration),
             ];
             await PairedRunner.RunAsync("services", Modes, settings.Rounds, cases);
             return cases.SelectMany(c => c.Metrics).ToList();
@@ -62,14 +62,15 @@ internal static class ServiceBenchmarks
     }
 
     /// <summary><paramref name="concurrency"/> calls in flight on the mode's channel (one h2c connection) for a slice:
-    /// calls/s and the CPU time of both processes per call.</summary>
-    private static PairedCase GrpcConcurrent(Dictionary<string, GrpcChannel> channels, int size, int concurrency, TimeSpan duration, int serverPid)
+    /// calls/s, and the CPU time and allocated bytes of both processes per call.</summary>
+    private static PairedCase GrpcConcurrent(Dictionary<string, GrpcChannel> channels, ModeClients clients, int size, int concurrency, TimeSpan duration)
     {
         string title = $"gRPC unary {Report.Size(size)}, {concurrency} concurrent";
         var rate = new Metric("grpc-rps", $"{title}, calls/s", "calls/s", HigherIsBetter: true);
         var cpu = new Metric("grpc-cpu", $"{title}, CPU per call (both processes)", "us", HigherIsBetter: false);
+        var alloc = new Metric("grpc-alloc", $"{title}, bytes allocated per call (both processes)", "B", HigherIsBetter: false);
         var request = new Chunk { Data = ByteString.CopyFrom(new byte[size]) };
-        return new PairedCase(rate.Title, [rate, cpu], PairedHttpBenchmarks.ThroughputSlice("grpc", concurrency, duration, serverPid, mode => Echo(channels[mode], request)));
+        return new PairedCase(rate.Title, [rate, cpu, alloc], PairedHttpBenchmarks.ThroughputSlice("grpc", concurrency, duration, clients, mode => Echo(channels[mode], request)));
     }
 
     /// <summary>One Echo call of <paramref name="request"/> on <paramref name="channel"/>, its reply checked.</summary>
