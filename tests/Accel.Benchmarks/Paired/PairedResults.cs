@@ -7,13 +7,24 @@ internal sealed record Metric(string Id, string Title, string Unit, bool HigherI
 }
 
 /// <summary>A case measured slice by slice: one slice runs one mode for a short while and returns its metrics.</summary>
-internal sealed record PairedCase(string Name, Metric[] Metrics, Func<string, Task<IReadOnlyDictionary<string, double>>> Slice);
+internal sealed record PairedCase(string Name, Metric[] Metrics, Func<string, Task<IReadOnlyDictionary<string, double>>> Slice)
+{
+    /// <summary>Set for a case that runs all modes at once, interleaved (<see cref="Interleave"/>): given the modes, it
+    /// returns each mode's metrics for one round.</summary>
+    public Func<IReadOnlyList<string>, Task<Dictionary<string, IReadOnlyDictionary<string, double>>>>? Interleaved { get; init; }
+
+    /// <summary>A case whose round runs every mode together (the runner calls <paramref name="round"/> once a round
+    /// instead of slicing); a slice of one mode is a round of that mode alone.</summary>
+    public static PairedCase Interleave(string name, Metric[] metrics, Func<IReadOnlyList<string>, Task<Dictionary<string, IReadOnlyDictionary<string, double>>>> round)
+        => new(name, metrics, async mode => (await round([mode]))[mode]) { Interleaved = round };
+}
 
 /// <summary>
 /// Runs cases in long-lived processes, switching modes in short slices: within a round each case runs every mode
 /// twice, in palindromic order (A B C C B A), so that a drift of the machine during the round weighs on every mode
 /// alike. A round's value of a mode is the mean of its two slices; its ratio to the baseline is taken within the
 /// round (paired), and the report gives the median of those paired ratios with a distribution-free 95% interval.
+/// An interleaved case (<see cref="PairedCase.Interleave"/>) runs its modes together instead, once a round.
 /// </summary>
 internal static class PairedRunner
 {
@@ -21,9 +32,16 @@ internal static class PairedRunner
     {
         foreach (PairedCase c in cases)
         {
+            // warm-up: JIT, connection pools, the kernel's caches
+            if (c.Interleaved is { } together)
+            {
+                await together(modes);
+                continue;
+            }
+
             foreach (string mode in modes)
             {
-                await c.Slice(mode); // warm-up: JIT, connection pools, the kernel's caches
+                await c.Slice(mode);
             }
         }
 
@@ -33,28 +51,38 @@ internal static class PairedRunner
             {
                 // Rotate the start too, so that no mode always runs first or last within a round.
                 string[] order = [.. modes.Skip(round % modes.Count), .. modes.Take(round % modes.Count)];
-                var sums = new Dictionary<string, Dictionary<string, double>>();
-                foreach (string mode in order.Concat(order.Reverse()))
-                {
-                    IReadOnlyDictionary<string, double> r = await c.Slice(mode);
-                    var s = sums.TryGetValue(mode, out var existing) ? existing : sums[mode] = new Dictionary<string, double>();
-                    foreach (var (id, v) in r)
-                    {
-                        s[id] = s.GetValueOrDefault(id) + v / 2;
-                    }
-                }
-
+                IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> values = c.Interleaved is { } together
+                    ? await together(order)
+                    : await SlicedAsync(c, order);
                 foreach (Metric m in c.Metrics)
                 {
                     foreach (string mode in modes)
                     {
-                        (m.Rounds.TryGetValue(mode, out var list) ? list : m.Rounds[mode] = new List<double>()).Add(sums[mode].GetValueOrDefault(m.Id, double.NaN));
+                        (m.Rounds.TryGetValue(mode, out var list) ? list : m.Rounds[mode] = new List<double>()).Add(values[mode].GetValueOrDefault(m.Id, double.NaN));
                     }
                 }
             }
 
             Console.WriteLine($"{label}: round {round + 1}/{rounds} done");
         }
+    }
+
+    /// <summary>One round of a sliced case: every mode twice, in palindromic order; a mode's value is its two slices'
+    /// mean.</summary>
+    private static async Task<IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>>> SlicedAsync(PairedCase c, string[] order)
+    {
+        var sums = new Dictionary<string, Dictionary<string, double>>();
+        foreach (string mode in order.Concat(order.Reverse()))
+        {
+            IReadOnlyDictionary<string, double> r = await c.Slice(mode);
+            var s = sums.TryGetValue(mode, out var existing) ? existing : sums[mode] = new Dictionary<string, double>();
+            foreach (var (id, v) in r)
+            {
+                s[id] = s.GetValueOrDefault(id) + v / 2;
+            }
+        }
+
+        return sums.ToDictionary(kv => kv.Key, kv => (IReadOnlyDictionary<string, double>)kv.Value);
     }
 
     /// <summary>Median and interval of the paired ratios mode / baseline over the rounds.</summary>
