@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
 
 namespace Accel.AspNetCore.Internal;
 
@@ -63,9 +62,20 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
 
     /// <summary>Counts what the client consumes, for the backlog bound of the server's redirected responses, and
     /// paces what it writes (request bodies) so that a large upload stays in the fast path.</summary>
-    private sealed class AcceleratedNetworkStream(Socket socket, SocketRegistration registration, long maxChunk) : NetworkStream(socket, ownsSocket: true)
+    private sealed class AcceleratedNetworkStream : NetworkStream
     {
+        private readonly SocketRegistration _registration;
+        private readonly long _maxChunk;
+        private readonly ObservedRead<int> _pending;
         private long _read;
+
+        public AcceleratedNetworkStream(Socket socket, SocketRegistration registration, long maxChunk)
+            : base(socket, ownsSocket: true)
+        {
+            _registration = registration;
+            _maxChunk = maxChunk;
+            _pending = new ObservedRead<int>(Count);
+        }
 
         public override int Read(Span<byte> buffer) => Count(base.Read(buffer));
 
@@ -83,12 +93,17 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
 
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            // Bytes already queued complete the socket's read at once: no state machine for them.
             ValueTask<int> read = base.ReadAsync(buffer, cancellationToken);
-            return read.IsCompletedSuccessfully ? new ValueTask<int>(Count(read.Result)) : CountWhenDone(read);
+            if (read.IsCompletedSuccessfully)
+            {
+                return new ValueTask<int>(Count(read.Result));
+            }
+
+            // A second read while one is pending (a stream allows it; SocketsHttpHandler does not do it) gets a state
+            // machine of its own.
+            return _pending.TryObserve(read, out ValueTask<int> observed) ? observed : CountWhenDone(read);
         }
 
-        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         private async ValueTask<int> CountWhenDone(ValueTask<int> read) => Count(await read.ConfigureAwait(false));
 
         public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
@@ -97,8 +112,8 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
         {
             while (!buffer.IsEmpty)
             {
-                ReadOnlySpan<byte> chunk = buffer[..(int)Math.Min(buffer.Length, maxChunk)];
-                ValueTask wait = registration.WaitToSendAsync(chunk.Length);
+                ReadOnlySpan<byte> chunk = buffer[..(int)Math.Min(buffer.Length, _maxChunk)];
+                ValueTask wait = _registration.WaitToSendAsync(chunk.Length);
                 if (!wait.IsCompletedSuccessfully)
                 {
                     wait.AsTask().GetAwaiter().GetResult();
@@ -116,12 +131,12 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            if (buffer.Length > maxChunk)
+            if (buffer.Length > _maxChunk)
             {
                 return WriteInChunksAsync(buffer, cancellationToken);
             }
 
-            ValueTask wait = registration.WaitToSendAsync(buffer.Length, cancellationToken);
+            ValueTask wait = _registration.WaitToSendAsync(buffer.Length, cancellationToken);
             return wait.IsCompletedSuccessfully ? base.WriteAsync(buffer, cancellationToken) : WriteAfterAsync(wait, buffer, cancellationToken);
         }
 
@@ -136,8 +151,8 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
         {
             while (!buffer.IsEmpty)
             {
-                ReadOnlyMemory<byte> chunk = buffer[..(int)Math.Min(buffer.Length, maxChunk)];
-                await registration.WaitToSendAsync(chunk.Length, cancellationToken).ConfigureAwait(false);
+                ReadOnlyMemory<byte> chunk = buffer[..(int)Math.Min(buffer.Length, _maxChunk)];
+                await _registration.WaitToSendAsync(chunk.Length, cancellationToken).ConfigureAwait(false);
                 await base.WriteAsync(chunk, cancellationToken).ConfigureAwait(false);
                 buffer = buffer[chunk.Length..];
             }
@@ -148,7 +163,7 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
             if (n > 0)
             {
                 _read += n;
-                registration.ReportConsumed(_read);
+                _registration.ReportConsumed(_read);
             }
 
             return n;

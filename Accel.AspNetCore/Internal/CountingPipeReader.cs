@@ -1,31 +1,41 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using System.Runtime.CompilerServices;
 
 namespace Accel.AspNetCore.Internal;
 
-/// <summary>Counts what Kestrel consumes from a connection, for the backlog bound. No allocation per read.</summary>
-internal sealed class CountingPipeReader(PipeReader inner, AccelerationFeature feature) : PipeReader
+/// <summary>Counts what Kestrel consumes from a connection, for the backlog bound. No allocation of its own per read.</summary>
+internal sealed class CountingPipeReader : PipeReader
 {
+    private readonly PipeReader _inner;
+    private readonly AccelerationFeature _feature;
+    private readonly ObservedRead<ReadResult> _pending;
     private ReadOnlySequence<byte> _buffer;
     private long _consumed;
 
+    public CountingPipeReader(PipeReader inner, AccelerationFeature feature)
+    {
+        _inner = inner;
+        _feature = feature;
+        _pending = new ObservedRead<ReadResult>(Remember);
+    }
+
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
-        ValueTask<ReadResult> read = inner.ReadAsync(cancellationToken);
+        ValueTask<ReadResult> read = _inner.ReadAsync(cancellationToken);
         if (read.IsCompletedSuccessfully)
         {
-            ReadResult result = read.Result;
-            _buffer = result.Buffer;
-            return new ValueTask<ReadResult>(result);
+            return new ValueTask<ReadResult>(Remember(read.Result));
         }
 
-        return Remember(read);
+        // A pipe takes one read at a time (a second one throws above), so the instance is free here.
+        return _pending.TryObserve(read, out ValueTask<ReadResult> observed)
+            ? observed
+            : throw new InvalidOperationException("A read is already pending on this connection.");
     }
 
     public override bool TryRead(out ReadResult result)
     {
-        bool read = inner.TryRead(out result);
+        bool read = _inner.TryRead(out result);
         if (read)
         {
             _buffer = result.Buffer;
@@ -40,25 +50,22 @@ internal sealed class CountingPipeReader(PipeReader inner, AccelerationFeature f
     {
         long n = _buffer.Slice(_buffer.Start, consumed).Length;
         _buffer = default;
-        inner.AdvanceTo(consumed, examined);
+        _inner.AdvanceTo(consumed, examined);
         if (n > 0)
         {
             _consumed += n;
-            feature.OnConsumed(_consumed);
+            _feature.OnConsumed(_consumed);
         }
     }
 
-    public override void CancelPendingRead() => inner.CancelPendingRead();
+    public override void CancelPendingRead() => _inner.CancelPendingRead();
 
-    public override void Complete(Exception? exception = null) => inner.Complete(exception);
+    public override void Complete(Exception? exception = null) => _inner.Complete(exception);
 
-    public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
+    public override ValueTask CompleteAsync(Exception? exception = null) => _inner.CompleteAsync(exception);
 
-    // Kestrel's next read on an idle connection is the pending one: a pooled box, not an allocation per request.
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<ReadResult> Remember(ValueTask<ReadResult> pending)
+    private ReadResult Remember(ReadResult result)
     {
-        ReadResult result = await pending.ConfigureAwait(false);
         _buffer = result.Buffer;
         return result;
     }
