@@ -1,7 +1,7 @@
 // Accel benchmarks. HTTP and raw-socket round trips run in long-lived processes with the modes switched in short
-// slices (no library, the same again as an A/A check, library off, accelerated, Unix domain socket) and are reported
-// as medians of paired ratios with 95% intervals; bulk, namespace, memory and start-up figures follow. Needs root
-// (like the tests: a private bpffs and cgroup).
+// slices, or interleaved request by request for sequential latency (no library, the same again as an A/A check,
+// library off, accelerated, Unix domain socket) and are reported as medians of paired ratios with 95% intervals; bulk,
+// namespace, memory and start-up figures follow. Needs root (like the tests: a private bpffs and cgroup).
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick     about 11 minutes on 2 cores
 //   dotnet run -c Release --project tests/Accel.Benchmarks                more rounds, 1 GiB downloads
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --redis-only   the Redis-protocol case alone, printed

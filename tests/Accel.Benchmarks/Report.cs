@@ -39,7 +39,8 @@ internal sealed class Report(Settings settings)
         md.AppendLine(CultureInfo.InvariantCulture, $"""
             How: two long-lived processes (HTTP: this client and one server process hosting three Kestrel apps), the modes
             switched in short slices: {settings.Rounds} rounds, in each every mode runs twice per case in palindromic order
-            (A B C C B A, the start rotating). A cell is the **median over the rounds of the paired ratio** mode / baseline,
+            (A B C C B A, the start rotating); the sequential cases instead interleave the modes request by request, each turn
+            through the modes in a shuffled order. A cell is the **median over the rounds of the paired ratio** mode / baseline,
             with a distribution-free 95% interval; an interval that holds 1.00 is "within noise", never a win.
             Modes: **none** = no library at all (Kestrel's socket transport, a default `SocketsHttpHandler`), **A/A** = the
             same again through a second client (the run's own noise), **off** = the library with `Enabled = false`,
