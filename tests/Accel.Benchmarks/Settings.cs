@@ -19,8 +19,8 @@ internal sealed record Settings(bool Quick)
     /// <summary>Rounds of paired slices: every mode twice per round and case (ABBA), ratios taken within a round.</summary>
     public int Rounds => Quick ? 16 : 40;
 
-    /// <summary>Sequential requests of each mode in one round (interleaved with the other modes' requests): as many as
-    /// two slices of 400 and 100 used to make.</summary>
+    /// <summary>Sequential requests of each mode in one round, interleaved with the other modes' requests (a few
+    /// hundred milliseconds of each mode).</summary>
     public int SequentialRequests(int size) => size <= 16 * 1024 ? 800 : 200;
 
     /// <summary>Length of one throughput slice.</summary>
