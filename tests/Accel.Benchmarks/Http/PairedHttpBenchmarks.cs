@@ -165,12 +165,9 @@ internal static class PairedHttpBenchmarks
     /// (<see cref="BenchServer"/>), two hops per request.</summary>
     internal static PairedCase Sequential(ModeClients clients, string proto, int size, int requests, bool gateway = false)
     {
-        string id = $"{(gateway ? "gw-" : "")}{proto}-{size}", title = $"{Via(gateway)}{Name(proto)} {Report.Size(size)} sequential";
-        var p50 = new Metric($"{id}-p50", $"{title}, p50", "us", HigherIsBetter: false);
-        var p99 = new Metric($"{id}-p99", $"{title}, p99", "us", HigherIsBetter: false);
         byte[] buffer = new byte[64 * 1024];
         string path = $"{(gateway ? "/gw" : "")}/data/{size}";
-        return LatencyCase(p50, p99, requests, mode =>
+        return LatencyCase($"{(gateway ? "gw-" : "")}{proto}-{size}", $"{Via(gateway)}{Name(proto)} {Report.Size(size)} sequential", requests, mode =>
         {
             HttpClient http = clients[mode, proto];
             return () => GetAsync(http, path, size, buffer);
@@ -198,14 +195,16 @@ internal static class PairedHttpBenchmarks
 
     /// <summary>Calls one after another, each timed, with the modes interleaved call by call: a round makes
     /// <paramref name="calls"/> calls of every mode, in turns through the modes, each turn in a newly shuffled order.
-    /// Per mode and round: <paramref name="p50"/> and <paramref name="p99"/> in microseconds. <paramref name="caller"/>
+    /// Per mode and round: <c>{id}-p50</c> and <c>{id}-p99</c> in microseconds. <paramref name="caller"/>
     /// gives a mode's call. With a slice of a few hundred calls per mode instead, whatever held for the length of a
     /// slice (which CPUs the two processes' threads sat on, how deeply an idle vCPU slept) weighed on one mode and not
     /// the others: the paired p50 ratios of one run spread from 0.71 to 1.34. Interleaved, the intervals are about ±1%,
     /// tight enough to resolve a client's lasting edge over another (its connection), so the baseline's two clients
     /// (none and none-aa) trade places every other round, as the raw round trips' two TCP pairs do.</summary>
-    internal static PairedCase LatencyCase(Metric p50, Metric p99, int calls, Func<string, Func<Task>> caller)
+    internal static PairedCase LatencyCase(string id, string title, int calls, Func<string, Func<Task>> caller)
     {
+        var p50 = new Metric($"{id}-p50", $"{title}, p50", "us", HigherIsBetter: false);
+        var p99 = new Metric($"{id}-p99", $"{title}, p99", "us", HigherIsBetter: false);
         var shuffle = new Random(11);
         int rounds = 0;
         return PairedCase.Interleave(p50.Title, [p50, p99], async modes =>

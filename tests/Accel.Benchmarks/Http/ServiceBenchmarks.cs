@@ -54,11 +54,8 @@ internal static class ServiceBenchmarks
 
     private static PairedCase GrpcSequential(Dictionary<string, GrpcChannel> channels, int size, int calls)
     {
-        string id = $"grpc-{size}";
-        var p50 = new Metric($"{id}-p50", $"gRPC unary {Report.Size(size)} sequential, p50", "us", HigherIsBetter: false);
-        var p99 = new Metric($"{id}-p99", $"gRPC unary {Report.Size(size)} sequential, p99", "us", HigherIsBetter: false);
         var request = new Chunk { Data = ByteString.CopyFrom(new byte[size]) };
-        return PairedHttpBenchmarks.LatencyCase(p50, p99, calls, mode => Echo(channels[mode], request));
+        return PairedHttpBenchmarks.LatencyCase($"grpc-{size}", $"gRPC unary {Report.Size(size)} sequential", calls, mode => Echo(channels[mode], request));
     }
 
     /// <summary><paramref name="concurrency"/> calls in flight on the mode's channel (one h2c connection) for a slice:
