@@ -375,6 +375,8 @@ public sealed class AccelerationEngine : IDisposable
                 state.Key, _kernelTracksConsumption ? 0 : ReportStep),
             AccelSockState.JoinSkippedRemote => Refused(socket, RegistrationOutcome.PeerNotOnHost,
                 $"{socket.RemoteEndPoint} is outside loopback, this host's addresses and SameHostPeerRanges."),
+            AccelSockState.JoinSkippedPlainPeer => Refused(socket, RegistrationOutcome.PeerNotAccelerated,
+                $"The peer {socket.RemoteEndPoint} is not in the fast path (its process does not use the library, or did not opt the socket in)."),
             AccelSockState.JoinSkippedEarly => Refused(socket, RegistrationOutcome.AlreadyWritten,
                 "The socket sent data before its connection was established (TCP Fast Open)."),
             AccelSockState.JoinFailed => Refused(socket, -state.InsertError switch

@@ -60,6 +60,11 @@ public readonly record struct AccelerationStatistics(
     long TcpBytes,
     long DegradedDirections)
 {
+    /// <summary>Accepted sockets left on plain TCP because their peer is not in the fast path (a client on this host
+    /// without the library, or one that did not opt in): in the socket map they would only pay the fast path's cost on
+    /// every send, for no redirect (<see cref="RegistrationOutcome.PeerNotAccelerated"/>).</summary>
+    public long SkippedPlainPeers { get; init; }
+
     /// <summary>Writes of this process that waited for their reader to catch up, and so stayed in the fast path.</summary>
     public long PacedWrites { get; init; }
 

@@ -36,4 +36,9 @@ public enum RegistrationOutcome
 
     /// <summary>The kernel refused for another reason (see the detail).</summary>
     Failed,
+
+    /// <summary>An accepted socket whose peer is not in the fast path (a client on this host without the library, or
+    /// one that did not opt in). The kernel left it out of the socket map at establishment: nothing could be redirected
+    /// either way, and in the map every send would pay the fast path's cost for a verdict of TCP.</summary>
+    PeerNotAccelerated,
 }

@@ -43,7 +43,7 @@ internal struct AccelSockState
 {
     public const uint VerdictUndecided = 0, VerdictRedirect = 1, VerdictTcp = 2;
     public const uint ReasonNone = 0, ReasonPeerAbsent = 1, ReasonNotInserted = 2, ReasonPeerGone = 3, ReasonBacklog = 4;
-    public const uint JoinNone = 0, JoinInserted = 1, JoinSkippedRemote = 2, JoinSkippedEarly = 3, JoinFailed = 4;
+    public const uint JoinNone = 0, JoinInserted = 1, JoinSkippedRemote = 2, JoinSkippedEarly = 3, JoinFailed = 4, JoinSkippedPlainPeer = 5;
 
     public ulong Owner;
     public uint Verdict;
@@ -109,6 +109,7 @@ internal struct AccelOwnerStats
     public ulong InsertFailed;
     public ulong SkippedRemote;
     public ulong Degraded;
+    public ulong SkippedPlainPeer;
 
     public void Add(in AccelOwnerStats o)
     {
@@ -120,6 +121,7 @@ internal struct AccelOwnerStats
         InsertFailed += o.InsertFailed;
         SkippedRemote += o.SkippedRemote;
         Degraded += o.Degraded;
+        SkippedPlainPeer += o.SkippedPlainPeer;
     }
 }
 

@@ -3,7 +3,9 @@
  * The fast path. Two programs share one SOCKHASH:
  *
  *  accel_sockops  (cgroup sock_ops)  puts a socket that user space opted in into the map under its
- *                 own 4-tuple the moment the kernel establishes it, before user space can write.
+ *                 own 4-tuple the moment the kernel establishes it, before user space can write (an
+ *                 accepted socket only when its peer is in the map: otherwise it could only pay the
+ *                 sk_msg path, for a verdict of TCP).
  *  accel_msg      (sk_msg verdict)   on each sendmsg of a socket in the map, redirects the bytes into
  *                 the peer's receive queue, or lets them go through TCP.
  *
@@ -218,6 +220,17 @@ int accel_sockops(struct bpf_sock_ops *skops)
 		st->join = ACCEL_JOIN_SKIPPED_EARLY;
 		if (stats)
 			__sync_fetch_and_add(&stats->insert_failed, 1);
+		return 1;
+	}
+
+	/* A passive socket is established after its peer: the peer's ACK establishes it, and the peer sends that ACK only
+	 * after its own sock_ops callback ran (tcp_finish_connect). So a peer that has no accel_consumed entry now was not
+	 * inserted and never will be: its process does not use the fast path. In the map, this socket would only pay the
+	 * sk_msg path on every send, for a verdict of TCP. */
+	if (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && !bpf_map_lookup_elem(&accel_consumed, &st->peer)) {
+		st->join = ACCEL_JOIN_SKIPPED_PLAIN_PEER;
+		if (stats)
+			__sync_fetch_and_add(&stats->skipped_plain_peer, 1);
 		return 1;
 	}
 

@@ -103,6 +103,8 @@ struct accel_sock_state {
 #define ACCEL_JOIN_SKIPPED_REMOTE 2u /* the peer cannot be on this host */
 #define ACCEL_JOIN_SKIPPED_EARLY  3u /* data left before establishment (TCP Fast Open) */
 #define ACCEL_JOIN_FAILED         4u /* the sockhash refused it (insert_error) */
+#define ACCEL_JOIN_SKIPPED_PLAIN_PEER 5u /* accepted from a peer that is not in the map (its process does not use the
+                                          * fast path): would only pay the sk_msg path for a verdict of TCP */
 
 #define ACCEL_VERDICT_UNDECIDED 0u
 #define ACCEL_VERDICT_REDIRECT  1u
@@ -126,6 +128,7 @@ struct accel_owner_stats {
 	__u64 insert_failed;   /* sockets sock_ops could not put into the map (full, duplicate key) */
 	__u64 skipped_remote;  /* opted-in sockets whose peer cannot be on this host */
 	__u64 degraded;        /* directions that switched from redirect to TCP */
+	__u64 skipped_plain_peer; /* accepted sockets whose peer is not in the map (ACCEL_JOIN_SKIPPED_PLAIN_PEER) */
 };
 
 /* One per engine instance on the host (key: owner), written by user space: which services share the map. */

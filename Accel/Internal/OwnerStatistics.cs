@@ -32,5 +32,8 @@ internal static class OwnerStatistics
         RedirectedBytes: (long)s.RedirectedBytes,
         TcpMessages: (long)s.TcpMessages,
         TcpBytes: (long)s.TcpBytes,
-        DegradedDirections: (long)s.Degraded);
+        DegradedDirections: (long)s.Degraded)
+    {
+        SkippedPlainPeers = (long)s.SkippedPlainPeer,
+    };
 }

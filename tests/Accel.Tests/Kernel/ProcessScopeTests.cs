@@ -50,9 +50,11 @@ public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper o
         // In scope at both ends: inserted by the kernel, redirected end to end.
         Assert.All(clients.Results, r => Assert.Equal(("Registered", "Redirected", 0L), (r.Outcome, r.Path, r.TcpBytes)));
         Assert.All(served.Results, r => Assert.Equal(("Registered", "Redirected", 0L), (r.Outcome, r.Path, r.TcpBytes)));
-        // The outsider is in the same cgroup, but not in scope: never opted in, and its server ends find no peer.
+        // The outsider is in the same cgroup, but not in scope: never opted in, so its server ends, which are, stay out of
+        // the map (they could only pay the sk_msg path for a verdict of TCP).
         Assert.All(others.Results, r => Assert.Equal(("NotPrepared", 0L), (r.Outcome, r.RedirectedBytes)));
-        Assert.All(servedOthers.Results, r => Assert.Equal(("Registered", "Tcp", 0L), (r.Outcome, r.Path, r.RedirectedBytes)));
+        Assert.All(servedOthers.Results, r => Assert.Equal(("PeerNotAccelerated", "Tcp", 0L), (r.Outcome, r.Path, r.RedirectedBytes)));
+        Assert.Equal(outsiders, servedOthers.Statistics.SkippedPlainPeers);
     }
 
     /// <summary>Echo server (in a pid namespace of its own, as in a container) and client that never report their reads:

@@ -24,6 +24,7 @@ public sealed class RegistrationOutcomeTests
     [InlineData(AccelSockState.JoinFailed, Errno.EINVAL, RegistrationOutcome.Failed)]
     [InlineData(AccelSockState.JoinSkippedRemote, 0, RegistrationOutcome.PeerNotOnHost)]
     [InlineData(AccelSockState.JoinSkippedEarly, 0, RegistrationOutcome.AlreadyWritten)]
+    [InlineData(AccelSockState.JoinSkippedPlainPeer, 0, RegistrationOutcome.PeerNotAccelerated)]
     public async Task The_kernels_answer_becomes_the_outcome(uint join, int errno, RegistrationOutcome expected)
     {
         using var engine = StartWithFakeKernel(lookup => lookup.Join = join, errno);
