@@ -1,7 +1,8 @@
 // Accel benchmarks. HTTP and raw-socket round trips run in long-lived processes with the modes switched in short
 // slices, or interleaved request by request for sequential latency (no library, the same again as an A/A check,
-// library off, accelerated, Unix domain socket) and are reported as medians of paired ratios with 95% intervals; bulk,
-// namespace, memory and start-up figures follow. Needs root (like the tests: a private bpffs and cgroup).
+// library off, accelerated, a client without the library calling the accelerated server, Unix domain socket) and are
+// reported as medians of paired ratios with 95% intervals; bulk, namespace, memory and start-up figures follow. Needs
+// root (like the tests: a private bpffs and cgroup).
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick     about 11 minutes on 2 cores
 //   dotnet run -c Release --project tests/Accel.Benchmarks                more rounds, 1 GiB downloads
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --redis-only   the Redis-protocol case alone, printed
@@ -12,6 +13,7 @@
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --factory-only the 64-way cases with and without
 //                                                                                    IHttpClientFactory's logging handlers
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --services-only the YARP gateway and gRPC cases alone
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --latency-only the sequential HTTP cases alone (1 minute)
 // Writes results/benchmarks.md and results/ratios.png at the repository root.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
@@ -86,6 +88,7 @@ var parts = new (string Flag, Func<Task<string>> Run)[]
     ("--factory-only", () => PairedHttpBenchmarks.FactoryOnlyAsync(env, settings)),
     ("--services-only", () => PairedHttpBenchmarks.ServicesOnlyAsync(env, settings)),
     ("--large-only", () => PairedHttpBenchmarks.LargeOnlyAsync(env, settings)),
+    ("--latency-only", () => PairedHttpBenchmarks.LatencyOnlyAsync(env, settings)),
     ("--tracker-only", async () => (await TrackerCost.MeasureAsync(env, quick)).ToString()),
 };
 if (parts.FirstOrDefault(p => args.Contains(p.Flag)) is { Run: { } part })

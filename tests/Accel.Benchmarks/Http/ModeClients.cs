@@ -16,7 +16,8 @@ namespace Accel.Benchmarks.Http;
 /// the <c>none</c> app: what the factory's own handlers cost, apart from the library), <c>factory-quiet</c> the same
 /// without the factory's logging handlers (<c>RemoveAllLoggers</c>), <c>handler</c> a default
 /// SocketsHttpHandler whose ConnectCallback is the library's public <see cref="SidecarlessAcceleration.ConnectCallback"/>
-/// (the library without the factory, as YARP uses it).
+/// (the library without the factory, as YARP uses it), <c>plain</c> a default SocketsHttpHandler with no library to the
+/// accelerated app (a same-host client without the library calling a service that has it).
 /// </summary>
 internal sealed class ModeClients : IDisposable
 {
@@ -32,9 +33,9 @@ internal sealed class ModeClients : IDisposable
         // Its own pool, so that reading the server's figures adds nothing to any mode's connections.
         _probe = new HttpClient(new SocketsHttpHandler()) { BaseAddress = new Uri(server.Endpoints["none"].H1) };
         _owned.Add(_probe);
-        foreach (string mode in new[] { "none", "none-aa", "uds" })
+        foreach (string mode in new[] { "none", "none-aa", "plain", "uds" })
         {
-            var (h1, h2) = server.Endpoints[mode == "none-aa" ? "none" : mode];
+            var (h1, h2) = server.Endpoints[mode switch { "none-aa" => "none", "plain" => "accel", _ => mode }];
             foreach (var (proto, url) in new[] { ("h1", h1), ("h2c", h2) })
             {
                 HttpClient Create()

@@ -12,21 +12,13 @@ namespace Accel.Benchmarks.Http;
 /// </summary>
 internal static class PairedHttpBenchmarks
 {
-    public static readonly string[] Modes = ["none", "none-aa", "factory", "off", "accel", "handler", "uds"];
+    public static readonly string[] Modes = ["none", "none-aa", "factory", "off", "accel", "handler", "plain", "uds"];
 
     public static async Task<HttpResults> RunAsync(KernelTestEnvironment env, Settings settings, AccelerationEngine engine)
     {
         await using var server = await BenchServerProcess.StartAsync(env);
         using var clients = new ModeClients(env, server);
-        var cases = new List<PairedCase>();
-        foreach (string proto in new[] { "h1", "h2c" })
-        {
-            foreach (int size in new[] { 1024, 256 * 1024 })
-            {
-                cases.Add(Sequential(clients, proto, size, settings.SequentialRequests(size)));
-            }
-        }
-
+        var cases = SequentialCases(clients, settings);
         foreach (string proto in new[] { "h1", "h2c" })
         {
             cases.Add(Concurrent(clients, proto, 1024, 64, settings.SliceDuration));
@@ -44,6 +36,10 @@ internal static class PairedHttpBenchmarks
         return new HttpResults(cases.SelectMany(c => c.Metrics).ToList(), services, redirected / (double)Math.Max(1, redirected + tcp),
             stats.GetProperty("pacedWrites").GetInt64(), stats.GetProperty("degradedDirections").GetInt64(), syscalls, program, profiles);
     }
+
+    /// <summary>HTTP/1.1 and h2c, 1 KiB and 256 KiB, requests one after another.</summary>
+    private static List<PairedCase> SequentialCases(ModeClients clients, Settings settings)
+        => [.. from proto in new[] { "h1", "h2c" } from size in new[] { 1024, 256 * 1024 } select Sequential(clients, proto, size, settings.SequentialRequests(size))];
 
     /// <summary>The CPU split (<see cref="CpuProfile"/>) of both processes under the 64-way 1 KiB load, without the
     /// library and accelerated, for both protocols, with each class's time per request and the scheduler events
@@ -130,6 +126,18 @@ internal static class PairedHttpBenchmarks
         }
 
         text.AppendLine($"accelerated server app: {stats.GetProperty("redirectedBytes").GetInt64()} bytes redirected, {stats.GetProperty("tcpBytes").GetInt64()} through TCP, degraded directions {stats.GetProperty("degradedDirections").GetInt64()}");
+        return text.ToString();
+    }
+
+    /// <summary>The sequential cases alone, every mode, printed (for working on latency).</summary>
+    public static async Task<string> LatencyOnlyAsync(KernelTestEnvironment env, Settings settings)
+    {
+        await using var server = await BenchServerProcess.StartAsync(env);
+        using var clients = new ModeClients(env, server);
+        var cases = SequentialCases(clients, settings);
+        await PairedRunner.RunAsync("latency", Modes, settings.Rounds, cases);
+        var text = new System.Text.StringBuilder();
+        PairedReport.WriteTable(text, cases.SelectMany(c => c.Metrics).ToList(), "none", [.. Modes.Skip(1).Select(m => (m, $"{m} / none"))]);
         return text.ToString();
     }
 
