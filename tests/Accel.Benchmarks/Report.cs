@@ -47,13 +47,15 @@ internal sealed class Report(Settings settings)
             **accelerated** (an `IHttpClientFactory` client), **accelerated handler** = a default `SocketsHttpHandler` whose
             `ConnectCallback` is the library's `SidecarlessAcceleration.ConnectCallback` (the library without the factory, as
             YARP uses it), **plain client** = a default `SocketsHttpHandler` without the library calling the accelerated app
-            (a same-host client without the library, such as a probe or another team's service), **UDS** = a Unix domain
+            (a same-host client without the library, such as a probe or another team's service), **accelerated client, plain
+            server** = the accelerated handler calling the none app (a service with the library calling a same-host one
+            without it), **UDS** = a Unix domain
             socket (no library), **factory** = an `IHttpClientFactory` client without the library (server: the none app). Ratios < 1 are faster for times and costs, > 1 for rates.
             """);
         md.AppendLine();
         md.AppendLine("## HTTP (IHttpClientFactory / SocketsHttpHandler client, Kestrel server, separate processes)");
         md.AppendLine();
-        PairedReport.WriteTable(md, http.Metrics, "none", [("none-aa", "A/A"), ("factory", "factory / none"), ("off", "off / none"), ("accel", "accelerated / none"), ("handler", "accelerated handler / none"), ("plain", "plain client, accelerated server / none"), ("uds", "UDS / none")]);
+        PairedReport.WriteTable(md, http.Metrics, "none", [("none-aa", "A/A"), ("factory", "factory / none"), ("off", "off / none"), ("accel", "accelerated / none"), ("handler", "accelerated handler / none"), ("plain", "plain client, accelerated server / none"), ("to-plain", "accelerated client, plain server / none"), ("uds", "UDS / none")]);
         md.AppendLine("The library's own effect, against an IHttpClientFactory client without it (both clients then pay the factory's handlers):");
         md.AppendLine();
         PairedReport.WriteTable(md, http.Metrics, "factory", [("off", "off / factory"), ("accel", "accelerated / factory")]);

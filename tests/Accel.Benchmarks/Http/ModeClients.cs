@@ -17,7 +17,8 @@ namespace Accel.Benchmarks.Http;
 /// without the factory's logging handlers (<c>RemoveAllLoggers</c>), <c>handler</c> a default
 /// SocketsHttpHandler whose ConnectCallback is the library's public <see cref="SidecarlessAcceleration.ConnectCallback"/>
 /// (the library without the factory, as YARP uses it), <c>plain</c> a default SocketsHttpHandler with no library to the
-/// accelerated app (a same-host client without the library calling a service that has it).
+/// accelerated app (a same-host client without the library calling a service that has it), <c>to-plain</c> the handler
+/// client with the library's callback to the none app (a service with the library calling one without it).
 /// </summary>
 internal sealed class ModeClients : IDisposable
 {
@@ -122,6 +123,14 @@ internal sealed class ModeClients : IDisposable
                     _owned.Add(client);
                     _clients[("handler", proto)] = client;
                     _fresh[("handler", proto)] = Create;
+
+                    // The same, calling the none app: a service with the library calling a same-host one without it.
+                    string plainServer = proto == "h1" ? server.Endpoints["none"].H1 : server.Endpoints["none"].H2;
+                    HttpClient CreateToPlain() => Configure(new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(plainServer) }, proto);
+                    HttpClient toPlain = CreateToPlain();
+                    _owned.Add(toPlain);
+                    _clients[("to-plain", proto)] = toPlain;
+                    _fresh[("to-plain", proto)] = CreateToPlain;
                 }
             }
         }

@@ -12,7 +12,7 @@ namespace Accel.Benchmarks.Http;
 /// </summary>
 internal static class PairedHttpBenchmarks
 {
-    public static readonly string[] Modes = ["none", "none-aa", "factory", "off", "accel", "handler", "plain", "uds"];
+    public static readonly string[] Modes = ["none", "none-aa", "factory", "off", "accel", "handler", "plain", "to-plain", "uds"];
 
     public static async Task<HttpResults> RunAsync(KernelTestEnvironment env, Settings settings, AccelerationEngine engine)
     {

@@ -102,12 +102,12 @@ internal static class PairedReport
         // The issue's other rule: never worse than no library, in any case. User-visible quantities only (context
         // switches are a diagnosis, not a case).
         var worse = http.Concat(results.Services).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal))
-            .SelectMany(m => new[] { ("accelerated", "accel"), ("accelerated handler", "handler"), ("plain client of an accelerated server", "plain") }.Select(c => (m, c.Item1, r: PairedRunner.Ratio(m, c.Item2, "none"))))
+            .SelectMany(m => new[] { ("accelerated", "accel"), ("accelerated handler", "handler"), ("plain client of an accelerated server", "plain"), ("accelerated client of a plain server", "to-plain") }.Select(c => (m, c.Item1, r: PairedRunner.Ratio(m, c.Item2, "none"))))
             .Where(x => !double.IsNaN(x.r.Median) && !x.r.Contains(1.0) && (x.r.Median > 1) != x.m.HigherIsBetter)
             .Select(x => string.Create(CultureInfo.InvariantCulture, $"{x.Item2}: {x.m.Title} {x.r.Median:0.00} [{x.r.Low:0.00}-{x.r.High:0.00}]")
                 + (x.Item2 == "accelerated" ? $" (against the factory client without the library: {Cell(PairedRunner.Ratio(x.m, "accel", "factory"), x.m.HigherIsBetter)})" : "")).ToList();
         md.AppendLine(worse.Count == 0
-            ? "Never worse than no library: no HTTP, gateway or gRPC case is significantly worse, in either accelerated client, nor for a client without the library calling the accelerated server."
+            ? "Never worse than no library: no HTTP, gateway or gRPC case is significantly worse, in either accelerated client, nor between a client and a server of which only one has the library."
             : $"**Significantly worse than no library:** {string.Join("; ", worse)}. The accelerated client is an IHttpClientFactory client, and the factory's own handlers have a cost of their own (the factory / none column).");
         md.AppendLine();
         md.AppendLine("The ceiling column: the redirect removes the TCP/IP time of a request and adds the sockmap path's; the profile of the 64-way 1 KiB load gives both (above), and every other cost is taken as unchanged. CPU per request: (none - removable) / none; requests/s: its inverse, as both CPUs are saturated; sequential p50: the same microseconds off the no-library p50, an estimate (the profile is of the concurrent load). A profile varies from run to run, so the ceiling does too.");
