@@ -285,6 +285,32 @@ public sealed class AccelerationEngine : IDisposable
         }
     }
 
+    /// <summary>Takes a socket out of the map when its first send found no peer and nothing redirected waits in its
+    /// queue; see <see cref="SocketRegistration.TryLeaveFastPath"/>.</summary>
+    internal bool TryLeave(Socket socket, AccelKey key)
+    {
+        if (_kernel is null || ReadState(socket) is not { Verdict: AccelSockState.VerdictTcp, Reason: AccelSockState.ReasonPeerAbsent })
+        {
+            return false;
+        }
+
+        try
+        {
+            // FIONREAD counts the redirected queue too (the socket is still in the map): bytes a peer redirected before
+            // it closed would be discarded with the psock. Nothing can be added to the queue any more (accel_msg).
+            if (socket.Available != 0)
+            {
+                return false;
+            }
+        }
+        catch (Exception e) when (e is ObjectDisposedException or SocketException)
+        {
+            return false;
+        }
+
+        return _kernel.RemoveFromSockhash(key) == 0;
+    }
+
     internal void CountPacedWrite() => Interlocked.Increment(ref _pacedWrites);
 
     /// <summary>For measurements: the kernel times every BPF program run until the result is disposed (null when

@@ -15,6 +15,7 @@ public sealed class SocketRegistration
     private readonly SendPacer? _pacer;
     private ConnectionStatistics _last;
     private long _lastReported;
+    private volatile bool _left;
 
     internal SocketRegistration(AccelerationEngine engine, Socket socket, RegistrationOutcome outcome, string? detail, AccelKey key = default, long reportEvery = 0)
     {
@@ -50,7 +51,7 @@ public sealed class SocketRegistration
     /// </summary>
     public void ReportConsumed(long totalBytesRead)
     {
-        if (_reportEvery > 0 && totalBytesRead - _lastReported >= _reportEvery)
+        if (_reportEvery > 0 && totalBytesRead - _lastReported >= _reportEvery && !_left)
         {
             _lastReported = totalBytesRead;
             _engine.WriteConsumed(_key, totalBytesRead);
@@ -70,7 +71,29 @@ public sealed class SocketRegistration
     /// <param name="count">Bytes about to be written.</param>
     /// <param name="cancellationToken">Ends the wait with <see cref="OperationCanceledException"/>.</param>
     public ValueTask WaitToSendAsync(long count, CancellationToken cancellationToken = default)
-        => _pacer is null ? ValueTask.CompletedTask : _pacer.WaitAsync(count, cancellationToken);
+        => _pacer is null || _left ? ValueTask.CompletedTask : _pacer.WaitAsync(count, cancellationToken);
+
+    /// <summary>Whether <see cref="TryLeaveFastPath"/> took the socket out of the fast path.</summary>
+    internal bool HasLeft => _left;
+
+    /// <summary>
+    /// Call once after the socket's first write has returned. When that write found no peer in the fast path (its
+    /// verdict is TCP, "peer absent": a same-host server without the library), the socket would pay the fast path's
+    /// sk_msg program and copy on every send for nothing. The kernel made sure at that write that nothing can be
+    /// redirected into the socket any more, so it can leave the map, unless redirected bytes are still waiting to be
+    /// read (a peer that wrote and closed before the first write), which leaving would discard. Costs up to three
+    /// syscalls. Its figures stop at this point; it stays on TCP for life.
+    /// </summary>
+    internal bool TryLeaveFastPath()
+    {
+        if (Outcome != RegistrationOutcome.Registered || _left || !_engine.TryLeave(_socket, _key))
+        {
+            return false;
+        }
+
+        _left = true;
+        return true;
+    }
 
     /// <summary>This socket's figures, read from the kernel (one syscall). After the socket is closed,
     /// the last figures read are returned.</summary>

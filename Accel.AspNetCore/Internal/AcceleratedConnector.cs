@@ -61,13 +61,16 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
     }
 
     /// <summary>Counts what the client consumes, for the backlog bound of the server's redirected responses, and
-    /// paces what it writes (request bodies) so that a large upload stays in the fast path.</summary>
+    /// paces what it writes (request bodies) so that a large upload stays in the fast path. When the first write finds
+    /// no server in the fast path (a same-host server without the library), the socket leaves the map
+    /// (<see cref="SocketRegistration.TryLeaveFastPath"/>) and the stream passes everything straight through.</summary>
     private sealed class AcceleratedNetworkStream : NetworkStream
     {
         private readonly SocketRegistration _registration;
         private readonly long _maxChunk;
         private readonly ObservedRead<int> _pending;
         private long _read;
+        private int _written;
 
         public AcceleratedNetworkStream(Socket socket, SocketRegistration registration, long maxChunk)
             : base(socket, ownsSocket: true)
@@ -94,6 +97,11 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             ValueTask<int> read = base.ReadAsync(buffer, cancellationToken);
+            if (_registration.HasLeft)
+            {
+                return read;
+            }
+
             if (read.IsCompletedSuccessfully)
             {
                 return new ValueTask<int>(Count(read.Result));
@@ -110,6 +118,7 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
 
         public override void Write(ReadOnlySpan<byte> buffer)
         {
+            bool any = !buffer.IsEmpty;
             while (!buffer.IsEmpty)
             {
                 ReadOnlySpan<byte> chunk = buffer[..(int)Math.Min(buffer.Length, _maxChunk)];
@@ -122,6 +131,11 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
                 base.Write(chunk);
                 buffer = buffer[chunk.Length..];
             }
+
+            if (any)
+            {
+                AfterWrite();
+            }
         }
 
         public override void WriteByte(byte value) => Write([value]);
@@ -131,6 +145,16 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
+            if (_registration.HasLeft)
+            {
+                return base.WriteAsync(buffer, cancellationToken);
+            }
+
+            if (Volatile.Read(ref _written) == 0 && !buffer.IsEmpty)
+            {
+                return FirstWriteAsync(buffer, cancellationToken);
+            }
+
             if (buffer.Length > _maxChunk)
             {
                 return WriteInChunksAsync(buffer, cancellationToken);
@@ -138,6 +162,22 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
 
             ValueTask wait = _registration.WaitToSendAsync(buffer.Length, cancellationToken);
             return wait.IsCompletedSuccessfully ? base.WriteAsync(buffer, cancellationToken) : WriteAfterAsync(wait, buffer, cancellationToken);
+        }
+
+        private async ValueTask FirstWriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+        {
+            await WriteInChunksAsync(buffer, cancellationToken).ConfigureAwait(false);
+            AfterWrite();
+        }
+
+        /// <summary>The first write decided the socket's path in the kernel; a socket whose server is not in the fast
+        /// path leaves it now.</summary>
+        private void AfterWrite()
+        {
+            if (Interlocked.Exchange(ref _written, 1) == 0)
+            {
+                _registration.TryLeaveFastPath();
+            }
         }
 
         private async ValueTask WriteAfterAsync(ValueTask wait, ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)

@@ -18,7 +18,9 @@
  * once per socket at its first send and is sticky: REDIRECT only if the peer is in the map, TCP otherwise,
  * for life. A socket is only ever inserted by accel_sockops at establishment, before user space can
  * write on it, so a socket in the map has never put a byte on TCP before its first decision. REDIRECT -> TCP later
- * (peer gone) is order-safe: the queued redirected bytes are older and are read first.
+ * (peer gone) is order-safe: the queued redirected bytes are older and are read first. A socket leaves the map before
+ * it closes only when nothing was or can be redirected into it (a dropped psock discards its queue): an accepted one
+ * whose peer has no entry, and one whose first send found no peer (user space removes it).
  *
  * Backlog (KERNEL-FACTS 2): a redirect never blocks the sender, so a receiver that stops reading would
  * let the kernel queue without bound. Each sender counts what it redirected; accel_consumed (fexit on
@@ -225,8 +227,8 @@ int accel_sockops(struct bpf_sock_ops *skops)
 
 	/* A passive socket is established after its peer: the peer's ACK establishes it, and the peer sends that ACK only
 	 * after its own sock_ops callback ran (tcp_finish_connect). So a peer that has no accel_consumed entry now was not
-	 * inserted and never will be: its process does not use the fast path. In the map, this socket would only pay the
-	 * sk_msg path on every send, for a verdict of TCP. */
+	 * inserted and never will be (its process does not use the fast path), or it was and its first send found no
+	 * peer. In the map, this socket would only pay the sk_msg path on every send, for a verdict of TCP. */
 	if (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && !bpf_map_lookup_elem(&accel_consumed, &st->peer)) {
 		st->join = ACCEL_JOIN_SKIPPED_PLAIN_PEER;
 		if (stats)
@@ -246,6 +248,17 @@ int accel_sockops(struct bpf_sock_ops *skops)
 		bpf_map_delete_elem(&accel_consumed, &key);
 		if (stats)
 			__sync_fetch_and_add(&stats->insert_failed, 1);
+		return 1;
+	}
+	/* Checked again now that this socket is in the map: its client's first send may have found no peer (this socket
+	 * was not inserted yet) and removed the client's entry after the check above. Such a client will leave the map,
+	 * so this socket leaves it again, before it can send anything. */
+	if (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && !bpf_map_lookup_elem(&accel_consumed, &st->peer)) {
+		bpf_map_delete_elem(&accel_sockhash, &key);
+		bpf_map_delete_elem(&accel_consumed, &key);
+		st->join = ACCEL_JOIN_SKIPPED_PLAIN_PEER;
+		if (stats)
+			__sync_fetch_and_add(&stats->skipped_plain_peer, 1);
 		return 1;
 	}
 	st->join = ACCEL_JOIN_INSERTED;
@@ -344,6 +357,13 @@ int accel_msg(struct sk_msg_md *msg)
 		} else {
 			st->verdict = ACCEL_VERDICT_TCP;
 			st->reason = first ? ACCEL_REASON_PEER_ABSENT : ACCEL_REASON_PEER_GONE;
+			/* No peer at the first send: the peer is not in the map, or left it by closing. Without this socket's
+			 * accel_consumed entry, a peer established from now on leaves the map again in its own sock_ops callback
+			 * (accel_sockops), before it can send, so nothing more can be redirected here. User space may then take
+			 * this socket out of the map once nothing redirected waits to be read (TryLeaveFastPath), instead of
+			 * paying this path on every send. */
+			if (first)
+				bpf_map_delete_elem(&accel_consumed, &st->key);
 		}
 		if (!first) {
 			st->left_ns = bpf_ktime_get_ns();

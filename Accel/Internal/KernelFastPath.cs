@@ -67,6 +67,11 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
     public int WriteFlow(AccelKey key, AccelFlow flow)
         => Bpf.TryUpdate(Store.Map(AbiNames.Consumed), AsBytes(ref key), AsBytes(ref flow), BpfFlags.Exist);
 
+    /// <summary>Takes the socket with key <paramref name="key"/> out of the sockhash: the kernel drops its psock and
+    /// gives it back plain TCP (and discards what waits in its redirected queue: see
+    /// <see cref="SocketRegistration.TryLeaveFastPath"/>).</summary>
+    public int RemoveFromSockhash(AccelKey key) => Bpf.TryDelete(Store.Map(AbiNames.SockHash), AsBytes(ref key));
+
     public AccelOwnerStats ReadOwner(ulong owner) => OwnerStatistics.Read(Bpf, Store.Map(AbiNames.Owners), AsBytes(ref owner));
 
     public void ForgetOwner(ulong owner) => Store.ForgetInstance(owner);
