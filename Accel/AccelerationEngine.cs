@@ -296,8 +296,9 @@ public sealed class AccelerationEngine : IDisposable
 
         try
         {
-            // FIONREAD counts the redirected queue too (the socket is still in the map): bytes a peer redirected before
-            // it closed would be discarded with the psock. Nothing can be added to the queue any more (accel_msg).
+            // For a socket in the map, FIONREAD reports its redirected queue (tcp_bpf's ioctl; the read tracker relies on
+            // it too): bytes a peer redirected before it closed would be discarded with the psock. Nothing can be added to
+            // the queue any more (accel_msg).
             if (socket.Available != 0)
             {
                 return false;
