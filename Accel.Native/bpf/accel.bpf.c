@@ -143,6 +143,15 @@ static __always_inline int write_slot(const struct accel_flow *flow, __u64 value
 	return 1;
 }
 
+/* An accepted socket whose peer is not in the map stays (or goes back) out of it: recorded and counted. */
+static __always_inline int skip_plain_peer(struct accel_sock_state *st, struct accel_owner_stats *stats)
+{
+	st->join = ACCEL_JOIN_SKIPPED_PLAIN_PEER;
+	if (stats)
+		__sync_fetch_and_add(&stats->skipped_plain_peer, 1);
+	return 1;
+}
+
 SEC("sockops")
 int accel_sockops(struct bpf_sock_ops *skops)
 {
@@ -229,12 +238,8 @@ int accel_sockops(struct bpf_sock_ops *skops)
 	 * after its own sock_ops callback ran (tcp_finish_connect). So a peer that has no accel_consumed entry now was not
 	 * inserted and never will be (its process does not use the fast path), or it was and its first send found no
 	 * peer. In the map, this socket would only pay the sk_msg path on every send, for a verdict of TCP. */
-	if (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && !bpf_map_lookup_elem(&accel_consumed, &st->peer)) {
-		st->join = ACCEL_JOIN_SKIPPED_PLAIN_PEER;
-		if (stats)
-			__sync_fetch_and_add(&stats->skipped_plain_peer, 1);
-		return 1;
-	}
+	if (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && !bpf_map_lookup_elem(&accel_consumed, &st->peer))
+		return skip_plain_peer(st, stats);
 
 	struct accel_flow initial = {
 		.consumed = (cfg->flags & ACCEL_CFG_REPORTS) ? ACCEL_CONSUMED_REPORTS : 0,
@@ -256,10 +261,7 @@ int accel_sockops(struct bpf_sock_ops *skops)
 	if (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && !bpf_map_lookup_elem(&accel_consumed, &st->peer)) {
 		bpf_map_delete_elem(&accel_sockhash, &key);
 		bpf_map_delete_elem(&accel_consumed, &key);
-		st->join = ACCEL_JOIN_SKIPPED_PLAIN_PEER;
-		if (stats)
-			__sync_fetch_and_add(&stats->skipped_plain_peer, 1);
-		return 1;
+		return skip_plain_peer(st, stats);
 	}
 	st->join = ACCEL_JOIN_INSERTED;
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);

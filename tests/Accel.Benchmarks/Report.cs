@@ -49,8 +49,8 @@ internal sealed class Report(Settings settings)
             YARP uses it), **plain client** = a default `SocketsHttpHandler` without the library calling the accelerated app
             (a same-host client without the library, such as a probe or another team's service), **accelerated client, plain
             server** = the accelerated handler calling the none app (a service with the library calling a same-host one
-            without it), **UDS** = a Unix domain
-            socket (no library), **factory** = an `IHttpClientFactory` client without the library (server: the none app). Ratios < 1 are faster for times and costs, > 1 for rates.
+            without it), **UDS** = a Unix domain socket (no library), **factory** = an `IHttpClientFactory` client without
+            the library (server: the none app). Ratios < 1 are faster for times and costs, > 1 for rates.
             """);
         md.AppendLine();
         md.AppendLine("## HTTP (IHttpClientFactory / SocketsHttpHandler client, Kestrel server, separate processes)");
