@@ -37,13 +37,15 @@ internal sealed class Report(Settings settings)
         md.AppendLine(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {(settings.Quick ? "quick mode" : "full mode")}. Machine: {Environment.ProcessorCount} CPUs ({CpuModel()}), {RuntimeInformation.OSDescription}, .NET {Environment.Version}.");
         md.AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"""
-            How: two long-lived processes (HTTP: this client and one server process hosting three Kestrel apps), the modes
+            How: two long-lived processes (HTTP: this client and one server process hosting four Kestrel apps), the modes
             switched in short slices: {settings.Rounds} rounds, in each every mode runs twice per case in palindromic order
             (A B C C B A, the start rotating); the sequential cases instead interleave the modes request by request, each turn
-            through the modes in a shuffled order. A cell is the **median over the rounds of the paired ratio** mode / baseline,
+            through the modes in a shuffled order. Every mode gets new connections at the start of each round (a connection
+            keeps a lasting edge of a few percent over another, which would otherwise read as the mode's). A cell is the **median over the rounds of the paired ratio** mode / baseline,
             with a distribution-free 95% interval; an interval that holds 1.00 is "within noise", never a win.
             Modes: **none** = no library at all (Kestrel's socket transport, a default `SocketsHttpHandler`), **A/A** = the
-            same again through a second client (the run's own noise), **off** = the library with `Enabled = false`,
+            same again through a second client to a second app without the library (the run's own noise, app and
+            connections included), **off** = the library with `Enabled = false`,
             **accelerated** (an `IHttpClientFactory` client), **accelerated handler** = a default `SocketsHttpHandler` whose
             `ConnectCallback` is the library's `SidecarlessAcceleration.ConnectCallback` (the library without the factory, as
             YARP uses it), **plain client** = a default `SocketsHttpHandler` without the library calling the accelerated app

@@ -11,10 +11,11 @@ using Yarp.ReverseProxy.Forwarder;
 namespace Accel.Benchmarks.Http;
 
 /// <summary>
-/// The server process of the HTTP benchmark: three Kestrel apps in one long-lived process, so that the client can
+/// The server process of the HTTP benchmark: four Kestrel apps in one long-lived process, so that the client can
 /// switch between them slice by slice while the process (its JIT state, its heap, its place on the CPUs) stays the same:
 /// <c>none</c> (no library at all: Kestrel's own socket transport, also on Unix sockets), <c>off</c> (the library
-/// with <c>Enabled = false</c>) and <c>accel</c> (the library on). Each serves /data/{n} (n bytes, n up to 1 MiB),
+/// with <c>Enabled = false</c>), <c>accel</c> (the library on) and <c>none2</c> (no library again: the A/A mode's, so
+/// that the A/A row compares two apps, as every other mode does with <c>none</c>). Each serves /data/{n} (n bytes, n up to 1 MiB),
 /// /stream/{n} (n bytes in 64 KiB writes), /stats (the acceleration health data), /gw/{path} (a YARP gateway: it forwards
 /// to the app's own HTTP/1.1 endpoint) and the gRPC example's Transfer service (on h2c), and a Redis-protocol cache on a
 /// third port (the process-scope example's; <see cref="Redis.RedisBenchmarks"/>).
@@ -31,6 +32,7 @@ internal static class BenchServer
             ("none", Build(library: null, udsPrefix)),
             ("off", Build(library: false, null, pinRoot, cgroup)),
             ("accel", Build(library: true, null, pinRoot, cgroup)),
+            ("none2", Build(library: null, null)), // the A/A mode's: a second app without the library
         };
         var lines = new List<string>();
         foreach (var (mode, app) in apps)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Accel.AspNetCore;
@@ -19,14 +20,23 @@ namespace Accel.Benchmarks.Http;
 /// (the library without the factory, as YARP uses it), <c>plain</c> a default SocketsHttpHandler with no library to the
 /// accelerated app (a same-host client without the library calling a service that has it), <c>to-plain</c> the handler
 /// client with the library's callback to the none app (a service with the library calling one without it).
+/// <c>none-aa</c> calls a second no-library app of the server process (<c>none2</c>), so that the A/A row holds
+/// every difference another mode has from <c>none</c> apart from the library: its own client, its own app, its own
+/// connections. <see cref="RenewAsync"/> gives every mode new clients, so new connections, once a round: a
+/// connection keeps an edge over another for its whole life (in one run, a second no-library app with one lasting
+/// connection measured 1.02 [1.01-1.04] of <c>none</c> in h2c sequential p50), and with new connections every round
+/// that edge is one more source of the noise the intervals show, not a mode's effect.
 /// </summary>
 internal sealed class ModeClients : IDisposable
 {
     private readonly Dictionary<(string Mode, string Proto), HttpClient> _clients = new();
     private readonly Dictionary<(string Mode, string Proto), Func<HttpClient>> _fresh = new();
+    private readonly Dictionary<(string Mode, string Proto), Func<HttpClient>> _round = new();
     private readonly List<IDisposable> _owned = new();
     private readonly List<IHostedLifecycleService> _lifecycle = new();
+    private readonly HashSet<(string Mode, string Proto)> _ownedByMode = new();
     private readonly HttpClient _probe;
+    private readonly Stopwatch _sinceRenewal = Stopwatch.StartNew();
 
     public ModeClients(KernelTestEnvironment env, BenchServerProcess server)
     {
@@ -36,7 +46,7 @@ internal sealed class ModeClients : IDisposable
         _owned.Add(_probe);
         foreach (string mode in new[] { "none", "none-aa", "plain", "uds" })
         {
-            var (h1, h2) = server.Endpoints[mode switch { "none-aa" => "none", "plain" => "accel", _ => mode }];
+            var (h1, h2) = server.Endpoints[mode switch { "none-aa" => "none2", "plain" => "accel", _ => mode }];
             foreach (var (proto, url) in new[] { ("h1", h1), ("h2c", h2) })
             {
                 HttpClient Create()
@@ -56,9 +66,8 @@ internal sealed class ModeClients : IDisposable
                     return Configure(new HttpClient(handler) { BaseAddress = new Uri(mode == "uds" ? "http://localhost" : url) }, proto);
                 }
 
-                HttpClient client = Create();
-                _owned.Add(client);
-                _clients[(mode, proto)] = client;
+                _clients[(mode, proto)] = Create();
+                _ownedByMode.Add((mode, proto));
                 _fresh[(mode, proto)] = Create;
             }
         }
@@ -80,9 +89,10 @@ internal sealed class ModeClients : IDisposable
 
             foreach (var (proto, url) in new[] { ("h1", h1), ("h2c", h2) })
             {
-                // "<proto>-fresh": the same client with the shortest handler lifetime the factory allows, so that a
-                // client created a second or more after the last has a new handler, so a new connection.
-                foreach (string name in new[] { proto, $"{proto}-fresh" })
+                // "<proto>-fresh" and "<proto>-round": the same client with the shortest handler lifetime the factory
+                // allows, so that a client created a second or more after the last has a new handler, so new
+                // connections (two names: the large downloads' slices and the rounds renew apart).
+                foreach (string name in new[] { proto, $"{proto}-fresh", $"{proto}-round" })
                 {
                     IHttpClientBuilder client = services.AddHttpClient(name, c => Configure(c, proto).BaseAddress = new Uri(url));
                     if (name != proto)
@@ -104,6 +114,8 @@ internal sealed class ModeClients : IDisposable
             _clients[(mode, "h2c")] = factory.CreateClient("h2c");
             _fresh[(mode, "h1")] = () => factory.CreateClient("h1-fresh");
             _fresh[(mode, "h2c")] = () => factory.CreateClient("h2c-fresh");
+            _round[(mode, "h1")] = () => factory.CreateClient("h1-round");
+            _round[(mode, "h2c")] = () => factory.CreateClient("h2c-round");
             if (mode == "accel")
             {
                 // What a host does at start: the library's startup makes SidecarlessAcceleration.ConnectCallback
@@ -119,17 +131,15 @@ internal sealed class ModeClients : IDisposable
                 foreach (var (proto, url) in new[] { ("h1", h1), ("h2c", h2) })
                 {
                     HttpClient Create() => Configure(new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(url) }, proto);
-                    HttpClient client = Create();
-                    _owned.Add(client);
-                    _clients[("handler", proto)] = client;
+                    _clients[("handler", proto)] = Create();
+                    _ownedByMode.Add(("handler", proto));
                     _fresh[("handler", proto)] = Create;
 
                     // The same, calling the none app: a service with the library calling a same-host one without it.
                     string plainServer = proto == "h1" ? server.Endpoints["none"].H1 : server.Endpoints["none"].H2;
                     HttpClient CreateToPlain() => Configure(new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(plainServer) }, proto);
-                    HttpClient toPlain = CreateToPlain();
-                    _owned.Add(toPlain);
-                    _clients[("to-plain", proto)] = toPlain;
+                    _clients[("to-plain", proto)] = CreateToPlain();
+                    _ownedByMode.Add(("to-plain", proto));
                     _fresh[("to-plain", proto)] = CreateToPlain;
                 }
             }
@@ -137,6 +147,39 @@ internal sealed class ModeClients : IDisposable
     }
 
     public HttpClient this[string mode, string proto] => _clients[(mode, proto)];
+
+    /// <summary>Gives every mode new clients, so new connections, and opens them before anything is timed: 64 requests
+    /// at once over HTTP/1.1 (the concurrent cases' connections), one over h2c (its one connection). The old clients'
+    /// connections close (a factory client's once the factory retires its handler). At least a second after the last
+    /// renewal, so that the factory hands out a new handler.</summary>
+    public async Task RenewAsync()
+    {
+        TimeSpan wait = TimeSpan.FromSeconds(1.1) - _sinceRenewal.Elapsed;
+        if (wait > TimeSpan.Zero)
+        {
+            await Task.Delay(wait);
+        }
+
+        foreach (var key in _clients.Keys.ToList())
+        {
+            HttpClient old = _clients[key];
+            HttpClient renewed = _round.TryGetValue(key, out var round) ? round() : _fresh[key]();
+            int opened = key.Proto == "h1" ? 64 : 1;
+            await Task.WhenAll(Enumerable.Range(0, opened).Select(async _ =>
+            {
+                using var response = await renewed.GetAsync("/data/1024");
+                response.EnsureSuccessStatusCode();
+                await response.Content.ReadAsByteArrayAsync();
+            }));
+            _clients[key] = renewed;
+            if (_ownedByMode.Contains(key))
+            {
+                old.Dispose();
+            }
+        }
+
+        _sinceRenewal.Restart();
+    }
 
     public int ServerPid { get; }
 
@@ -154,6 +197,14 @@ internal sealed class ModeClients : IDisposable
         foreach (IHostedLifecycleService service in _lifecycle)
         {
             service.StoppedAsync(CancellationToken.None).GetAwaiter().GetResult();
+        }
+
+        foreach (var (key, client) in _clients)
+        {
+            if (_ownedByMode.Contains(key))
+            {
+                client.Dispose();
+            }
         }
 
         foreach (IDisposable d in _owned)

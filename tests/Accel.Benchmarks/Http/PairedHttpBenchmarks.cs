@@ -25,7 +25,7 @@ internal static class PairedHttpBenchmarks
         }
 
         cases.Add(Large(clients, "h2c", settings.LargeBody, settings.LargeSlice));
-        await PairedRunner.RunAsync("http", Modes, settings.Rounds, cases);
+        await PairedRunner.RunAsync("http", Modes, settings.Rounds, cases, clients.RenewAsync);
         var services = await ServiceBenchmarks.RunAsync(clients, settings);
 
         var stats = await AcceleratedAppStatsAsync(clients);
@@ -103,7 +103,7 @@ internal static class PairedHttpBenchmarks
         await using var server = await BenchServerProcess.StartAsync(env);
         using var clients = new ModeClients(env, server);
         var cases = new[] { "h1", "h2c" }.Select(proto => Concurrent(clients, proto, 1024, 64, settings.SliceDuration)).ToList();
-        await PairedRunner.RunAsync("factory", ["none", "none-aa", "factory", "factory-quiet", "accel"], settings.Rounds, cases);
+        await PairedRunner.RunAsync("factory", ["none", "none-aa", "factory", "factory-quiet", "accel"], settings.Rounds, cases, clients.RenewAsync);
         var metrics = cases.SelectMany(c => c.Metrics).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal)).ToList(); // rates, CPU and allocations
         var text = new System.Text.StringBuilder();
         PairedReport.WriteTable(text, metrics, "none",
@@ -135,7 +135,7 @@ internal static class PairedHttpBenchmarks
         await using var server = await BenchServerProcess.StartAsync(env);
         using var clients = new ModeClients(env, server);
         var cases = SequentialCases(clients, settings);
-        await PairedRunner.RunAsync("latency", Modes, settings.Rounds, cases);
+        await PairedRunner.RunAsync("latency", Modes, settings.Rounds, cases, clients.RenewAsync);
         var text = new System.Text.StringBuilder();
         PairedReport.WriteTable(text, cases.SelectMany(c => c.Metrics).ToList(), "none", [.. Modes.Skip(1).Select(m => (m, $"{m} / none"))]);
         return text.ToString();
@@ -207,21 +207,16 @@ internal static class PairedHttpBenchmarks
     /// gives a mode's call. With a slice of a few hundred calls per mode instead, whatever held for the length of a
     /// slice (which CPUs the two processes' threads sat on, how deeply an idle vCPU slept) weighed on one mode and not
     /// the others: the paired p50 ratios of one run spread from 0.71 to 1.34. Interleaved, the intervals are about ±1%,
-    /// tight enough to resolve a client's lasting edge over another (its connection), so the baseline's two clients
-    /// (none and none-aa) trade places every other round, as the raw round trips' two TCP pairs do.</summary>
+    /// tight enough to resolve a connection's lasting edge over another, so the HTTP runs give every mode new
+    /// connections each round (<see cref="ModeClients.RenewAsync"/>).</summary>
     internal static PairedCase LatencyCase(string id, string title, int calls, Func<string, Func<Task>> caller)
     {
         var p50 = new Metric($"{id}-p50", $"{title}, p50", "us", HigherIsBetter: false);
         var p99 = new Metric($"{id}-p99", $"{title}, p99", "us", HigherIsBetter: false);
         var shuffle = new Random(11);
-        int rounds = 0;
         return PairedCase.Interleave(p50.Title, [p50, p99], async modes =>
         {
             Dictionary<string, Func<Task>> call = modes.ToDictionary(mode => mode, caller);
-            if (rounds++ % 2 == 1 && call.ContainsKey("none") && call.ContainsKey("none-aa"))
-            {
-                (call["none"], call["none-aa"]) = (call["none-aa"], call["none"]);
-            }
 
             Dictionary<string, double[]> samples = modes.ToDictionary(mode => mode, _ => new double[calls]);
             string[] turn = [.. modes];
@@ -231,7 +226,15 @@ internal static class PairedHttpBenchmarks
                 foreach (string mode in turn)
                 {
                     long start = Stopwatch.GetTimestamp();
-                    await call[mode]();
+                    try
+                    {
+                        await call[mode]();
+                    }
+                    catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                    {
+                        throw new InvalidOperationException($"{title}: call {i} of mode {mode} failed", e);
+                    }
+
                     samples[mode][i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
                 }
             }

@@ -26,11 +26,20 @@ internal static class ServiceBenchmarks
 
     public static async Task<IReadOnlyList<Metric>> RunAsync(ModeClients clients, Settings settings)
     {
-        var channels = Modes.ToDictionary(mode => mode, mode =>
+        // A channel over each mode's current h2c client, made anew when the clients are renewed (each round).
+        var channels = new Dictionary<string, GrpcChannel>();
+        void OpenChannels()
         {
-            HttpClient http = clients[mode, "h2c"];
-            return GrpcChannel.ForAddress(http.BaseAddress!, new GrpcChannelOptions { HttpClient = http, DisposeHttpClient = false });
-        });
+            foreach (string mode in Modes)
+            {
+                HttpClient http = clients[mode, "h2c"];
+                GrpcChannel? old = channels.GetValueOrDefault(mode);
+                channels[mode] = GrpcChannel.ForAddress(http.BaseAddress!, new GrpcChannelOptions { HttpClient = http, DisposeHttpClient = false });
+                old?.Dispose();
+            }
+        }
+
+        OpenChannels();
         try
         {
             PairedCase[] cases =
@@ -40,7 +49,11 @@ internal static class ServiceBenchmarks
                 GrpcSequential(channels, 1024, settings.SequentialRequests(1024)),
                 GrpcConcurrent(channels, clients, 1024, 64, settings.SliceDuration),
             ];
-            await PairedRunner.RunAsync("services", Modes, settings.Rounds, cases);
+            await PairedRunner.RunAsync("services", Modes, settings.Rounds, cases, async () =>
+            {
+                await clients.RenewAsync();
+                OpenChannels();
+            });
             return cases.SelectMany(c => c.Metrics).ToList();
         }
         finally

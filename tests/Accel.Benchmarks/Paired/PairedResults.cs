@@ -28,7 +28,8 @@ internal sealed record PairedCase(string Name, Metric[] Metrics, Func<string, Ta
 /// </summary>
 internal static class PairedRunner
 {
-    public static async Task RunAsync(string label, IReadOnlyList<string> modes, int rounds, IReadOnlyList<PairedCase> cases)
+    /// <param name="beforeRound">Runs before each round (not timed): the HTTP cases give every mode new connections.</param>
+    public static async Task RunAsync(string label, IReadOnlyList<string> modes, int rounds, IReadOnlyList<PairedCase> cases, Func<Task>? beforeRound = null)
     {
         foreach (PairedCase c in cases)
         {
@@ -47,6 +48,11 @@ internal static class PairedRunner
 
         for (int round = 0; round < rounds; round++)
         {
+            if (beforeRound is not null)
+            {
+                await beforeRound();
+            }
+
             foreach (PairedCase c in cases)
             {
                 // Rotate the start too, so that no mode always runs first or last within a round.
