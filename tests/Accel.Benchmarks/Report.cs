@@ -37,11 +37,12 @@ internal sealed class Report(Settings settings)
         md.AppendLine(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {(settings.Quick ? "quick mode" : "full mode")}. Machine: {Environment.ProcessorCount} CPUs ({CpuModel()}), {RuntimeInformation.OSDescription}, .NET {Environment.Version}.");
         md.AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"""
-            How: two long-lived processes (HTTP: this client and one server process hosting four Kestrel apps), the modes
+            How: two long-lived processes (HTTP: this client and one server process hosting a Kestrel app per mode), the modes
             switched in short slices: {settings.Rounds} rounds, in each every mode runs twice per case in palindromic order
             (A B C C B A, the start rotating); the sequential cases instead interleave the modes request by request, each turn
             through the modes in a shuffled order. Every mode gets new connections at the start of each round (a connection
-            keeps a lasting edge of a few percent over another, which would otherwise read as the mode's). A cell is the **median over the rounds of the paired ratio** mode / baseline,
+            keeps a lasting edge of a few percent over another, which would otherwise read as the mode's), and an app of its
+            own (with the modes interleaved, an app that served several of them was warmer, so faster, than one that served one). A cell is the **median over the rounds of the paired ratio** mode / baseline,
             with a distribution-free 95% interval; an interval that holds 1.00 is "within noise", never a win.
             Modes: **none** = no library at all (Kestrel's socket transport, a default `SocketsHttpHandler`), **A/A** = the
             same again through a second client to a second app without the library (the run's own noise, app and
@@ -50,9 +51,9 @@ internal sealed class Report(Settings settings)
             `ConnectCallback` is the library's `SidecarlessAcceleration.ConnectCallback` (the library without the factory, as
             YARP uses it), **plain client** = a default `SocketsHttpHandler` without the library calling the accelerated app
             (a same-host client without the library, such as a probe or another team's service), **accelerated client, plain
-            server** = the accelerated handler calling the none app (a service with the library calling a same-host one
+            server** = the accelerated handler calling an app without the library (a service with the library calling a same-host one
             without it), **UDS** = a Unix domain socket (no library), **factory** = an `IHttpClientFactory` client without
-            the library (server: the none app). Ratios < 1 are faster for times and costs, > 1 for rates.
+            the library (server: an app without the library). Ratios < 1 are faster for times and costs, > 1 for rates.
             """);
         md.AppendLine();
         md.AppendLine("## HTTP (IHttpClientFactory / SocketsHttpHandler client, Kestrel server, separate processes)");

@@ -11,11 +11,14 @@ using Yarp.ReverseProxy.Forwarder;
 namespace Accel.Benchmarks.Http;
 
 /// <summary>
-/// The server process of the HTTP benchmark: four Kestrel apps in one long-lived process, so that the client can
-/// switch between them slice by slice while the process (its JIT state, its heap, its place on the CPUs) stays the same:
-/// <c>none</c> (no library at all: Kestrel's own socket transport, also on Unix sockets), <c>off</c> (the library
-/// with <c>Enabled = false</c>), <c>accel</c> (the library on) and <c>none2</c> (no library again: the A/A mode's, so
-/// that the A/A row compares two apps, as every other mode does with <c>none</c>). Each serves /data/{n} (n bytes, n up to 1 MiB),
+/// The server process of the HTTP benchmark: one Kestrel app per client mode, all in one long-lived process, so that
+/// the client can switch between them slice by slice while the process (its JIT state, its heap, its place on the CPUs)
+/// stays the same. Without the library (Kestrel's own socket transport): <c>none</c>, <c>none2</c> (the A/A mode's),
+/// <c>factory</c>, <c>to-plain</c> and <c>unix</c> (on Unix sockets); with it: <c>off</c> (<c>Enabled = false</c>),
+/// <c>handler</c>, <c>plain</c> and <c>accel</c> (on). One app per mode, because the sequential cases interleave the
+/// modes request by request: an app that served more of the modes was warmer in the CPU caches than one that served
+/// one (a second no-library app measured 1.02 [1.01-1.03] of <c>none</c>, which also served four other modes, in h2c
+/// 1 KiB p50, and 0.99 [0.98-1.00] once it served three modes and <c>none</c> two). Each serves /data/{n} (n bytes, n up to 1 MiB),
 /// /stream/{n} (n bytes in 64 KiB writes), /stats (the acceleration health data), /gw/{path} (a YARP gateway: it forwards
 /// to the app's own HTTP/1.1 endpoint) and the gRPC example's Transfer service (on h2c), and a Redis-protocol cache on a
 /// third port (the process-scope example's; <see cref="Redis.RedisBenchmarks"/>).
@@ -29,10 +32,15 @@ internal static class BenchServer
     {
         var apps = new List<(string Mode, WebApplication App)>
         {
-            ("none", Build(library: null, udsPrefix)),
+            ("none", Build(library: null, null)),
+            ("none2", Build(library: null, null)),
+            ("factory", Build(library: null, null)),
+            ("to-plain", Build(library: null, null)),
+            ("unix", Build(library: null, udsPrefix)),
             ("off", Build(library: false, null, pinRoot, cgroup)),
-            ("accel", Build(library: true, null, pinRoot, cgroup)),
-            ("none2", Build(library: null, null)), // the A/A mode's: a second app without the library
+            ("handler", Build(library: true, null, pinRoot, cgroup)),
+            ("plain", Build(library: true, null, pinRoot, cgroup)),
+            ("accel", Build(library: true, null, pinRoot, cgroup)), // last: see Build
         };
         var lines = new List<string>();
         foreach (var (mode, app) in apps)
@@ -41,7 +49,7 @@ internal static class BenchServer
             string[] urls = [.. app.Urls];
             app.Services.GetRequiredService<Gateway>().Destination = urls[0];
             lines.Add($"{mode}={urls[0]},{urls[1]}");
-            // The Redis-protocol endpoint (Kestrel's own transport in "none", the library's in "accel" and "off").
+            // The Redis-protocol endpoint (Kestrel's own transport without the library, the library's with it).
             int resp = app.Services.GetRequiredService<RespEndpoint>().Options!.IPEndPoint!.Port;
             lines.Add($"resp-{mode}={resp}");
         }

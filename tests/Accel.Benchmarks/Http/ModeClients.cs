@@ -14,15 +14,16 @@ namespace Accel.Benchmarks.Http;
 /// <see cref="SocketsHttpHandler"/>s with no library (the second one is the A/A check: same thing, separate pool),
 /// <c>off</c> and <c>accel</c> are IHttpClientFactory clients with the library (Enabled = false / true), <c>uds</c> a
 /// default handler over the server's Unix sockets, <c>factory</c> an IHttpClientFactory client without the library (to
-/// the <c>none</c> app: what the factory's own handlers cost, apart from the library), <c>factory-quiet</c> the same
+/// an app without it: what the factory's own handlers cost, apart from the library), <c>factory-quiet</c> the same
 /// without the factory's logging handlers (<c>RemoveAllLoggers</c>), <c>handler</c> a default
 /// SocketsHttpHandler whose ConnectCallback is the library's public <see cref="SidecarlessAcceleration.ConnectCallback"/>
 /// (the library without the factory, as YARP uses it), <c>plain</c> a default SocketsHttpHandler with no library to the
-/// accelerated app (a same-host client without the library calling a service that has it), <c>to-plain</c> the handler
-/// client with the library's callback to the none app (a service with the library calling one without it).
-/// <c>none-aa</c> calls a second no-library app of the server process (<c>none2</c>), so that the A/A row holds
-/// every difference another mode has from <c>none</c> apart from the library: its own client, its own app, its own
-/// connections. <see cref="RenewAsync"/> gives every mode new clients, so new connections, once a round: a
+/// an accelerated app (a same-host client without the library calling a service that has it), <c>to-plain</c> the
+/// handler client with the library's callback to an app without the library (a service with the library calling one
+/// without it).
+/// Every mode calls an app of its own in the server process (<see cref="BenchServer"/>); <c>none-aa</c> a second
+/// no-library app, so that the A/A row holds every difference another mode has from <c>none</c> apart from the
+/// library: its own client, its own app, its own connections. <see cref="RenewAsync"/> gives every mode new clients, so new connections, once a round: a
 /// connection keeps an edge over another for its whole life (in one run, a second no-library app with one lasting
 /// connection measured 1.02 [1.01-1.04] of <c>none</c> in h2c sequential p50), and with new connections every round
 /// that edge is one more source of the noise the intervals show, not a mode's effect.
@@ -46,7 +47,7 @@ internal sealed class ModeClients : IDisposable
         _owned.Add(_probe);
         foreach (string mode in new[] { "none", "none-aa", "plain", "uds" })
         {
-            var (h1, h2) = server.Endpoints[mode switch { "none-aa" => "none2", "plain" => "accel", _ => mode }];
+            var (h1, h2) = server.Endpoints[mode switch { "none-aa" => "none2", _ => mode }];
             foreach (var (proto, url) in new[] { ("h1", h1), ("h2c", h2) })
             {
                 HttpClient Create()
@@ -74,7 +75,7 @@ internal sealed class ModeClients : IDisposable
 
         foreach (string mode in new[] { "factory", "factory-quiet", "off", "accel" })
         {
-            var (h1, h2) = server.Endpoints[mode.StartsWith("factory", StringComparison.Ordinal) ? "none" : mode];
+            var (h1, h2) = server.Endpoints[mode.StartsWith("factory", StringComparison.Ordinal) ? "factory" : mode];
             var services = new ServiceCollection();
             services.AddLogging();
             services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
@@ -128,15 +129,17 @@ internal sealed class ModeClients : IDisposable
 
                 // A default SocketsHttpHandler with the library's public connect callback, as YARP or a gRPC channel
                 // with a handler of its own uses it: the library without IHttpClientFactory's handlers.
-                foreach (var (proto, url) in new[] { ("h1", h1), ("h2c", h2) })
+                foreach (string proto in new[] { "h1", "h2c" })
                 {
+                    string url = proto == "h1" ? server.Endpoints["handler"].H1 : server.Endpoints["handler"].H2;
                     HttpClient Create() => Configure(new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(url) }, proto);
                     _clients[("handler", proto)] = Create();
                     _ownedByMode.Add(("handler", proto));
                     _fresh[("handler", proto)] = Create;
 
-                    // The same, calling the none app: a service with the library calling a same-host one without it.
-                    string plainServer = proto == "h1" ? server.Endpoints["none"].H1 : server.Endpoints["none"].H2;
+                    // The same, calling an app without the library: a service with the library calling a same-host one
+                    // without it.
+                    string plainServer = proto == "h1" ? server.Endpoints["to-plain"].H1 : server.Endpoints["to-plain"].H2;
                     HttpClient CreateToPlain() => Configure(new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(plainServer) }, proto);
                     _clients[("to-plain", proto)] = CreateToPlain();
                     _ownedByMode.Add(("to-plain", proto));
