@@ -42,6 +42,10 @@ public sealed class Frontend : IDisposable
 
     public HttpClient Client(string name) => _services.GetRequiredService<IHttpClientFactory>().CreateClient(name);
 
+    /// <summary>A handler of its own (so connections of its own) that connects through the library, as the factory's
+    /// clients do.</summary>
+    public SocketsHttpHandler NewHandler() => new() { ConnectCallback = _services.GetRequiredService<Internal.AcceleratedConnector>().ConnectAsync };
+
     public AccelerationEngine Engine => _services.GetRequiredService<Internal.AccelerationEngineProvider>().Engine;
 
     public void Dispose() => _services.Dispose();
