@@ -11,7 +11,7 @@ namespace Accel.Benchmarks.Http;
 
 /// <summary>
 /// The client side of every mode, alive for the whole run: <c>none</c> and <c>none-aa</c> are two default
-/// <see cref="SocketsHttpHandler"/>s with no library (the second one is the A/A check: same thing, separate pool),
+/// <see cref="SocketsHttpHandler"/>s with no library (the second one is the A/A check: the same, to a second app),
 /// <c>off</c> and <c>accel</c> are IHttpClientFactory clients with the library (Enabled = false / true), <c>uds</c> a
 /// default handler over the server's Unix sockets, <c>factory</c> an IHttpClientFactory client without the library (to
 /// an app without it: what the factory's own handlers cost, apart from the library), <c>factory-quiet</c> the same
@@ -23,10 +23,10 @@ namespace Accel.Benchmarks.Http;
 /// without it).
 /// Every mode calls an app of its own in the server process (<see cref="BenchServer"/>); <c>none-aa</c> a second
 /// no-library app, so that the A/A row holds every difference another mode has from <c>none</c> apart from the
-/// library: its own client, its own app, its own connections. <see cref="RenewAsync"/> gives every mode new clients, so new connections, once a round: a
-/// connection keeps an edge over another for its whole life (in one run, a second no-library app with one lasting
-/// connection measured 1.02 [1.01-1.04] of <c>none</c> in h2c sequential p50), and with new connections every round
-/// that edge is one more source of the noise the intervals show, not a mode's effect.
+/// library: its own client, its own app, its own connections. <see cref="RenewAsync"/> gives every mode new clients,
+/// so new connections, once a round: a connection can keep an edge over another for its whole life (two large-download
+/// modes on the same path differed by 15 to 20% on lasting connections), and with new connections every round that
+/// edge is one more source of the noise the intervals show, not a mode's effect.
 /// </summary>
 internal sealed class ModeClients : IDisposable
 {
@@ -35,7 +35,7 @@ internal sealed class ModeClients : IDisposable
     private readonly Dictionary<(string Mode, string Proto), Func<HttpClient>> _round = new();
     private readonly List<IDisposable> _owned = new();
     private readonly List<IHostedLifecycleService> _lifecycle = new();
-    private readonly HashSet<(string Mode, string Proto)> _ownedByMode = new();
+    private readonly HashSet<(string Mode, string Proto)> _ownsHandler = new(); // clients made here, with a handler of their own: disposed here
     private readonly HttpClient _probe;
     private readonly Stopwatch _sinceRenewal = Stopwatch.StartNew();
 
@@ -68,7 +68,7 @@ internal sealed class ModeClients : IDisposable
                 }
 
                 _clients[(mode, proto)] = Create();
-                _ownedByMode.Add((mode, proto));
+                _ownsHandler.Add((mode, proto));
                 _fresh[(mode, proto)] = Create;
             }
         }
@@ -134,7 +134,7 @@ internal sealed class ModeClients : IDisposable
                     string url = proto == "h1" ? server.Endpoints["handler"].H1 : server.Endpoints["handler"].H2;
                     HttpClient Create() => Configure(new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(url) }, proto);
                     _clients[("handler", proto)] = Create();
-                    _ownedByMode.Add(("handler", proto));
+                    _ownsHandler.Add(("handler", proto));
                     _fresh[("handler", proto)] = Create;
 
                     // The same, calling an app without the library: a service with the library calling a same-host one
@@ -142,7 +142,7 @@ internal sealed class ModeClients : IDisposable
                     string plainServer = proto == "h1" ? server.Endpoints["to-plain"].H1 : server.Endpoints["to-plain"].H2;
                     HttpClient CreateToPlain() => Configure(new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(plainServer) }, proto);
                     _clients[("to-plain", proto)] = CreateToPlain();
-                    _ownedByMode.Add(("to-plain", proto));
+                    _ownsHandler.Add(("to-plain", proto));
                     _fresh[("to-plain", proto)] = CreateToPlain;
                 }
             }
@@ -175,7 +175,7 @@ internal sealed class ModeClients : IDisposable
                 await response.Content.ReadAsByteArrayAsync();
             }));
             _clients[key] = renewed;
-            if (_ownedByMode.Contains(key))
+            if (_ownsHandler.Contains(key))
             {
                 old.Dispose();
             }
@@ -204,7 +204,7 @@ internal sealed class ModeClients : IDisposable
 
         foreach (var (key, client) in _clients)
         {
-            if (_ownedByMode.Contains(key))
+            if (_ownsHandler.Contains(key))
             {
                 client.Dispose();
             }

@@ -217,7 +217,6 @@ internal static class PairedHttpBenchmarks
         return PairedCase.Interleave(p50.Title, [p50, p99], async modes =>
         {
             Dictionary<string, Func<Task>> call = modes.ToDictionary(mode => mode, caller);
-
             Dictionary<string, double[]> samples = modes.ToDictionary(mode => mode, _ => new double[calls]);
             string[] turn = [.. modes];
             for (int i = 0; i < calls; i++)
