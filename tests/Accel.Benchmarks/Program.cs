@@ -3,7 +3,7 @@
 // library off, accelerated, a client without the library calling the accelerated server and the reverse, Unix domain
 // socket) and are reported as medians of paired ratios with 95% intervals; bulk, namespace, memory and start-up figures
 // follow. Needs root (like the tests: a private bpffs and cgroup).
-//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick     about 15 minutes on 2 cores
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick     about 13 minutes on 2 cores
 //   dotnet run -c Release --project tests/Accel.Benchmarks                more rounds, 1 GiB downloads
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --redis-only   the Redis-protocol case alone, printed
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --tracker-only the read tracker's cost alone, printed
