@@ -80,16 +80,12 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
             _pending = new ObservedRead<int>(Count);
         }
 
-        public override int Read(Span<byte> buffer) => Count(base.Read(buffer));
-
+        // The synchronous calls: only the array overloads are overridden. For a derived type NetworkStream sends its
+        // span and single-byte overloads through Stream's, which call these (so that an override of them sees every
+        // call); they in turn call NetworkStream's array overloads, which go to the socket. Overriding the span
+        // overloads too made Write(span) recurse through them until the stack overflowed, and counted a span read
+        // twice.
         public override int Read(byte[] buffer, int offset, int count) => Count(base.Read(buffer, offset, count));
-
-        public override int ReadByte()
-        {
-            int b = base.ReadByte();
-            Count(b < 0 ? 0 : 1);
-            return b;
-        }
 
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
             => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
@@ -114,31 +110,33 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
 
         private async ValueTask<int> CountWhenDone(ValueTask<int> read) => Count(await read.ConfigureAwait(false));
 
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer)
+        public override void Write(byte[] buffer, int offset, int count)
         {
-            bool any = !buffer.IsEmpty;
-            while (!buffer.IsEmpty)
+            if (_registration.HasLeft)
             {
-                ReadOnlySpan<byte> chunk = buffer[..(int)Math.Min(buffer.Length, _maxChunk)];
-                ValueTask wait = _registration.WaitToSendAsync(chunk.Length);
+                base.Write(buffer, offset, count);
+                return;
+            }
+
+            bool first = Volatile.Read(ref _written) == 0 && count > 0;
+            for (int end = offset + count; offset < end;)
+            {
+                int chunk = (int)Math.Min(end - offset, _maxChunk);
+                ValueTask wait = _registration.WaitToSendAsync(chunk);
                 if (!wait.IsCompletedSuccessfully)
                 {
                     wait.AsTask().GetAwaiter().GetResult();
                 }
 
-                base.Write(chunk);
-                buffer = buffer[chunk.Length..];
+                base.Write(buffer, offset, chunk);
+                offset += chunk;
             }
 
-            if (any)
+            if (first)
             {
                 AfterWrite();
             }
         }
-
-        public override void WriteByte(byte value) => Write([value]);
 
         public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
             => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();

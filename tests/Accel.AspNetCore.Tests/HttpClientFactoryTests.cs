@@ -31,6 +31,56 @@ public sealed class HttpClientFactoryTests(KernelFixture fixture)
     }
 
     [KernelFact]
+    public async Task The_synchronous_Send_works_through_the_fast_path()
+    {
+        // HttpClient.Send writes and reads the connection's stream synchronously (span overloads), a path of the
+        // library's stream that the asynchronous API never takes: it overflowed the stack on the first write.
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true);
+        using var frontend = new Frontend(fixture.Environment, enabled: true, backend);
+        HttpClient client = frontend.Client("h1");
+        byte[] body = Enumerable.Range(0, 1 << 20).Select(i => (byte)(i * 13 + 5)).ToArray();
+        for (int i = 0; i < 3; i++)
+        {
+            using (var download = client.Send(new HttpRequestMessage(HttpMethod.Get, $"/bytes/{3 << 20}"), HttpCompletionOption.ResponseHeadersRead))
+            {
+                Assert.Null(VerifySynchronously(download.Content.ReadAsStream(), 3 << 20));
+            }
+
+            using var echo = client.Send(new HttpRequestMessage(HttpMethod.Post, "/echo") { Content = new ByteArrayContent(body) });
+            using var received = new MemoryStream();
+            echo.Content.ReadAsStream().CopyTo(received);
+            Assert.Equal(body, received.ToArray());
+        }
+
+        // One connection, redirected both ways throughout.
+        AccelerationStatistics stats = frontend.Engine.GetStatistics();
+        Assert.Equal((1L, 0L), (stats.RegisteredSockets, stats.TcpMessages));
+        Assert.True(stats.RedirectedMessages > 0, stats.ToString());
+    }
+
+    /// <summary>Pattern.VerifyAsync with synchronous reads: null when the stream holds exactly the test pattern.</summary>
+    private static string? VerifySynchronously(Stream stream, long length)
+    {
+        byte[] buffer = new byte[64 << 10];
+        long position = 0;
+        int n;
+        while ((n = stream.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            for (int k = 0; k < n; k++)
+            {
+                if (buffer[k] != Pattern.At(position + k))
+                {
+                    return $"byte {position + k} differs";
+                }
+            }
+
+            position += n;
+        }
+
+        return position == length ? null : $"{position} bytes, expected {length}";
+    }
+
+    [KernelFact]
     public async Task UseSidecarlessAcceleration_accelerates_that_client_only_whatever_the_order_of_configuration()
     {
         await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true);

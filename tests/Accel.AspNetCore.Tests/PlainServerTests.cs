@@ -37,6 +37,19 @@ public sealed class PlainServerTests(KernelFixture fixture)
             }
         }
 
+        // The synchronous API writes through the stream's synchronous path: it leaves the map the same way.
+        using (var sync = new HttpClient(frontend.NewHandler()) { BaseAddress = backend.Http1 })
+        {
+            for (int i = 0; i < 20; i++)
+            {
+                using var response = sync.Send(new HttpRequestMessage(HttpMethod.Get, "/bytes/1000"));
+                Assert.Equal(1000, response.Content.ReadAsByteArrayAsync().Result.Length);
+            }
+
+            using var echo = sync.Send(new HttpRequestMessage(HttpMethod.Post, "/echo") { Content = new ByteArrayContent(body) });
+            Assert.Equal(body, echo.Content.ReadAsByteArrayAsync().Result);
+        }
+
         // Each connection ran the sk_msg program for its first write only (a verdict of TCP), then left the map.
         AccelerationStatistics stats = frontend.Engine.GetStatistics();
         Assert.True(stats.RegisteredSockets >= 2, stats.ToString());
