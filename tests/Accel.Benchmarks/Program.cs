@@ -13,7 +13,7 @@
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --factory-only the 64-way cases with and without
 //                                                                                    IHttpClientFactory's logging handlers
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --services-only the YARP gateway and gRPC cases alone
-//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --latency-only the sequential HTTP cases alone (1 minute)
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --latency-only the sequential HTTP cases alone (2 minutes)
 // Writes results/benchmarks.md and results/ratios.png at the repository root.
 using System.Diagnostics;
 using System.Runtime.InteropServices;

@@ -151,11 +151,11 @@ internal sealed class ModeClients : IDisposable
 
     public HttpClient this[string mode, string proto] => _clients[(mode, proto)];
 
-    /// <summary>Gives every mode new clients, so new connections, and opens them before anything is timed: 64 requests
-    /// at once over HTTP/1.1 (the concurrent cases' connections), one over h2c (its one connection). The old clients'
-    /// connections close (a factory client's once the factory retires its handler). At least a second after the last
-    /// renewal, so that the factory hands out a new handler.</summary>
-    public async Task RenewAsync()
+    /// <summary>Gives each of <paramref name="modes"/> new clients, so new connections, and opens them before anything
+    /// is timed: 64 requests at once over HTTP/1.1 (the concurrent cases' connections), one over h2c (its one
+    /// connection). The old clients' connections close (a factory client's once the factory retires its handler). At
+    /// least a second after the last renewal, so that the factory hands out a new handler.</summary>
+    public async Task RenewAsync(IReadOnlyList<string> modes)
     {
         TimeSpan wait = TimeSpan.FromSeconds(1.1) - _sinceRenewal.Elapsed;
         if (wait > TimeSpan.Zero)
@@ -163,7 +163,7 @@ internal sealed class ModeClients : IDisposable
             await Task.Delay(wait);
         }
 
-        foreach (var key in _clients.Keys.ToList())
+        foreach (var key in _clients.Keys.Where(k => modes.Contains(k.Mode)).ToList())
         {
             HttpClient old = _clients[key];
             HttpClient renewed = _round.TryGetValue(key, out var round) ? round() : _fresh[key]();

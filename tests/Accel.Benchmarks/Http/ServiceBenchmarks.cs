@@ -49,9 +49,9 @@ internal static class ServiceBenchmarks
                 GrpcSequential(channels, 1024, settings.SequentialRequests(1024)),
                 GrpcConcurrent(channels, clients, 1024, 64, settings.SliceDuration),
             ];
-            await PairedRunner.RunAsync("services", Modes, settings.Rounds, cases, async () =>
+            await PairedRunner.RunAsync("services", Modes, settings.Rounds, cases, async modes =>
             {
-                await clients.RenewAsync();
+                await clients.RenewAsync(modes);
                 OpenChannels();
             });
             return cases.SelectMany(c => c.Metrics).ToList();

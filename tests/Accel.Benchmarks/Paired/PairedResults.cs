@@ -28,8 +28,9 @@ internal sealed record PairedCase(string Name, Metric[] Metrics, Func<string, Ta
 /// </summary>
 internal static class PairedRunner
 {
-    /// <param name="beforeRound">Runs before each round (not timed): the HTTP cases give every mode new connections.</param>
-    public static async Task RunAsync(string label, IReadOnlyList<string> modes, int rounds, IReadOnlyList<PairedCase> cases, Func<Task>? beforeRound = null)
+    /// <param name="beforeRound">Runs before each round with the run's modes (not timed): the HTTP cases give those
+    /// modes new connections.</param>
+    public static async Task RunAsync(string label, IReadOnlyList<string> modes, int rounds, IReadOnlyList<PairedCase> cases, Func<IReadOnlyList<string>, Task>? beforeRound = null)
     {
         foreach (PairedCase c in cases)
         {
@@ -50,7 +51,7 @@ internal static class PairedRunner
         {
             if (beforeRound is not null)
             {
-                await beforeRound();
+                await beforeRound(modes);
             }
 
             foreach (PairedCase c in cases)
