@@ -29,62 +29,26 @@ internal sealed class Report(Settings settings)
         return v.Length == 0 ? (double.NaN, double.NaN) : (v.Min(), v.Max());
     }
 
+    /// <summary>A quick run's report (<see cref="Settings.Quick"/>): the HTTP and raw-socket tables, syscalls, the CPU
+    /// split and the target check, printed and written to <c>quick.md</c>.</summary>
+    public void WriteQuick(string dir, IReadOnlyList<Metric> raw, HttpResults http)
+    {
+        var md = new StringBuilder();
+        WriteHead(md, "Quick benchmark results");
+        md.AppendLine("Quick mode: the cases and modes issue 11's target check needs, for judging a change to the data path. The full run (without `--quick`, [`benchmarks.md`](benchmarks.md)) adds the mixed deployments, large downloads, a YARP gateway, gRPC, the Redis protocol and the socket-level figures.");
+        md.AppendLine();
+        WriteHttp(md, http);
+        WriteRaw(md, raw);
+        PairedReport.WriteTargets(md, http.Metrics, raw, http);
+        File.WriteAllText(Path.Combine(dir, "quick.md"), md.ToString());
+        Console.WriteLine(md.ToString());
+    }
+
     public void Write(string dir, IReadOnlyList<Metric> raw, HttpResults http, IReadOnlyList<Metric> redis, TrackerCost.Result tracker)
     {
         var md = new StringBuilder();
-        md.AppendLine("# Benchmark results");
-        md.AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {(settings.Quick ? "quick mode" : "full mode")}. Machine: {Environment.ProcessorCount} CPUs ({CpuModel()}), {RuntimeInformation.OSDescription}, .NET {Environment.Version}.");
-        md.AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"""
-            How: two long-lived processes (HTTP: this client and one server process hosting a Kestrel app per mode), the modes
-            switched in short slices: {settings.Rounds} rounds, in each every mode runs twice per case in palindromic order
-            (A B C C B A, the start rotating); the sequential cases instead interleave the modes request by request, each turn
-            through the modes in a shuffled order. Every mode gets new connections at the start of each round (a connection
-            keeps a lasting edge of a few percent over another, which would otherwise read as the mode's), and an app of its
-            own (with the modes interleaved, an app that served several of them was warmer, so faster, than one that served one). A cell is the **median over the rounds of the paired ratio** mode / baseline,
-            with a distribution-free 95% interval; an interval that holds 1.00 is "within noise", never a win.
-            Modes: **none** = no library at all (Kestrel's socket transport, a default `SocketsHttpHandler`), **A/A** = the
-            same again through a second client to a second app without the library (the run's own noise, app and
-            connections included), **off** = the library with `Enabled = false`,
-            **accelerated** (an `IHttpClientFactory` client), **accelerated handler** = a default `SocketsHttpHandler` whose
-            `ConnectCallback` is the library's `SidecarlessAcceleration.ConnectCallback` (the library without the factory, as
-            YARP uses it), **plain client** = a default `SocketsHttpHandler` without the library calling the accelerated app
-            (a same-host client without the library, such as a probe or another team's service), **accelerated client, plain
-            server** = the accelerated handler calling an app without the library (a service with the library calling a same-host one
-            without it), **UDS** = a Unix domain socket (no library), **factory** = an `IHttpClientFactory` client without
-            the library (server: an app without the library). Ratios < 1 are faster for times and costs, > 1 for rates.
-            """);
-        md.AppendLine();
-        md.AppendLine("## HTTP (IHttpClientFactory / SocketsHttpHandler client, Kestrel server, separate processes)");
-        md.AppendLine();
-        PairedReport.WriteTable(md, http.Metrics, "none", [("none-aa", "A/A"), ("factory", "factory / none"), ("off", "off / none"), ("accel", "accelerated / none"), ("handler", "accelerated handler / none"), ("plain", "plain client, accelerated server / none"), ("to-plain", "accelerated client, plain server / none"), ("uds", "UDS / none")]);
-        md.AppendLine("The library's own effect, against an IHttpClientFactory client without it (both clients then pay the factory's handlers):");
-        md.AppendLine();
-        PairedReport.WriteTable(md, http.Metrics, "factory", [("off", "off / factory"), ("accel", "accelerated / factory")]);
-        md.AppendLine(CultureInfo.InvariantCulture, $"Evidence: the accelerated server app redirected {http.RedirectedShare:P1} of the bytes its registered sockets sent; its writers waited for their readers {http.PacedWrites} times; {http.DegradedDirections} connection directions left the fast path.");
-        md.AppendLine();
-        if (http.SyscallsPerRequest.Count > 0)
-        {
-            md.AppendLine("Syscalls per request, both processes (strace -f -c, sequential 1 KiB, a separate pass):");
-            md.AppendLine();
-            md.AppendLine("| protocol | none | off | accelerated |");
-            md.AppendLine("|---|---:|---:|---:|");
-            foreach (string proto in new[] { "h1", "h2c" })
-            {
-                md.AppendLine(CultureInfo.InvariantCulture, $"| {(proto == "h1" ? "HTTP/1.1" : "h2c")} | {http.SyscallsPerRequest[("none", proto)]:0.0} | {http.SyscallsPerRequest[("off", proto)]:0.0} | {http.SyscallsPerRequest[("accel", proto)]:0.0} |");
-            }
-
-            md.AppendLine();
-        }
-
-        if (http.Profiles.Count > 0)
-        {
-            WriteProfiles(md, http.Profiles);
-        }
-
-        md.AppendLine(CultureInfo.InvariantCulture, $"The sk_msg program's own cost under accelerated HTTP load (the kernel's BPF statistics, BPF_ENABLE_STATS, read through the loader; a separate pass): {http.Program.MessageNs:0} ns per message over {http.Program.Messages} messages. The kernel's timing itself is part of it: on this VM a program that returns at once measures about 125 ns.");
-        md.AppendLine();
+        WriteHead(md, "Benchmark results");
+        WriteHttp(md, http);
         md.AppendLine("## A YARP gateway and gRPC (the same processes and slices)");
         md.AppendLine();
         md.AppendLine("**YARP gateway**: the client calls the server app's `/gw/...`, which forwards with YARP's `IHttpForwarder` to the same app's HTTP/1.1 endpoint, two hops per request (the forwarder's handler set up as YARP's client factory does; with the library, `SidecarlessAcceleration.ConnectCallback`). **gRPC**: unary `Echo` of the gRPC example's Transfer service, a `GrpcChannel` over the mode's h2c client, 64 calls in flight on one connection.");
@@ -111,9 +75,7 @@ internal sealed class Report(Settings settings)
         }
 
         md.AppendLine();
-        md.AppendLine("## Raw sockets (two threads, one process, blocking ping-pong)");
-        md.AppendLine();
-        PairedReport.WriteTable(md, raw, "tcp", [("tcp-aa", "A/A"), ("accel", "accelerated / TCP"), ("uds", "UDS / TCP")]);
+        WriteRaw(md, raw);
         PairedReport.WriteTargets(md, http.Metrics, raw, http);
 
         md.AppendLine("## Other socket-level figures (whole repetitions: medians, min to max)");
@@ -148,6 +110,79 @@ internal sealed class Report(Settings settings)
         Console.WriteLine(md.ToString());
         var rows = http.Metrics.Concat(http.Services).Concat(redis).Concat(raw).Select(m => (m.Title, PairedRunner.Ratio(m, "accel", m.Id.StartsWith("rtt", StringComparison.Ordinal) ? "tcp" : "none"))).ToList();
         PairedReport.Plot(rows, Path.Combine(dir, "ratios.png"));
+    }
+
+    /// <summary>The mixed-deployment modes' description: the full run measures them, a quick run does not.</summary>
+    private string MixedModes => settings.Quick ? "" :
+        "**plain client** = a default `SocketsHttpHandler` without the library calling the accelerated app (a same-host client " +
+        "without the library, such as a probe or another team's service), **accelerated client, plain server** = the " +
+        "accelerated handler calling an app without the library (a service with the library calling a same-host one without it), ";
+
+    private void WriteHead(StringBuilder md, string title)
+    {
+        md.AppendLine(CultureInfo.InvariantCulture, $"# {title}");
+        md.AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {(settings.Quick ? "quick mode" : "full mode")}. Machine: {Environment.ProcessorCount} CPUs ({CpuModel()}), {RuntimeInformation.OSDescription}, .NET {Environment.Version}.");
+        md.AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"""
+            How: two long-lived processes (HTTP: this client and one server process hosting a Kestrel app per mode), the modes
+            switched in short slices: {settings.Rounds} rounds, in each every mode runs twice per case in palindromic order
+            (A B C C B A, the start rotating); the sequential cases instead interleave the modes request by request, each turn
+            through the modes in a shuffled order. Every mode gets new connections at the start of each round (a connection
+            keeps a lasting edge of a few percent over another, which would otherwise read as the mode's), and an app of its
+            own (with the modes interleaved, an app that served several of them was warmer, so faster, than one that served one). A cell is the **median over the rounds of the paired ratio** mode / baseline,
+            with a distribution-free 95% interval; an interval that holds 1.00 is "within noise", never a win.
+            Modes: **none** = no library at all (Kestrel's socket transport, a default `SocketsHttpHandler`), **A/A** = the
+            same again through a second client to a second app without the library (the run's own noise, app and
+            connections included), **off** = the library with `Enabled = false`,
+            **accelerated** (an `IHttpClientFactory` client), **accelerated handler** = a default `SocketsHttpHandler` whose
+            `ConnectCallback` is the library's `SidecarlessAcceleration.ConnectCallback` (the library without the factory, as
+            YARP uses it), {MixedModes}**UDS** = a Unix domain socket (no library), **factory** = an `IHttpClientFactory` client without
+            the library (server: an app without the library). Ratios < 1 are faster for times and costs, > 1 for rates.
+            """);
+        md.AppendLine();
+    }
+
+    /// <summary>The HTTP tables (every mode against no library, then against the factory client without the library),
+    /// the accelerated app's evidence, syscalls, the CPU split and the sk_msg program's cost.</summary>
+    private static void WriteHttp(StringBuilder md, HttpResults http)
+    {
+        md.AppendLine("## HTTP (IHttpClientFactory / SocketsHttpHandler client, Kestrel server, separate processes)");
+        md.AppendLine();
+        PairedReport.WriteTable(md, http.Metrics, "none", [("none-aa", "A/A"), ("factory", "factory / none"), ("off", "off / none"), ("accel", "accelerated / none"), ("handler", "accelerated handler / none"), ("plain", "plain client, accelerated server / none"), ("to-plain", "accelerated client, plain server / none"), ("uds", "UDS / none")]);
+        md.AppendLine("The library's own effect, against an IHttpClientFactory client without it (both clients then pay the factory's handlers):");
+        md.AppendLine();
+        PairedReport.WriteTable(md, http.Metrics, "factory", [("off", "off / factory"), ("accel", "accelerated / factory")]);
+        md.AppendLine(CultureInfo.InvariantCulture, $"Evidence: the accelerated server app redirected {http.RedirectedShare:P1} of the bytes its registered sockets sent; its writers waited for their readers {http.PacedWrites} times; {http.DegradedDirections} connection directions left the fast path.");
+        md.AppendLine();
+        if (http.SyscallsPerRequest.Count > 0)
+        {
+            md.AppendLine("Syscalls per request, both processes (strace -f -c, sequential 1 KiB, a separate pass):");
+            md.AppendLine();
+            md.AppendLine("| protocol | none | off | accelerated |");
+            md.AppendLine("|---|---:|---:|---:|");
+            foreach (string proto in new[] { "h1", "h2c" })
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {(proto == "h1" ? "HTTP/1.1" : "h2c")} | {http.SyscallsPerRequest[("none", proto)]:0.0} | {http.SyscallsPerRequest[("off", proto)]:0.0} | {http.SyscallsPerRequest[("accel", proto)]:0.0} |");
+            }
+
+            md.AppendLine();
+        }
+
+        if (http.Profiles.Count > 0)
+        {
+            WriteProfiles(md, http.Profiles);
+        }
+
+        md.AppendLine(CultureInfo.InvariantCulture, $"The sk_msg program's own cost under accelerated HTTP load (the kernel's BPF statistics, BPF_ENABLE_STATS, read through the loader; a separate pass): {http.Program.MessageNs:0} ns per message over {http.Program.Messages} messages. The kernel's timing itself is part of it: on this VM a program that returns at once measures about 125 ns.");
+        md.AppendLine();
+    }
+
+    private static void WriteRaw(StringBuilder md, IReadOnlyList<Metric> raw)
+    {
+        md.AppendLine("## Raw sockets (two threads, one process, blocking ping-pong)");
+        md.AppendLine();
+        PairedReport.WriteTable(md, raw, "tcp", [("tcp-aa", "A/A"), ("accel", "accelerated / TCP"), ("uds", "UDS / TCP")]);
     }
 
     private static string Ratio(double a, double b) => double.IsNaN(a) || double.IsNaN(b) || b == 0 ? "-" : (a / b).ToString("0.00", CultureInfo.InvariantCulture);

@@ -17,11 +17,11 @@ internal static class TrackerCost
 
     public sealed record Busy(long Bound, double TrackerUsPerSecond, double ProcessUsPerSecond, double ReportsPerSecond, double MegabytesPerSecond, long Degraded, double RedirectedShare);
 
-    public static async Task<Result> MeasureAsync(KernelTestEnvironment env, bool quick)
+    public static async Task<Result> MeasureAsync(KernelTestEnvironment env)
     {
         int idlePairs = int.TryParse(Environment.GetEnvironmentVariable("ACCEL_TRACKER_IDLE_PAIRS"), out int ip) ? ip : 5000;
         int busyPairs = int.TryParse(Environment.GetEnvironmentVariable("ACCEL_TRACKER_BUSY_PAIRS"), out int bp) ? bp : 1000;
-        TimeSpan window = TimeSpan.FromSeconds(quick ? 5 : 10);
+        TimeSpan window = TimeSpan.FromSeconds(5);
 
         // Idle: the tracker's own wakeups with no socket in scope, then with every socket of 5,000 idle connections
         // tracked (each gets a slot as the kernel inserts it).

@@ -14,6 +14,11 @@ internal static class PairedHttpBenchmarks
 {
     public static readonly string[] Modes = ["none", "none-aa", "factory", "off", "accel", "handler", "plain", "to-plain", "uds"];
 
+    /// <summary>The modes of a quick run: those the target check compares (no library, A/A, off, accelerated, the
+    /// factory client without the library that explains the accelerated one, the handler client) and UDS. The mixed
+    /// deployments are left to the full run.</summary>
+    public static readonly string[] QuickModes = ["none", "none-aa", "factory", "off", "accel", "handler", "uds"];
+
     public static async Task<HttpResults> RunAsync(KernelTestEnvironment env, Settings settings, AccelerationEngine engine)
     {
         await using var server = await BenchServerProcess.StartAsync(env);
@@ -24,9 +29,13 @@ internal static class PairedHttpBenchmarks
             cases.Add(Concurrent(clients, proto, 1024, 64, settings.SliceDuration));
         }
 
-        cases.Add(Large(clients, "h2c", settings.LargeBody, settings.LargeSlice));
-        await PairedRunner.RunAsync("http", Modes, settings.Rounds, cases, clients.RenewAsync);
-        var services = await ServiceBenchmarks.RunAsync(clients, settings);
+        if (!settings.Quick)
+        {
+            cases.Add(Large(clients, "h2c", settings.LargeBody, settings.LargeSlice));
+        }
+
+        await PairedRunner.RunAsync("http", settings.Quick ? QuickModes : Modes, settings.Rounds, cases, clients.RenewAsync);
+        IReadOnlyList<Metric> services = settings.Quick ? [] : await ServiceBenchmarks.RunAsync(clients, settings);
 
         var stats = await AcceleratedAppStatsAsync(clients);
         long redirected = stats.GetProperty("redirectedBytes").GetInt64(), tcp = stats.GetProperty("tcpBytes").GetInt64();

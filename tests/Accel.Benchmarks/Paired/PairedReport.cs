@@ -19,8 +19,11 @@ internal static class PairedReport
         return string.Create(CultureInfo.InvariantCulture, $"{r.Median:0.00} [{r.Low:0.00}-{r.High:0.00}] {verdict}");
     }
 
+    /// <summary>One row per metric: the baseline's median, then each column's paired ratio. A column whose mode no
+    /// metric has (not measured in this run, such as the mixed deployments in a quick run) is left out.</summary>
     public static void WriteTable(StringBuilder md, IReadOnlyList<Metric> metrics, string baseline, IReadOnlyList<(string Mode, string Title)> columns)
     {
+        columns = [.. columns.Where(c => metrics.Any(m => m.Rounds.ContainsKey(c.Mode)))];
         md.AppendLine(CultureInfo.InvariantCulture, $"| case | {baseline}, median | {string.Join(" | ", columns.Select(c => c.Title))} |");
         md.AppendLine($"|---|---:|{string.Concat(columns.Select(_ => "---|"))}");
         foreach (Metric m in metrics)
@@ -107,7 +110,9 @@ internal static class PairedReport
             .Select(x => string.Create(CultureInfo.InvariantCulture, $"{x.Item2}: {x.m.Title} {x.r.Median:0.00} [{x.r.Low:0.00}-{x.r.High:0.00}]")
                 + (x.Item2 == "accelerated" ? $" (against the factory client without the library: {Cell(PairedRunner.Ratio(x.m, "accel", "factory"), x.m.HigherIsBetter)})" : "")).ToList();
         md.AppendLine(worse.Count == 0
-            ? "Never worse than no library: no HTTP, gateway or gRPC case is significantly worse, in either accelerated client, nor between a client and a server of which only one has the library."
+            ? results.Services.Count > 0
+                ? "Never worse than no library: no HTTP, gateway or gRPC case is significantly worse, in either accelerated client, nor between a client and a server of which only one has the library."
+                : "Never worse than no library: no HTTP case is significantly worse, in either accelerated client (a quick run measures neither the gateway, gRPC nor mixed deployments)."
             : $"**Significantly worse than no library:** {string.Join("; ", worse)}. The accelerated client is an IHttpClientFactory client, and the factory's own handlers have a cost of their own (the factory / none column).");
         md.AppendLine();
         md.AppendLine("The ceiling column: the redirect removes the TCP/IP time of a request and adds the sockmap path's; the profile of the 64-way 1 KiB load gives both (above), and every other cost is taken as unchanged. CPU per request: (none - removable) / none; requests/s: its inverse, as both CPUs are saturated; sequential p50: the same microseconds off the no-library p50, an estimate (the profile is of the concurrent load). A profile varies from run to run, so the ceiling does too.");
