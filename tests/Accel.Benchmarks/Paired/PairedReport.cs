@@ -86,7 +86,8 @@ internal static class PairedReport
         // that differ significantly and those whose median strays beyond ±2% within noise; and how many cells of the
         // A/A row stray as far (the run's own noise: a median can miss ±2% with no difference at all).
         var offOwn = http.Select(m => (m, r: PairedRunner.Ratio(m, "off", "factory"))).ToList();
-        string Cells(IEnumerable<(Metric m, MedianInterval r)> cells) => string.Join(", ", cells.Select(x => string.Create(CultureInfo.InvariantCulture, $"{x.m.Title}: {x.r.Median:0.00}")).DefaultIfEmpty("none"));
+        string Cells(IEnumerable<(Metric m, MedianInterval r)> cells) => string.Join(", ", cells.Select(x => string.Create(CultureInfo.InvariantCulture,
+            $"{x.m.Title}: {x.r.Median:0.00}{(x.r.Contains(1.0) ? "" : (x.r.Median > 1) == x.m.HigherIsBetter ? " better" : " worse")}")).DefaultIfEmpty("none"));
         int aaStray = http.Count(m => Math.Abs(PairedRunner.Ratio(m, "none-aa", "none").Median - 1) > 0.02);
         md.AppendLine(CultureInfo.InvariantCulture, $"| library present but off, every case | within noise, median within ±2% | 1.00 | {string.Join(", ", offWorst.Where(x => !x.r.Contains(1.0) || Math.Abs(x.r.Median - 1) > 0.02).Select(x => $"{x.m.Title}: {x.r.Median:0.00}").DefaultIfEmpty("all within"))} | {(offMet ? "yes" : "no")} | - | off / factory, significant: {Cells(offOwn.Where(x => !x.r.Contains(1.0)))}; median beyond ±2% within noise: {Cells(offOwn.Where(x => x.r.Contains(1.0) && Math.Abs(x.r.Median - 1) > 0.02))} (A/A: {aaStray} of {http.Count} cells beyond ±2%) | - |");
         Row("HTTP/1.1 1 KiB sequential p50", PairedRunner.Ratio(M(http, "h1-1024-p50"), "accel", "none"), false, 0.88, LatencyCeiling("h1", "h1-1024-p50"), "h1-1024-p50");
