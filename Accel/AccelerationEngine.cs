@@ -289,7 +289,18 @@ public sealed class AccelerationEngine : IDisposable
     /// queue; see <see cref="SocketRegistration.TryLeaveFastPath"/>.</summary>
     internal bool TryLeave(Socket socket, AccelKey key)
     {
-        if (_kernel is null || ReadState(socket) is not { Verdict: AccelSockState.VerdictTcp, Reason: AccelSockState.ReasonPeerAbsent })
+        if (_kernel is null || ReadState(socket) is not { Verdict: AccelSockState.VerdictTcp, Reason: AccelSockState.ReasonPeerAbsent } state)
+        {
+            return false;
+        }
+
+        // The peer's sock_ops callback checks this socket's accel_consumed entry after inserting itself, and the first
+        // send removes that entry after its redirect found no peer; when the two interleave (the peer inserted between
+        // the failed redirect and the removal, and checking before it), the peer stays in the map and redirects here.
+        // Leaving then could discard a redirect that lands between the check below and the removal, so the socket
+        // stays (its sends keep the verdict TCP; the peer's come in redirected). A peer inserted after this lookup
+        // finds no entry and leaves again before it sends (accel_sockops).
+        if (_kernel.InSockhash(state.Peer))
         {
             return false;
         }
@@ -297,8 +308,8 @@ public sealed class AccelerationEngine : IDisposable
         try
         {
             // For a socket in the map, FIONREAD reports its redirected queue (tcp_bpf's ioctl; the read tracker relies on
-            // it too): bytes a peer redirected before it closed would be discarded with the psock. Nothing can be added to
-            // the queue any more (accel_msg).
+            // it too): bytes a peer redirected before it closed would be discarded with the psock. With the peer out of
+            // the map, nothing can be added to the queue any more (accel_msg, accel_sockops).
             if (socket.Available != 0)
             {
                 return false;

@@ -72,6 +72,14 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
     /// <see cref="SocketRegistration.TryLeaveFastPath"/>).</summary>
     public int RemoveFromSockhash(AccelKey key) => Bpf.TryDelete(Store.Map(AbiNames.SockHash), AsBytes(ref key));
 
+    /// <summary>Whether a socket is in the sockhash under <paramref name="key"/> (a lookup from user space returns the
+    /// socket's cookie); false on any error.</summary>
+    public bool InSockhash(AccelKey key)
+    {
+        ulong cookie = 0;
+        return Bpf.TryLookup(Store.Map(AbiNames.SockHash), AsBytes(ref key), AsBytes(ref cookie)) == 0;
+    }
+
     public AccelOwnerStats ReadOwner(ulong owner) => OwnerStatistics.Read(Bpf, Store.Map(AbiNames.Owners), AsBytes(ref owner));
 
     public void ForgetOwner(ulong owner) => Store.ForgetInstance(owner);

@@ -1,5 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Accel.Internal;
+using Accel.Native.Bpf;
 using Accel.Native.Abi;
 using Accel.Testing;
 using Accel.Tests.Infrastructure;
@@ -97,6 +100,37 @@ public sealed class PlainPeerTests(KernelFixture fixture)
         Assert.False(pair.ClientRegistration.TryLeaveFastPath());
         await Wire.ExchangeBothWaysAsync(pair.Client, pair.Server);
         Assert.Equal((DirectionPath.Redirected, 0L), (pair.ClientRegistration.GetStatistics().Path, pair.ClientRegistration.GetStatistics().TcpBytes));
+    }
+
+    /// <summary>
+    /// The interleaving a client's first send can race with: its redirect finds no peer, and before it removes its own
+    /// accel_consumed entry the server is inserted and checks that entry, so the server stays in the map with the client
+    /// in its verdict TCP. The server then redirects into the client; had the client left the map, a redirect landing
+    /// between its queue check and its removal would be discarded with its psock. The test builds that state (the server
+    /// taken out of the sockhash before the client's first send, put back after): the client must not leave, and every
+    /// byte must arrive both ways, the server's redirected.
+    /// </summary>
+    [KernelFact]
+    public async Task A_client_stays_in_the_map_when_its_server_joined_after_its_first_send_found_no_peer()
+    {
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        using var pair = await SocketPair.ConnectAsync(engine);
+        KernelFastPath kernel = engine.Kernel!;
+        AccelKey serverKey = engine.ReadState(pair.Server)!.Value.Key, clientKey = engine.ReadState(pair.Client)!.Value.Key;
+        Assert.Equal(0, kernel.RemoveFromSockhash(serverKey));
+
+        await pair.Client.SendAsync(new byte[100]);
+        Assert.Equal(100, await pair.Server.ReceiveAsync(new byte[200]));
+        Assert.Contains("peer was not in the fast path", pair.ClientRegistration.GetStatistics().TcpReason);
+        ulong fd = (ulong)AccelerationEngine.WithFd(pair.Server, fd => fd);
+        Assert.Equal(0, kernel.Bpf.TryUpdate(kernel.Store.Map(AbiNames.SockHash), MemoryMarshal.AsBytes(new Span<AccelKey>(ref serverKey)),
+            MemoryMarshal.AsBytes(new Span<ulong>(ref fd)), BpfFlags.NoExist));
+
+        Assert.False(pair.ClientRegistration.TryLeaveFastPath());
+        Assert.True(kernel.InSockhash(clientKey));
+        await Wire.ExchangeBothWaysAsync(pair.Client, pair.Server, size: 1 << 20);
+        Assert.Equal((DirectionPath.Redirected, 0L), (pair.ServerRegistration.GetStatistics().Path, pair.ServerRegistration.GetStatistics().TcpBytes));
+        Assert.Equal(DirectionPath.Tcp, pair.ClientRegistration.GetStatistics().Path);
     }
 
     /// <summary>A server that writes first and closes leaves redirected bytes in the client's queue; the client's
