@@ -17,8 +17,8 @@ namespace Accel.Benchmarks.Http;
 /// an app without it: what the factory's own handlers cost, apart from the library), <c>factory-quiet</c> the same
 /// without the factory's logging handlers (<c>RemoveAllLoggers</c>), <c>handler</c> a default
 /// SocketsHttpHandler whose ConnectCallback is the library's public <see cref="SidecarlessAcceleration.ConnectCallback"/>
-/// (the library without the factory, as YARP uses it), <c>plain</c> a default SocketsHttpHandler with no library to the
-/// an accelerated app (a same-host client without the library calling a service that has it), <c>to-plain</c> the
+/// (the library without the factory, as YARP uses it), <c>plain</c> a default SocketsHttpHandler with no library to an
+/// accelerated app (a same-host client without the library calling a service that has it), <c>to-plain</c> the
 /// handler client with the library's callback to an app without the library (a service with the library calling one
 /// without it).
 /// Every mode calls an app of its own in the server process (<see cref="BenchServer"/>); <c>none-aa</c> a second
@@ -128,22 +128,19 @@ internal sealed class ModeClients : IDisposable
                 }
 
                 // A default SocketsHttpHandler with the library's public connect callback, as YARP or a gRPC channel
-                // with a handler of its own uses it: the library without IHttpClientFactory's handlers.
-                foreach (string proto in new[] { "h1", "h2c" })
+                // with a handler of its own uses it: the library without IHttpClientFactory's handlers. "handler" calls
+                // an app with the library; "to-plain" an app without it (a service with the library calling a
+                // same-host one without it).
+                foreach (string callbackMode in new[] { "handler", "to-plain" })
                 {
-                    string url = proto == "h1" ? server.Endpoints["handler"].H1 : server.Endpoints["handler"].H2;
-                    HttpClient Create() => Configure(new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(url) }, proto);
-                    _clients[("handler", proto)] = Create();
-                    _ownsHandler.Add(("handler", proto));
-                    _fresh[("handler", proto)] = Create;
-
-                    // The same, calling an app without the library: a service with the library calling a same-host one
-                    // without it.
-                    string plainServer = proto == "h1" ? server.Endpoints["to-plain"].H1 : server.Endpoints["to-plain"].H2;
-                    HttpClient CreateToPlain() => Configure(new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(plainServer) }, proto);
-                    _clients[("to-plain", proto)] = CreateToPlain();
-                    _ownsHandler.Add(("to-plain", proto));
-                    _fresh[("to-plain", proto)] = CreateToPlain;
+                    foreach (string proto in new[] { "h1", "h2c" })
+                    {
+                        string url = proto == "h1" ? server.Endpoints[callbackMode].H1 : server.Endpoints[callbackMode].H2;
+                        HttpClient Create() => Configure(new HttpClient(new SocketsHttpHandler { ConnectCallback = SidecarlessAcceleration.ConnectCallback }) { BaseAddress = new Uri(url) }, proto);
+                        _clients[(callbackMode, proto)] = Create();
+                        _ownsHandler.Add((callbackMode, proto));
+                        _fresh[(callbackMode, proto)] = Create;
+                    }
                 }
             }
         }
