@@ -9,12 +9,18 @@ namespace Accel.Benchmarks.Redis;
 /// <summary>
 /// A request/response case that is not HTTP: StackExchange.Redis GETs of a 1 KiB value against a Redis-protocol cache
 /// hosted in Kestrel, between long-lived processes, modes switched slice by slice: no library at all (a client process
-/// without it, the server app without it), the same with a second client process (A/A), and accelerated (a client
-/// process in process scope, the server app with the library). CPU per GET counts both processes.
+/// without it, the server app without it), the same with a second client process (A/A), accelerated (a client
+/// process in process scope, the server app with the library), and to-plain (a client process in process scope calling
+/// the server app without the library: a service in scope using a same-host cache that does not have it). CPU per GET
+/// counts both processes.
 /// </summary>
 internal static class RedisBenchmarks
 {
-    public static readonly string[] Modes = ["none", "none-aa", "accel"];
+    public static readonly string[] Modes = ["none", "none-aa", "accel", "to-plain"];
+
+    /// <summary>The columns of the table, against no library at all.</summary>
+    public static readonly (string Mode, string Title)[] Columns =
+        [("none-aa", "A/A"), ("accel", "accelerated / none"), ("to-plain", "in scope, to a cache without the library / none")];
 
     public static async Task<IReadOnlyList<Metric>> PairedAsync(KernelTestEnvironment env, Settings settings)
     {
@@ -24,6 +30,7 @@ internal static class RedisBenchmarks
             ["none"] = await ClientProcess.StartAsync(env, scoped: false, server.RespPorts["none"]),
             ["none-aa"] = await ClientProcess.StartAsync(env, scoped: false, server.RespPorts["none"]),
             ["accel"] = await ClientProcess.StartAsync(env, scoped: true, server.RespPorts["accel"]),
+            ["to-plain"] = await ClientProcess.StartAsync(env, scoped: true, server.RespPorts["none"]),
         };
         try
         {
