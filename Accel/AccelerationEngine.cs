@@ -38,6 +38,7 @@ public sealed class AccelerationEngine : IDisposable
     private readonly ProcessScope? _scope;
     private long _optInFailures;
     private long _pacedWrites;
+    private long _leftPlainPeers;
 
     private AccelerationEngine(AccelerationStatus status, ILogger logger, KernelFastPath? kernel, ulong owner, uint backlogKib = 0, ProcessScope? scope = null)
     {
@@ -235,6 +236,7 @@ public sealed class AccelerationEngine : IDisposable
         return _kernel.ReadOwner(Owner).ToStatistics(Interlocked.Read(ref _optInFailures)) with
         {
             PacedWrites = Interlocked.Read(ref _pacedWrites),
+            LeftPlainPeers = Interlocked.Read(ref _leftPlainPeers) + (_scope?.Tracker?.LeftFastPath ?? 0),
             TrackedSockets = _scope?.Tracker?.TrackedSockets ?? 0,
             TrackedReports = _scope?.Tracker?.Publications ?? 0,
         };
@@ -286,41 +288,28 @@ public sealed class AccelerationEngine : IDisposable
     }
 
     /// <summary>Takes a socket out of the map when its first send found no peer and nothing redirected waits in its
-    /// queue; see <see cref="SocketRegistration.TryLeaveFastPath"/>.</summary>
+    /// queue; see <see cref="SocketRegistration.TryLeaveFastPath"/> and <see cref="KernelFastPath.TryLeave"/>.</summary>
     internal bool TryLeave(Socket socket, AccelKey key)
     {
-        if (_kernel is null || ReadState(socket) is not { Verdict: AccelSockState.VerdictTcp, Reason: AccelSockState.ReasonPeerAbsent } state)
-        {
-            return false;
-        }
-
-        // The peer's sock_ops callback checks this socket's accel_consumed entry after inserting itself, and the first
-        // send removes that entry after its redirect found no peer; when the two interleave (the peer inserted between
-        // the failed redirect and the removal, and checking before it), the peer stays in the map and redirects here.
-        // Leaving then could discard a redirect that lands between the check below and the removal, so the socket
-        // stays (its sends keep the verdict TCP; the peer's come in redirected). A peer inserted after this lookup
-        // finds no entry and leaves again before it sends (accel_sockops).
-        if (_kernel.InSockhash(state.Peer))
+        if (_kernel is null)
         {
             return false;
         }
 
         try
         {
-            // For a socket in the map, FIONREAD reports its redirected queue (tcp_bpf's ioctl; the read tracker relies on
-            // it too): bytes a peer redirected before it closed would be discarded with the psock. With the peer out of
-            // the map, nothing can be added to the queue any more (accel_msg, accel_sockops).
-            if (socket.Available != 0)
+            if (!WithFd(socket, fd => _kernel.TryLeave(fd, key)))
             {
                 return false;
             }
+
+            Interlocked.Increment(ref _leftPlainPeers);
+            return true;
         }
-        catch (Exception e) when (e is ObjectDisposedException or SocketException)
+        catch (ObjectDisposedException)
         {
             return false;
         }
-
-        return _kernel.RemoveFromSockhash(key) == 0;
     }
 
     internal void CountPacedWrite() => Interlocked.Increment(ref _pacedWrites);

@@ -65,6 +65,12 @@ public readonly record struct AccelerationStatistics(
     /// every send, for no redirect (<see cref="RegistrationOutcome.PeerNotAccelerated"/>).</summary>
     public long SkippedPlainPeers { get; init; }
 
+    /// <summary>Sockets that left the fast path after their first send found that their peer is not in it (a server on
+    /// this host without the library): in the socket map they would only pay the fast path's cost on every send. An
+    /// HttpClient's leave at once; with <see cref="AccelerationScope.Process"/>, the engine takes out the other sockets
+    /// of the process within milliseconds.</summary>
+    public long LeftPlainPeers { get; init; }
+
     /// <summary>Writes of this process that waited for their reader to catch up, and so stayed in the fast path.</summary>
     public long PacedWrites { get; init; }
 

@@ -85,16 +85,19 @@ internal struct AccelFlow
 }
 
 /// <summary>The layout of accel_track (see accel_abi.h): per block a count of writers waiting for a slot, a count of
-/// writes to the block's slots, and slots holding <c>tag &lt;&lt; 48 | sent</c> for one tracked reader each.</summary>
+/// first sends that found no peer from sockets without a slot, a count of writes to the block's slots, and slots holding
+/// <c>tag &lt;&lt; 48 | sent</c> for one tracked reader each (or a mark: closed, peer absent).</summary>
 internal static class AccelTrack
 {
     public const int Block = 1024;
     public const int Blocks = 64;
     public const int Waiting = 0;
     public const int Changed = 1;
-    public const int FirstSlot = 2;
+    public const int Absent = 2;
+    public const int FirstSlot = 3;
     public const ulong SentMask = (1UL << 48) - 1;
     public const ulong Closed = 1UL << 47;
+    public const ulong PeerAbsent = Closed | 1;
 }
 
 /// <summary>struct accel_owner_stats: per engine instance, per CPU.</summary>

@@ -306,6 +306,23 @@ static __always_inline void publish_sent(struct accel_flow *flow, __u64 sent)
 	}
 }
 
+/* A socket in process scope (its reads tracked) whose first send found no peer: tells its tracker, which takes it out of
+ * the map (user space must: a dropped psock discards its queue, which only user space can see is empty). Through the
+ * socket's slot when it has one, else through the block's count of such sends, which makes the tracker look for its
+ * new sockets. */
+static __always_inline void tell_peer_absent(const struct accel_flow *own)
+{
+	if (write_slot(own, ACCEL_TRACK_PEER_ABSENT))
+		return;
+	__u32 block = own->tracker - 1;
+	if (block < ACCEL_TRACK_BLOCKS) {
+		__u32 index = block * ACCEL_TRACK_BLOCK + ACCEL_TRACK_ABSENT;
+		__u64 *absent = bpf_map_lookup_elem(&accel_track, &index);
+		if (absent)
+			__sync_fetch_and_add(absent, 1);
+	}
+}
+
 SEC("sk_msg")
 int accel_msg(struct sk_msg_md *msg)
 {
@@ -361,11 +378,15 @@ int accel_msg(struct sk_msg_md *msg)
 			st->reason = first ? ACCEL_REASON_PEER_ABSENT : ACCEL_REASON_PEER_GONE;
 			/* No peer at the first send: the peer is not in the map, or left it by closing. Without this socket's
 			 * accel_consumed entry, a peer established from now on leaves the map again in its own sock_ops callback
-			 * (accel_sockops), before it can send, so nothing more can be redirected here. User space may then take
-			 * this socket out of the map once nothing redirected waits to be read (TryLeaveFastPath), instead of
-			 * paying this path on every send. */
-			if (first)
+			 * (accel_sockops), before it can send. User space may then take this socket out of the map once nothing
+			 * redirected waits to be read and the peer is not in the map (TryLeaveFastPath; the tracker, for a socket in
+			 * process scope), instead of paying this path on every send. */
+			if (first) {
+				struct accel_flow *own = bpf_map_lookup_elem(&accel_consumed, &st->key);
+				if (own && own->tracker)
+					tell_peer_absent(own);
 				bpf_map_delete_elem(&accel_consumed, &st->key);
+			}
 		}
 		if (!first) {
 			st->left_ns = bpf_ktime_get_ns();

@@ -65,16 +65,21 @@ struct accel_flow {
 
 /* accel_track (mmapable array): the engines' trackers read it without a syscall. Each tracker owns one or more blocks
  * of ACCEL_TRACK_BLOCK entries: entry ACCEL_TRACK_WAITING of its first block counts writers near their bound whose
- * reader has no slot yet (the tracker then looks for new sockets), entry ACCEL_TRACK_CHANGED of every block counts
- * writes to that block's slots, and the entries from ACCEL_TRACK_FIRST_SLOT on hold tag << 48 | sent for one tracked
- * reader each, or tag << 48 | ACCEL_TRACK_CLOSED once its connection closed. */
+ * reader has no slot yet (the tracker then looks for new sockets), entry ACCEL_TRACK_ABSENT of its first block counts
+ * first sends that found no peer from sockets with no slot yet (the tracker then looks for new sockets, to take them
+ * out of the map), entry ACCEL_TRACK_CHANGED of every block counts writes to that block's slots, and the entries from
+ * ACCEL_TRACK_FIRST_SLOT on hold tag << 48 | sent for one tracked reader each, tag << 48 | ACCEL_TRACK_CLOSED once its
+ * connection closed, or tag << 48 | ACCEL_TRACK_PEER_ABSENT once its own first send found no peer. */
 #define ACCEL_TRACK_BLOCK      1024u
 #define ACCEL_TRACK_BLOCKS     64u
 #define ACCEL_TRACK_WAITING    0u
 #define ACCEL_TRACK_CHANGED    1u
-#define ACCEL_TRACK_FIRST_SLOT 2u
+#define ACCEL_TRACK_ABSENT     2u
+#define ACCEL_TRACK_FIRST_SLOT 3u
 #define ACCEL_TRACK_SENT_MASK  ((1ull << 48) - 1)
 #define ACCEL_TRACK_CLOSED     (1ull << 47) /* in a slot: the reader's connection closed (sent totals stay below it) */
+#define ACCEL_TRACK_PEER_ABSENT (ACCEL_TRACK_CLOSED | 1) /* in a slot: nothing will be redirected to the reader (its own
+                                                       * first send found no peer), which may leave the map */
 
 /* Written by the programs only: the sticky per-direction decision and this socket's figures. */
 struct accel_sock_state {

@@ -24,6 +24,13 @@ namespace Accel.Internal;
 /// connection marks its slot, which frees it. A writer near its bound
 /// whose reader has no slot yet bumps the first block's waiting count, and the tracker then checks every descriptor.
 /// Idle connections cost nothing but a slot.
+/// <para>
+/// It also takes out of the map the sockets whose first send found no peer (a same-host database or cache without the
+/// library), which would otherwise pay the sk_msg path on every send for a verdict of TCP
+/// (<see cref="KernelFastPath.TryLeave"/>: the same rule as the library's HTTP client's). The sk_msg program marks such
+/// a socket's slot, or, when it has none yet, bumps the first block's count of them, after which the tracker looks for
+/// new sockets.
+/// </para>
 /// </remarks>
 internal sealed unsafe class ConsumptionTracker : IDisposable
 {
@@ -53,9 +60,11 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     private readonly Thread _thread;
     private readonly CancellationTokenSource _stop = new();
     private ulong _waitingSeen;
+    private ulong _absentSeen;
     private ulong _insertedSeen;
     private uint _nextTag;
     private long _publications;
+    private long _left;
 
     private sealed class Tracked(int fd, AccelKey key, int slot, uint tag)
     {
@@ -77,6 +86,7 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         _mappingLength = length;
         _entries = (ulong*)mapping;
         _waitingSeen = Volatile.Read(ref _entries[WaitingIndex]);
+        _absentSeen = Volatile.Read(ref _entries[AbsentIndex]);
         _nextTag = (uint)Random.Shared.Next(1, 0xffff);
         AddBlock(lease, block);
         _thread = new Thread(Run) { IsBackground = true, Name = "Accel read tracker" };
@@ -89,6 +99,9 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     /// <summary>Where writers whose reader has no slot yet count themselves: in this tracker's first block.</summary>
     private long WaitingIndex => (long)_block * AccelTrack.Block + AccelTrack.Waiting;
 
+    /// <summary>Where first sends that found no peer from sockets without a slot are counted: in the first block.</summary>
+    private long AbsentIndex => (long)_block * AccelTrack.Block + AccelTrack.Absent;
+
     /// <summary>The tracker thread's kernel id (for measuring its CPU time); 0 until it runs.</summary>
     public int ThreadId { get; private set; }
 
@@ -97,6 +110,9 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
 
     /// <summary>Reports published since start.</summary>
     public long Publications => Interlocked.Read(ref _publications);
+
+    /// <summary>Sockets taken out of the map since start, as their first send found no peer.</summary>
+    public long LeftFastPath => Interlocked.Read(ref _left);
 
     /// <summary>Takes a free block of the shared array, maps the array and starts tracking; null (with the reason in
     /// <paramref name="problem"/>) when every block is held or the array cannot be mapped.</summary>
@@ -167,7 +183,15 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                 {
                     ulong inserted = _kernel.ReadOwner(_owner).Inserted;
                     bool due = lookAgainAfter > TimeSpan.Zero && Stopwatch.GetElapsedTime(lastDiscovery) >= lookAgainAfter;
-                    if (inserted != _insertedSeen || due)
+                    ulong absent = Volatile.Read(ref _entries[AbsentIndex]);
+                    if (absent != _absentSeen)
+                    {
+                        // A socket without a slot found no peer at its first send: a new descriptor, to take out of the map.
+                        _absentSeen = absent;
+                        Discover(everyDescriptor: false);
+                        lastDiscovery = Stopwatch.GetTimestamp();
+                    }
+                    else if (inserted != _insertedSeen || due)
                     {
                         // A server's socket is inserted at the handshake but has a descriptor only once the application
                         // accepts it, which may come after this pass: two more passes, 100 ms and then 1 s later, find
@@ -216,7 +240,8 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         return changed;
     }
 
-    /// <summary>Publishes for every tracked reader whose writer has published more since the last look.</summary>
+    /// <summary>Publishes for every tracked reader whose writer has published more since the last look; frees the slots
+    /// of closed connections, and of sockets whose first send found no peer, which leave the map.</summary>
     private void PublishAdvanced()
     {
         lock (_tracked)
@@ -231,7 +256,12 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                 }
 
                 ulong sent = entry & AccelTrack.SentMask;
-                if ((sent & AccelTrack.Closed) != 0)
+                if (sent == AccelTrack.PeerAbsent)
+                {
+                    Leave(t.Fd, t.Key);
+                    (gone ??= new()).Add(t.Fd);
+                }
+                else if ((sent & AccelTrack.Closed) != 0)
                 {
                     (gone ??= new()).Add(t.Fd);
                 }
@@ -337,6 +367,11 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
 
                 if (state.Join != AccelSockState.JoinInserted || state.Verdict == AccelSockState.VerdictTcp)
                 {
+                    if (state.Join == AccelSockState.JoinInserted && state.Reason == AccelSockState.ReasonPeerAbsent)
+                    {
+                        Leave(fd, state.Key); // its first send found no peer before it had a slot
+                    }
+
                     _known.Add(fd); // never in the fast path, or no longer: nothing to report
                     continue;
                 }
@@ -357,7 +392,9 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         }
     }
 
-    /// <summary>Frees the slots of connections that closed: the kernel removes a socket's record when it closes.</summary>
+    /// <summary>Frees the slots of connections that closed: the kernel removes a socket's record when it closes. A
+    /// socket's first send that found no peer removes it too; one whose mark the tracker missed (it got its slot just
+    /// after the send looked for one) leaves the map here.</summary>
     private void ForgetClosed()
     {
         lock (_tracked)
@@ -366,9 +403,20 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
             {
                 if (_kernel.ReadFlow(t.Key, out _) < 0)
                 {
+                    Leave(t.Fd, t.Key);
                     Release(t.Fd);
                 }
             }
+        }
+    }
+
+    /// <summary>Takes the socket out of the map if its first send found no peer and nothing can be lost
+    /// (<see cref="KernelFastPath.TryLeave"/>, which also checks that the descriptor still holds that socket).</summary>
+    private void Leave(int fd, AccelKey key)
+    {
+        if (_kernel.TryLeave(fd, key))
+        {
+            Interlocked.Increment(ref _left);
         }
     }
 

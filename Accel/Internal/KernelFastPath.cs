@@ -72,6 +72,40 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
     /// <see cref="SocketRegistration.TryLeaveFastPath"/>).</summary>
     public int RemoveFromSockhash(AccelKey key) => Bpf.TryDelete(Store.Map(AbiNames.SockHash), AsBytes(ref key));
 
+    /// <summary>
+    /// Takes the socket at <paramref name="socketFd"/>, in the map under <paramref name="key"/>, out of the map when its
+    /// first send found no peer (a same-host peer without the library): in the map it would pay the sk_msg path on every
+    /// send for a verdict of TCP. False, and the socket stays, when leaving could lose a byte:
+    /// <list type="bullet">
+    /// <item>its peer is in the map. The peer's sock_ops callback checks this socket's accel_consumed entry after inserting
+    /// itself, and the first send removes that entry after its redirect found no peer; when the two interleave (the peer
+    /// inserted between the failed redirect and the removal, and checking before it), the peer stays in the map and
+    /// redirects here, and a redirect landing between the queue check below and the removal would be discarded with the
+    /// psock. The socket stays: its sends keep the verdict TCP, the peer's come in redirected. A peer inserted after this
+    /// lookup finds no entry and leaves again before it sends (accel_sockops).</item>
+    /// <item>redirected bytes wait in its queue (a peer that wrote and closed before the first send): FIONREAD reports that
+    /// queue for a socket in the map (tcp_bpf's ioctl), and leaving would discard it. With the peer out of the map,
+    /// nothing can be added to it any more.</item>
+    /// </list>
+    /// Also false when the descriptor holds another socket by now (its key differs) or the socket decided otherwise.
+    /// </summary>
+    public bool TryLeave(int socketFd, AccelKey key)
+    {
+        if (ReadState(socketFd, out AccelSockState state) < 0
+            || state.Verdict != AccelSockState.VerdictTcp || state.Reason != AccelSockState.ReasonPeerAbsent
+            || !AsBytes(ref state.Key).SequenceEqual(AsBytes(ref key)))
+        {
+            return false;
+        }
+
+        if (InSockhash(state.Peer) || Bpf.Kernel.BytesToRead(socketFd, out int unread) < 0 || unread != 0)
+        {
+            return false;
+        }
+
+        return RemoveFromSockhash(key) == 0;
+    }
+
     /// <summary>Whether a socket is in the sockhash under <paramref name="key"/> (a lookup from user space returns the
     /// socket's cookie); false on any error.</summary>
     public bool InSockhash(AccelKey key)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Accel.Internal;
 using Accel.Native.Abi;
 using Accel.Testing;
 using Accel.Tests.Infrastructure;
@@ -139,10 +140,78 @@ public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper o
         Assert.Equal(DirectionPath.Redirected, engine.Register(server).GetStatistics().Path);
     }
 
-    private static async Task<bool> TrackedReachesAsync(AccelerationEngine engine, long count)
+    /// <summary>
+    /// A socket of a process in scope whose server is on this host without the library (here: a listener whose opt-in
+    /// was taken back, so that its accepted sockets never join) would pay the sk_msg path on every send for a verdict of
+    /// TCP. The tracker takes it out of the map soon after its first send found no peer, by either of the two ways the
+    /// sk_msg program tells it: a socket that sends before the tracker gave it a slot (found by the tracker's look for
+    /// new sockets), and one that sends after (its slot marked). Nothing is lost: the server's greeting, sent first and
+    /// read only after the leave, arrives whole, and so does a megabyte each way afterwards.
+    /// </summary>
+    [KernelFact]
+    public async Task Sockets_of_a_process_in_scope_leave_the_map_when_their_server_is_not_in_the_fast_path()
+    {
+        var options = fixture.Environment.Options();
+        options.Scope = AccelerationScope.Process;
+        using var engine = AccelerationEngine.Start(options);
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        KernelFastPath kernel = engine.Kernel!;
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        Assert.Equal(0, AccelerationEngine.WithFd(listener, fd => kernel.WriteConfig(fd, owner: 0, flags: 0, backlogKib: 0)));
+        listener.Listen();
+        long trackedBefore = engine.GetStatistics().TrackedSockets;
+        byte[] greeting = Enumerable.Range(0, 5000).Select(i => (byte)(i * 7)).ToArray();
+
+        foreach (bool sendsBeforeItHasASlot in new[] { true, false })
+        {
+            using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await client.ConnectAsync(listener.LocalEndPoint!);
+            using Socket server = await listener.AcceptAsync();
+            AccelSockState joined = engine.ReadState(client)!.Value;
+            Assert.Equal(AccelSockState.JoinInserted, joined.Join);
+            Assert.True(kernel.InSockhash(joined.Key));
+            Assert.Null(engine.ReadState(server)); // never opted in: the sock_ops program left it alone
+            if (!sendsBeforeItHasASlot)
+            {
+                Assert.True(await TrackedReachesAsync(engine, trackedBefore + 1), "the client never got a slot");
+            }
+
+            await server.SendAsync(greeting);
+            await client.SendAsync(new byte[100]);
+            Assert.Equal(100, await server.ReceiveAsync(new byte[200]));
+            Assert.Contains("peer was not in the fast path", engine.Register(client).GetStatistics().TcpReason);
+
+            var clock = Stopwatch.StartNew();
+            while (kernel.InSockhash(joined.Key) && clock.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                await Task.Delay(10);
+            }
+
+            Assert.False(kernel.InSockhash(joined.Key), $"still in the map {clock.Elapsed.TotalSeconds:0.0} s after its first send (slot before it: {!sendsBeforeItHasASlot})");
+            ulong tcpMessages = engine.ReadState(client)!.Value.TcpMessages;
+            byte[] got = new byte[greeting.Length];
+            for (int n = 0; n < got.Length;)
+            {
+                int r = await client.ReceiveAsync(got.AsMemory(n));
+                Assert.True(r > 0, $"EOF after {n} of {got.Length} bytes");
+                n += r;
+            }
+
+            Assert.Equal(greeting, got);
+            await Wire.ExchangeBothWaysAsync(client, server, size: 1 << 20);
+            // Out of the map, the sk_msg program no longer runs for it: its count stays where it was.
+            Assert.Equal(tcpMessages, engine.ReadState(client)!.Value.TcpMessages);
+        }
+
+        Assert.Equal(2, engine.GetStatistics().LeftPlainPeers);
+        Assert.True(await TrackedReachesAsync(engine, trackedBefore, atMost: true), "the slot of the socket that left was not freed");
+    }
+
+    private static async Task<bool> TrackedReachesAsync(AccelerationEngine engine, long count, bool atMost = false)
     {
         var clock = Stopwatch.StartNew();
-        while (engine.GetStatistics().TrackedSockets < count)
+        while (atMost ? engine.GetStatistics().TrackedSockets > count : engine.GetStatistics().TrackedSockets < count)
         {
             if (clock.Elapsed > TimeSpan.FromSeconds(5))
             {
