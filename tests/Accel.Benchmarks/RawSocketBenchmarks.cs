@@ -9,17 +9,27 @@ namespace Accel.Benchmarks;
 /// the map but not accelerated, and start-up.</summary>
 internal static class RawSocketBenchmarks
 {
+    /// <summary>The columns of the round-trip table, against plain TCP.</summary>
+    public static readonly (string Mode, string Title)[] Columns =
+        [("tcp-aa", "A/A"), ("accel", "accelerated / TCP"), ("uds", "UDS / TCP"), ("in-map", "in the map, peer without the library / TCP"), ("left", "left the map / TCP")];
+
     /// <summary>Round trips between two threads over long-lived pairs, modes switched slice by slice (see
-    /// <see cref="PairedRunner"/>): plain TCP, a second plain TCP pair (A/A), accelerated, Unix domain socket.</summary>
+    /// <see cref="PairedRunner"/>): plain TCP, a second plain TCP pair (A/A), accelerated, Unix domain socket, and two
+    /// pairs whose client is in the fast path and whose server is not (a same-host peer without the library): one
+    /// client stays in the map after its first send found no peer (what leaving saves: every send pays the sk_msg path
+    /// for a verdict of TCP), one left it (<see cref="SocketRegistration.TryLeaveFastPath"/>, as the HTTP client and
+    /// the process-scope tracker do).</summary>
     public static async Task<IReadOnlyList<Metric>> PairedRoundTripsAsync(AccelerationEngine engine, Settings settings)
     {
-        string[] modes = ["tcp", "tcp-aa", "accel", "uds"];
+        string[] modes = ["tcp", "tcp-aa", "accel", "uds", "in-map", "left"];
         var pairs = new Dictionary<string, BenchPair>
         {
             ["tcp"] = BenchPair.Create(Transport.Tcp, engine),
             ["tcp-aa"] = BenchPair.Create(Transport.Tcp, engine),
             ["accel"] = BenchPair.Create(Transport.Accelerated, engine),
             ["uds"] = BenchPair.Create(Transport.Uds, engine),
+            ["in-map"] = BenchPair.ToPlainPeer(engine, leave: false),
+            ["left"] = BenchPair.ToPlainPeer(engine, leave: true),
         };
         try
         {

@@ -183,7 +183,7 @@ internal sealed class Report(Settings settings)
     {
         md.AppendLine("## Raw sockets (two threads, one process, blocking ping-pong)");
         md.AppendLine();
-        PairedReport.WriteTable(md, raw, "tcp", [("tcp-aa", "A/A"), ("accel", "accelerated / TCP"), ("uds", "UDS / TCP")]);
+        PairedReport.WriteTable(md, raw, "tcp", RawSocketBenchmarks.Columns);
     }
 
     private static string Ratio(double a, double b) => double.IsNaN(a) || double.IsNaN(b) || b == 0 ? "-" : (a / b).ToString("0.00", CultureInfo.InvariantCulture);

@@ -57,6 +57,27 @@ internal sealed class BenchPair : IDisposable
         return Connected(client, listener.Accept(), accel, engine);
     }
 
+    /// <summary>A pair whose client is in the fast path and whose server is not (a same-host peer without the library),
+    /// after one byte each way, so that the client's first send has found no peer; with <paramref name="leave"/> the
+    /// client then leaves the map.</summary>
+    public static BenchPair ToPlainPeer(AccelerationEngine engine, bool leave)
+    {
+        BenchPair pair = Create(Transport.Accelerated, engine, prepareServer: false);
+        byte[] one = new byte[1];
+        pair.A.Send(one);
+        pair.B.Receive(one);
+        pair.B.Send(one);
+        pair.A.Receive(one);
+        pair.ReadA = pair.ReadB = 1;
+        ConnectionStatistics client = pair.RegistrationA!.GetStatistics();
+        if (client.Path != DirectionPath.Tcp || (leave && !pair.RegistrationA.TryLeaveFastPath()))
+        {
+            throw new InvalidOperationException($"the client's first send found a peer, or it could not leave the map: {client}");
+        }
+
+        return pair;
+    }
+
     /// <summary>A TCP pair across two network namespaces joined by veth: the client in A, the server in B.</summary>
     public static BenchPair CreateAcross(NamespacePair net, Transport transport, AccelerationEngine engine)
     {
