@@ -100,7 +100,7 @@ public sealed class PgConnectionHandler(PgServer server) : ConnectionHandler
 /// <summary>What the demo prints last, as one JSON line (the test reads it).</summary>
 public sealed class DemoResult
 {
-    public sealed record Figures(long RedirectedBytes, long TcpBytes, long TrackedReports);
+    public sealed record Figures(long RedirectedBytes, long TcpBytes, long TrackedReports, long LeftPlainPeers);
 
     public string? Redis { get; set; }
     public string? Npgsql { get; set; }
@@ -113,6 +113,6 @@ public sealed class DemoResult
     public int TcpClientErrors { get; set; }
     public string? Plain { get; set; }
     public int PlainErrors { get; set; }
-    public Figures Before { get; set; } = new(0, 0, 0);
-    public Figures After { get; set; } = new(0, 0, 0);
+    public Figures Before { get; set; } = new(0, 0, 0, 0);
+    public Figures After { get; set; } = new(0, 0, 0, 0);
 }

@@ -51,9 +51,11 @@ public sealed class ProcessScopeDemoTests(KernelFixture fixture, ITestOutputHelp
         // Everything of the client process so far went through the fast path.
         Assert.Equal(0, result.Before.TcpBytes);
         Assert.True(result.Before.RedirectedBytes > 8L << 20, $"redirected {result.Before.RedirectedBytes} B");
-        // The cache without the library: the client's sockets were opted in, but its peer was not: TCP.
+        // The cache without the library: the client's sockets were opted in, but its peer was not: TCP. Their first sends
+        // went through the sk_msg program, for a verdict of TCP; then the read tracker took them out of the socket map.
         Assert.Equal("a plain socket, not in the fast path", result.Plain);
-        Assert.True(result.After.TcpBytes > 100 * 1024, $"through TCP {result.After.TcpBytes} B");
+        Assert.True(result.After.TcpBytes > 0, "no send to the cache without the library went through the sk_msg program");
+        Assert.True(result.After.LeftPlainPeers > result.Before.LeftPlainPeers, "no socket left the map");
         Assert.Equal(result.Before.RedirectedBytes, result.After.RedirectedBytes);
     }
 }
