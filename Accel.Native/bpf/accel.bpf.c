@@ -306,10 +306,10 @@ static __always_inline void publish_sent(struct accel_flow *flow, __u64 sent)
 	}
 }
 
-/* A socket in process scope (its reads tracked) whose first send found no peer: tells its tracker, which takes it out of
- * the map (user space must: a dropped psock discards its queue, which only user space can see is empty). Through the
- * socket's slot when it has one, else through the block's count of such sends, which makes the tracker look for its
- * new sockets. */
+/* A socket in process scope (its reads tracked) whose first send found no peer and removed its accel_consumed entry:
+ * tells its tracker, which takes it out of the map (user space must: a dropped psock discards its queue, which only user
+ * space can see is empty). Through the socket's slot when it has one, else through the block's count of such sends,
+ * which makes the tracker look for its new sockets. */
 static __always_inline void tell_peer_absent(const struct accel_flow *own)
 {
 	if (write_slot(own, ACCEL_TRACK_PEER_ABSENT))
@@ -382,10 +382,14 @@ int accel_msg(struct sk_msg_md *msg)
 			 * redirected waits to be read and the peer is not in the map (TryLeaveFastPath; the tracker, for a socket in
 			 * process scope), instead of paying this path on every send. */
 			if (first) {
-				struct accel_flow *own = bpf_map_lookup_elem(&accel_consumed, &st->key);
-				if (own && own->tracker)
-					tell_peer_absent(own);
+				/* The tracker is told only once the entry is gone: leaving is safe from then on. */
+				struct accel_flow own = {};
+				struct accel_flow *flow = bpf_map_lookup_elem(&accel_consumed, &st->key);
+				if (flow)
+					own = *flow;
 				bpf_map_delete_elem(&accel_consumed, &st->key);
+				if (own.tracker)
+					tell_peer_absent(&own);
 			}
 		}
 		if (!first) {

@@ -369,6 +369,11 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                 {
                     if (state.Join == AccelSockState.JoinInserted && state.Reason == AccelSockState.ReasonPeerAbsent)
                     {
+                        if (_kernel.ReadFlow(state.Key, out _) == 0)
+                        {
+                            continue; // its first send is under way; the count it bumps once its entry is gone brings us back
+                        }
+
                         Leave(fd, state.Key); // its first send found no peer before it had a slot
                     }
 

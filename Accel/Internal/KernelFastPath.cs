@@ -86,6 +86,9 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
     /// <item>redirected bytes wait in its queue (a peer that wrote and closed before the first send): FIONREAD reports that
     /// queue for a socket in the map (tcp_bpf's ioctl), and leaving would discard it. With the peer out of the map,
     /// nothing can be added to it any more.</item>
+    /// <item>its own accel_consumed entry is still there: the first send has decided but not yet removed it (a look from
+    /// another thread, such as the read tracker's). Until it is gone, a peer inserted from now on would stay in the map
+    /// and could redirect here after the checks above.</item>
     /// </list>
     /// Also false when the descriptor holds another socket by now (its key differs) or the socket decided otherwise.
     /// </summary>
@@ -98,7 +101,7 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
             return false;
         }
 
-        if (InSockhash(state.Peer) || Bpf.Kernel.BytesToRead(socketFd, out int unread) < 0 || unread != 0)
+        if (ReadFlow(key, out _) != -Errno.ENOENT || InSockhash(state.Peer) || Bpf.Kernel.BytesToRead(socketFd, out int unread) < 0 || unread != 0)
         {
             return false;
         }

@@ -133,6 +133,33 @@ public sealed class PlainPeerTests(KernelFixture fixture)
         Assert.Equal(DirectionPath.Tcp, pair.ClientRegistration.GetStatistics().Path);
     }
 
+    /// <summary>
+    /// Leaving is safe once the first send has removed the client's accel_consumed entry: from then on a server inserted
+    /// later leaves the map before it sends. Another thread (the process-scope read tracker) can look at the socket
+    /// while that send has decided but not yet removed the entry; the socket must not leave then. The state is built by
+    /// putting the entry back after the first send.
+    /// </summary>
+    [KernelFact]
+    public async Task A_client_whose_first_send_has_not_removed_its_entry_yet_does_not_leave()
+    {
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        using var pair = await SocketPair.ConnectAsync(engine, prepareServer: false);
+        KernelFastPath kernel = engine.Kernel!;
+        await pair.Client.SendAsync(new byte[100]);
+        Assert.Equal(100, await pair.Server.ReceiveAsync(new byte[200]));
+        AccelKey key = engine.ReadState(pair.Client)!.Value.Key;
+        var flow = new AccelFlow();
+        Assert.Equal(0, kernel.Bpf.TryUpdate(kernel.Store.Map(AbiNames.Consumed), MemoryMarshal.AsBytes(new Span<AccelKey>(ref key)),
+            MemoryMarshal.AsBytes(new Span<AccelFlow>(ref flow)), BpfFlags.NoExist));
+
+        Assert.False(pair.ClientRegistration.TryLeaveFastPath());
+        Assert.True(kernel.InSockhash(key));
+        Assert.Equal(0, kernel.Bpf.TryDelete(kernel.Store.Map(AbiNames.Consumed), MemoryMarshal.AsBytes(new Span<AccelKey>(ref key))));
+        Assert.True(pair.ClientRegistration.TryLeaveFastPath());
+        Assert.False(kernel.InSockhash(key));
+        await Wire.ExchangeBothWaysAsync(pair.Client, pair.Server, size: 1 << 20);
+    }
+
     /// <summary>A server that writes first and closes leaves redirected bytes in the client's queue; the client's
     /// first write then finds no peer. Leaving the map now would discard those bytes with the psock, so it stays.</summary>
     [KernelFact]
