@@ -289,21 +289,25 @@ static __always_inline void count(struct accel_sock_state *st, struct accel_owne
 	}
 }
 
+/* Bumps one of the counts in the first block of the reader's tracker (ACCEL_TRACK_WAITING, ACCEL_TRACK_ABSENT). */
+static __always_inline void bump_tracker_count(const struct accel_flow *flow, __u32 entry)
+{
+	__u32 block = flow->tracker - 1;
+	if (block < ACCEL_TRACK_BLOCKS) {
+		__u32 index = block * ACCEL_TRACK_BLOCK + entry;
+		__u64 *count = bpf_map_lookup_elem(&accel_track, &index);
+		if (count)
+			__sync_fetch_and_add(count, 1);
+	}
+}
+
 /* Tells the reader's tracker how much this writer has redirected (every byte of it already in the reader's queue:
  * this send's own bytes are not counted yet). Only near the bound, so a writer far from it pays nothing. */
 static __always_inline void publish_sent(struct accel_flow *flow, __u64 sent)
 {
 	flow->sent = sent;
-	if (write_slot(flow, sent & ACCEL_TRACK_SENT_MASK & ~ACCEL_TRACK_CLOSED))
-		return;
-	/* No slot yet: tell the tracker to look for its new sockets. */
-	__u32 block = flow->tracker - 1;
-	if (block < ACCEL_TRACK_BLOCKS) {
-		__u32 index = block * ACCEL_TRACK_BLOCK + ACCEL_TRACK_WAITING;
-		__u64 *waiting = bpf_map_lookup_elem(&accel_track, &index);
-		if (waiting)
-			__sync_fetch_and_add(waiting, 1);
-	}
+	if (!write_slot(flow, sent & ACCEL_TRACK_SENT_MASK & ~ACCEL_TRACK_CLOSED))
+		bump_tracker_count(flow, ACCEL_TRACK_WAITING); /* no slot yet: the tracker looks for its new sockets */
 }
 
 /* A socket in process scope (its reads tracked) whose first send found no peer and removed its accel_consumed entry:
@@ -312,15 +316,8 @@ static __always_inline void publish_sent(struct accel_flow *flow, __u64 sent)
  * which makes the tracker look for its new sockets. */
 static __always_inline void tell_peer_absent(const struct accel_flow *own)
 {
-	if (write_slot(own, ACCEL_TRACK_PEER_ABSENT))
-		return;
-	__u32 block = own->tracker - 1;
-	if (block < ACCEL_TRACK_BLOCKS) {
-		__u32 index = block * ACCEL_TRACK_BLOCK + ACCEL_TRACK_ABSENT;
-		__u64 *absent = bpf_map_lookup_elem(&accel_track, &index);
-		if (absent)
-			__sync_fetch_and_add(absent, 1);
-	}
+	if (!write_slot(own, ACCEL_TRACK_PEER_ABSENT))
+		bump_tracker_count(own, ACCEL_TRACK_ABSENT);
 }
 
 SEC("sk_msg")

@@ -122,10 +122,7 @@ public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper o
     [KernelFact]
     public async Task A_connection_accepted_after_the_tracker_looked_is_tracked()
     {
-        var options = fixture.Environment.Options();
-        options.Scope = AccelerationScope.Process;
-        using var engine = AccelerationEngine.Start(options);
-        Assert.True(engine.IsEnabled, engine.Status.Message);
+        using var engine = StartInScope();
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         listener.Listen();
@@ -151,10 +148,7 @@ public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper o
     [KernelFact]
     public async Task Sockets_of_a_process_in_scope_leave_the_map_when_their_server_is_not_in_the_fast_path()
     {
-        var options = fixture.Environment.Options();
-        options.Scope = AccelerationScope.Process;
-        using var engine = AccelerationEngine.Start(options);
-        Assert.True(engine.IsEnabled, engine.Status.Message);
+        using var engine = StartInScope();
         KernelFastPath kernel = engine.Kernel!;
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -206,6 +200,15 @@ public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper o
 
         Assert.Equal(2, engine.GetStatistics().LeftPlainPeers);
         Assert.True(await TrackedReachesAsync(engine, trackedBefore, atMost: true), "the slot of the socket that left was not freed");
+    }
+
+    private AccelerationEngine StartInScope()
+    {
+        var options = fixture.Environment.Options();
+        options.Scope = AccelerationScope.Process;
+        var engine = AccelerationEngine.Start(options);
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        return engine;
     }
 
     private static async Task<bool> TrackedReachesAsync(AccelerationEngine engine, long count, bool atMost = false)
