@@ -28,8 +28,8 @@ namespace Accel.Internal;
 /// It also takes out of the map the sockets whose first send found no peer (a same-host database or cache without the
 /// library), which would otherwise pay the sk_msg path on every send for a verdict of TCP
 /// (<see cref="KernelFastPath.TryLeave"/>: the same rule as the library's HTTP client's). The sk_msg program marks such
-/// a socket's slot, or, when it has none yet, bumps the first block's count of them, after which the tracker looks for
-/// new sockets.
+/// a socket's slot, or, when it has none yet, bumps the first block's count of them, after which the tracker checks
+/// every descriptor.
 /// </para>
 /// </remarks>
 internal sealed unsafe class ConsumptionTracker : IDisposable
@@ -186,9 +186,12 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                     ulong absent = Volatile.Read(ref _entries[AbsentIndex]);
                     if (absent != _absentSeen)
                     {
-                        // A socket without a slot found no peer at its first send: a new descriptor, to take out of the map.
+                        // A socket without a slot found no peer at its first send, to take out of the map. Every
+                        // descriptor: it may have taken the number of a socket the cheap pass remembers (one that closed
+                        // between two listings). One syscall per socket, at most every 10 ms, and only when a connection
+                        // to a same-host peer without the library starts, which pooled clients do rarely.
                         _absentSeen = absent;
-                        Discover(everyDescriptor: false);
+                        Discover(everyDescriptor: true);
                         lastDiscovery = Stopwatch.GetTimestamp();
                     }
                     else if (inserted != _insertedSeen || due)

@@ -140,10 +140,12 @@ public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper o
     /// <summary>
     /// A socket of a process in scope whose server is on this host without the library (here: a listener whose opt-in
     /// was taken back, so that its accepted sockets never join) would pay the sk_msg path on every send for a verdict of
-    /// TCP. The tracker takes it out of the map soon after its first send found no peer, by either of the two ways the
-    /// sk_msg program tells it: a socket that sends before the tracker gave it a slot (found by the tracker's look for
-    /// new sockets), and one that sends after (its slot marked). Nothing is lost: the server's greeting, sent first and
-    /// read only after the leave, arrives whole, and so does a megabyte each way afterwards.
+    /// TCP. The tracker takes it out of the map soon after its first send found no peer, by each of the ways the sk_msg
+    /// program tells it: a socket that sends before the tracker gave it a slot (the block's count, then a look at every
+    /// descriptor), one that sends after (its slot marked), and one that sends at once on the descriptor number of a
+    /// socket that left and closed (which the tracker's cheap look for new sockets skips as seen before). Nothing is
+    /// lost: the server's greeting, sent first and read only after the leave, arrives whole, and so does a megabyte each
+    /// way afterwards.
     /// </summary>
     [KernelFact]
     public async Task Sockets_of_a_process_in_scope_leave_the_map_when_their_server_is_not_in_the_fast_path()
@@ -156,50 +158,69 @@ public sealed class ProcessScopeTests(KernelFixture fixture, ITestOutputHelper o
         listener.Listen();
         long trackedBefore = engine.GetStatistics().TrackedSockets;
         byte[] greeting = Enumerable.Range(0, 5000).Select(i => (byte)(i * 7)).ToArray();
-
-        foreach (bool sendsBeforeItHasASlot in new[] { true, false })
+        var open = new List<(Socket Client, Socket Server)>();
+        try
         {
-            using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            await client.ConnectAsync(listener.LocalEndPoint!);
-            using Socket server = await listener.AcceptAsync();
-            AccelSockState joined = engine.ReadState(client)!.Value;
-            Assert.Equal(AccelSockState.JoinInserted, joined.Join);
-            Assert.True(kernel.InSockhash(joined.Key));
-            Assert.Null(engine.ReadState(server)); // never opted in: the sock_ops program left it alone
-            if (!sendsBeforeItHasASlot)
+            foreach (string when in new[] { "before its slot", "after its slot", "on a reused descriptor number" })
             {
-                Assert.True(await TrackedReachesAsync(engine, trackedBefore + 1), "the client never got a slot");
+                if (when == "on a reused descriptor number")
+                {
+                    // The first client's number (seen by the tracker) becomes free; the next socket takes the lowest.
+                    open[0].Client.Dispose();
+                    open[0].Server.Dispose();
+                }
+
+                var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                await client.ConnectAsync(listener.LocalEndPoint!);
+                Socket server = await listener.AcceptAsync();
+                open.Add((client, server));
+                AccelSockState joined = engine.ReadState(client)!.Value;
+                Assert.Equal(AccelSockState.JoinInserted, joined.Join);
+                Assert.True(kernel.InSockhash(joined.Key));
+                Assert.Null(engine.ReadState(server)); // never opted in: the sock_ops program left it alone
+                if (when == "after its slot")
+                {
+                    Assert.True(await TrackedReachesAsync(engine, trackedBefore + 1), "the client never got a slot");
+                }
+
+                await server.SendAsync(greeting);
+                await client.SendAsync(new byte[100]);
+                Assert.Equal(100, await server.ReceiveAsync(new byte[200]));
+                Assert.Contains("peer was not in the fast path", engine.Register(client).GetStatistics().TcpReason);
+
+                var clock = Stopwatch.StartNew();
+                while (kernel.InSockhash(joined.Key) && clock.Elapsed < TimeSpan.FromSeconds(5))
+                {
+                    await Task.Delay(10);
+                }
+
+                Assert.False(kernel.InSockhash(joined.Key), $"a client that sent {when} is still in the map {clock.Elapsed.TotalSeconds:0.0} s after its first send");
+                ulong tcpMessages = engine.ReadState(client)!.Value.TcpMessages;
+                byte[] got = new byte[greeting.Length];
+                for (int n = 0; n < got.Length;)
+                {
+                    int r = await client.ReceiveAsync(got.AsMemory(n));
+                    Assert.True(r > 0, $"EOF after {n} of {got.Length} bytes");
+                    n += r;
+                }
+
+                Assert.Equal(greeting, got);
+                await Wire.ExchangeBothWaysAsync(client, server, size: 1 << 20);
+                // Out of the map, the sk_msg program no longer runs for it: its count stays where it was.
+                Assert.Equal(tcpMessages, engine.ReadState(client)!.Value.TcpMessages);
             }
 
-            await server.SendAsync(greeting);
-            await client.SendAsync(new byte[100]);
-            Assert.Equal(100, await server.ReceiveAsync(new byte[200]));
-            Assert.Contains("peer was not in the fast path", engine.Register(client).GetStatistics().TcpReason);
-
-            var clock = Stopwatch.StartNew();
-            while (kernel.InSockhash(joined.Key) && clock.Elapsed < TimeSpan.FromSeconds(5))
-            {
-                await Task.Delay(10);
-            }
-
-            Assert.False(kernel.InSockhash(joined.Key), $"still in the map {clock.Elapsed.TotalSeconds:0.0} s after its first send (slot before it: {!sendsBeforeItHasASlot})");
-            ulong tcpMessages = engine.ReadState(client)!.Value.TcpMessages;
-            byte[] got = new byte[greeting.Length];
-            for (int n = 0; n < got.Length;)
-            {
-                int r = await client.ReceiveAsync(got.AsMemory(n));
-                Assert.True(r > 0, $"EOF after {n} of {got.Length} bytes");
-                n += r;
-            }
-
-            Assert.Equal(greeting, got);
-            await Wire.ExchangeBothWaysAsync(client, server, size: 1 << 20);
-            // Out of the map, the sk_msg program no longer runs for it: its count stays where it was.
-            Assert.Equal(tcpMessages, engine.ReadState(client)!.Value.TcpMessages);
+            Assert.Equal(3, engine.GetStatistics().LeftPlainPeers);
+            Assert.True(await TrackedReachesAsync(engine, trackedBefore, atMost: true), "the slot of the socket that left was not freed");
         }
-
-        Assert.Equal(2, engine.GetStatistics().LeftPlainPeers);
-        Assert.True(await TrackedReachesAsync(engine, trackedBefore, atMost: true), "the slot of the socket that left was not freed");
+        finally
+        {
+            foreach (var (client, server) in open)
+            {
+                client.Dispose();
+                server.Dispose();
+            }
+        }
     }
 
     private AccelerationEngine StartInScope()
