@@ -67,7 +67,7 @@ public readonly record struct AccelerationStatistics(
 
     /// <summary>Sockets that left the fast path after their first send found that their peer is not in it (a server on
     /// this host without the library): in the socket map they would only pay the fast path's cost on every send. An
-    /// HttpClient's leave at once; with <see cref="AccelerationScope.Process"/>, the engine takes out the other sockets
+    /// HttpClient's sockets leave at once; with <see cref="AccelerationScope.Process"/>, the engine takes out the other sockets
     /// of the process within milliseconds.</summary>
     public long LeftPlainPeers { get; init; }
 
