@@ -313,7 +313,7 @@ static __always_inline void publish_sent(struct accel_flow *flow, __u64 sent)
 /* A socket in process scope (its reads tracked) whose first send found no peer and removed its accel_consumed entry:
  * tells its tracker, which takes it out of the map (user space must: a dropped psock discards its queue, which only user
  * space can see is empty). Through the socket's slot when it has one, else through the block's count of such sends,
- * which makes the tracker look for its new sockets. */
+ * which makes the tracker check every descriptor of its process. */
 static __always_inline void tell_peer_absent(const struct accel_flow *own)
 {
 	if (!write_slot(own, ACCEL_TRACK_PEER_ABSENT))
