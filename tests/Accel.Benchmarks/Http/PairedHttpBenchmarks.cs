@@ -336,50 +336,119 @@ internal static class PairedHttpBenchmarks
         }
     }
 
-    /// <summary>strace -f -c on both processes while one mode serves sequential 1 KiB requests: every syscall either
-    /// process makes, per request. A separate pass: tracing slows everything down many times.</summary>
-    private static async Task<Dictionary<(string Mode, string Proto), double>> SyscallsPerRequestAsync(ModeClients clients)
+    /// <summary>strace -f -c on both processes while one mode serves sequential 1 KiB requests: the syscalls either
+    /// process makes per request, sched_yield apart. That one is the thread pool's idle workers spinning before they
+    /// sleep: 20 to 30 a request in every mode, varying by several between passes, it would hide what the data path
+    /// does. A separate pass: tracing slows everything down many times.</summary>
+    private static async Task<Dictionary<(string Mode, string Proto), (double Others, double Yields)>> SyscallsPerRequestAsync(ModeClients clients)
     {
-        var result = new Dictionary<(string, string), double>();
-        if (!File.Exists("/usr/bin/strace"))
-        {
-            Console.WriteLine("syscalls per request: not measured (strace is not installed: apt-get install strace)");
-            return result;
-        }
-
-        const int requests = 1000;
-        byte[] buffer = new byte[16 * 1024];
+        var result = new Dictionary<(string, string), (double, double)>();
         foreach (string proto in new[] { "h1", "h2c" })
         {
             foreach (string mode in new[] { "none", "off", "accel" })
             {
-                HttpClient http = clients[mode, proto];
-                for (int i = 0; i < 50; i++)
+                if (await TraceSyscallsAsync(clients, mode, proto) is not { } calls)
                 {
-                    await GetAsync(http, "/data/1024", 1024, buffer);
+                    return result;
                 }
 
-                string output = Path.Combine(Path.GetTempPath(), $"accel-strace-{Guid.NewGuid():N}");
-                var psi = new ProcessStartInfo("strace", ["-f", "-c", "-q", "-o", output, "-p", clients.ServerPid.ToString(), "-p", Environment.ProcessId.ToString()]) { RedirectStandardError = true };
-                using var strace = Process.Start(psi)!;
-                await Task.Delay(1000); // attached to every thread
-                for (int i = 0; i < requests; i++)
-                {
-                    await GetAsync(http, "/data/1024", 1024, buffer);
-                }
-
-                Command.Run("kill", $"-INT {strace.Id}");
-                await strace.WaitForExitAsync();
-                string total = File.ReadLines(output).Last(l => l.Contains("total", StringComparison.Ordinal));
-                File.Delete(output);
-                // "100.00  0.123456  1  12345  67 total": % time, seconds, usecs/call, calls, errors (blank when none).
-                string[] f = total.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                long calls = long.Parse(f.Length >= 6 ? f[^3] : f[^2]);
-                result[(mode, proto)] = calls / (double)requests;
+                double yields = calls.GetValueOrDefault("sched_yield");
+                result[(mode, proto)] = (calls.Values.Sum() - yields, yields);
             }
         }
 
         return result;
+    }
+
+    /// <summary>Which syscalls each mode makes per sequential 1 KiB request, both processes, one column per mode: what a
+    /// mode adds, call by call (for working on it).</summary>
+    public static async Task<string> SyscallsOnlyAsync(KernelTestEnvironment env)
+    {
+        await using var server = await BenchServerProcess.StartAsync(env);
+        using var clients = new ModeClients(env, server);
+        string[] modes = ["none", "factory", "off", "accel", "handler"];
+        // Warm every mode first: the JIT's code writes (mprotect, mmap) would otherwise land in the first mode traced.
+        byte[] buffer = new byte[16 * 1024];
+        foreach (string proto in new[] { "h1", "h2c" })
+        {
+            foreach (string mode in modes)
+            {
+                for (int i = 0; i < 2000; i++)
+                {
+                    await GetAsync(clients[mode, proto], "/data/1024", 1024, buffer);
+                }
+            }
+        }
+
+        await Task.Delay(1000); // the tiered JIT's background compiles
+        var text = new System.Text.StringBuilder();
+        foreach (string proto in new[] { "h1", "h2c" })
+        {
+            var columns = new List<Dictionary<string, double>>();
+            foreach (string mode in modes)
+            {
+                columns.Add(await TraceSyscallsAsync(clients, mode, proto) ?? throw new InvalidOperationException("strace is not installed: apt-get install strace"));
+            }
+
+            text.AppendLine($"{Name(proto)} 1 KiB sequential, syscalls per request (both processes):");
+            text.AppendLine($"| syscall | {string.Join(" | ", modes)} |");
+            text.AppendLine($"|---|{string.Concat(modes.Select(_ => "---:|"))}");
+            // Calls rarer than one in a hundred requests (start-up, timers) in every mode are left out of the rows, not the total.
+            foreach (string call in columns.SelectMany(c => c.Keys).Distinct().Where(k => columns.Max(c => c.GetValueOrDefault(k)) >= 0.01)
+                .OrderByDescending(k => columns.Max(c => c.GetValueOrDefault(k))))
+            {
+                text.AppendLine($"| {call} | {string.Join(" | ", columns.Select(c => c.GetValueOrDefault(call).ToString("0.00")))} |");
+            }
+
+            text.AppendLine($"| total | {string.Join(" | ", columns.Select(c => c.Values.Sum().ToString("0.00")))} |");
+            text.AppendLine();
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>strace -f -c on both processes while <paramref name="mode"/> makes 1,000 sequential 1 KiB requests: calls
+    /// per request by syscall; null when strace is not installed.</summary>
+    private static async Task<Dictionary<string, double>?> TraceSyscallsAsync(ModeClients clients, string mode, string proto)
+    {
+        if (!File.Exists("/usr/bin/strace"))
+        {
+            Console.WriteLine("syscalls per request: not measured (strace is not installed: apt-get install strace)");
+            return null;
+        }
+
+        const int requests = 1000;
+        byte[] buffer = new byte[16 * 1024];
+        HttpClient http = clients[mode, proto];
+        for (int i = 0; i < 50; i++)
+        {
+            await GetAsync(http, "/data/1024", 1024, buffer);
+        }
+
+        string output = Path.Combine(Path.GetTempPath(), $"accel-strace-{Guid.NewGuid():N}");
+        var psi = new ProcessStartInfo("strace", ["-f", "-c", "-q", "-o", output, "-p", clients.ServerPid.ToString(), "-p", Environment.ProcessId.ToString()]) { RedirectStandardError = true };
+        using var strace = Process.Start(psi)!;
+        await Task.Delay(1000); // attached to every thread
+        for (int i = 0; i < requests; i++)
+        {
+            await GetAsync(http, "/data/1024", 1024, buffer);
+        }
+
+        Command.Run("kill", $"-INT {strace.Id}");
+        await strace.WaitForExitAsync();
+        var calls = new Dictionary<string, double>();
+        foreach (string line in File.ReadLines(output))
+        {
+            // "12.34  0.123456  1  12345  67 name": % time, seconds, usecs/call, calls, errors (blank when none), syscall.
+            string[] f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length >= 5 && f[^1] != "total" && double.TryParse(f[0], System.Globalization.CultureInfo.InvariantCulture, out _))
+            {
+                calls[f[^1]] = long.Parse(f[3], System.Globalization.CultureInfo.InvariantCulture) / (double)requests;
+            }
+        }
+
+        File.Delete(output);
+        return calls;
     }
 
     /// <summary>The kernel times each run of the BPF programs while its statistics are on (BPF_ENABLE_STATS): the
@@ -415,7 +484,7 @@ internal sealed record HttpResults(
     double RedirectedShare,
     long PacedWrites,
     long DegradedDirections,
-    Dictionary<(string Mode, string Proto), double> SyscallsPerRequest,
+    Dictionary<(string Mode, string Proto), (double Others, double Yields)> SyscallsPerRequest,
     (double MessageNs, long Messages, double SockOpsNs, long SockOpsRuns) Program,
     Dictionary<string, ProfileRun> Profiles);
 
