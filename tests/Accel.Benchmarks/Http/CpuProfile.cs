@@ -7,16 +7,19 @@ namespace Accel.Benchmarks.Http;
 /// <summary>
 /// Where the CPU time of both processes goes under the same load with and without acceleration: perf samples both
 /// processes with their kernel call chains (cpu-clock; this VM has no hardware counters) and each sample goes to
-/// one class: user space, scheduler and wakeups, TCP/IP stack, sockmap and BPF, syscall entry and VFS, other kernel.
+/// one class: user space, scheduler and wakeups, sched_yield, TCP/IP stack, sockmap and BPF, syscall entry and VFS,
+/// other kernel.
 /// A sample is charged to the first frame, from the leaf up, that belongs to a class: memory copies, allocations,
 /// locks and this VM's interrupt enabling (<c>pvm_irq_enable</c>, where a cpu-clock sample lands when interrupts were
 /// off while it was due) are charged to whoever called them. Waking a socket's reader (<c>sock_def_readable</c>, the
-/// same call on both paths) counts as a wake-up, not as TCP/IP. The TCP/IP share of the run without the library is
-/// what a redirect can remove at most: the ceiling.
+/// same call on both paths) counts as a wake-up, not as TCP/IP. A sample anywhere inside a sched_yield call is its own
+/// class: that is the .NET thread pool's idle workers spinning before they sleep (20 to 30 calls a request), work of
+/// the runtime, not of a socket's path, which would otherwise read as the scheduler's. The TCP/IP share of the run
+/// without the library is what a redirect can remove at most: the ceiling.
 /// </summary>
 internal static partial class CpuProfile
 {
-    public static readonly string[] Classes = ["user space", "scheduler, wakeups", "TCP/IP stack", "sockmap + BPF", "syscall entry, VFS, epoll", "other kernel"];
+    public static readonly string[] Classes = ["user space", "scheduler, wakeups", "sched_yield (spinning)", "TCP/IP stack", "sockmap + BPF", "syscall entry, VFS, epoll", "other kernel"];
 
     /// <summary>Scheduler events counted per request in a pass of their own (perf stat on tracepoints): wake-ups,
     /// context switches, and the interrupts one CPU sends another to wake or run something there.</summary>
@@ -136,6 +139,11 @@ internal static partial class CpuProfile
         if (!frames[0].Kernel)
         {
             return "user space";
+        }
+
+        if (frames.Any(f => f.Kernel && f.Symbol is "do_sched_yield" or "__x64_sys_sched_yield"))
+        {
+            return "sched_yield (spinning)";
         }
 
         foreach (var (kernel, symbol) in frames)
