@@ -175,7 +175,7 @@ internal static class RawSocketBenchmarks
         return all.Skip(rep % all.Length).Concat(all.Take(rep % all.Length));
     }
 
-    private static (double P50, double P99) PingPong(BenchPair pair, int size, int iterations)
+    internal static (double P50, double P99) PingPong(BenchPair pair, int size, int iterations)
     {
         byte[] sendBuf = new byte[size];
         byte[] recvBuf = new byte[size];
