@@ -15,6 +15,7 @@
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --services-only the YARP gateway and gRPC cases alone
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --latency-only the sequential HTTP cases alone (2 minutes)
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --syscalls-only which syscalls each mode makes per request
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --bulk-only    raw bulk throughput, and where its bytes went
 // Writes results/quick.md (--quick), or results/benchmarks.md and results/ratios.png, at the repository root.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
@@ -92,6 +93,7 @@ var parts = new (string Flag, Func<Task<string>> Run)[]
     ("--large-only", () => PairedHttpBenchmarks.LargeOnlyAsync(env, settings)),
     ("--latency-only", () => PairedHttpBenchmarks.LatencyOnlyAsync(env, settings)),
     ("--syscalls-only", () => PairedHttpBenchmarks.SyscallsOnlyAsync(env)),
+    ("--bulk-only", () => Task.FromResult(RawSocketBenchmarks.BulkOnly(engine, settings))),
     ("--tracker-only", async () => (await TrackerCost.MeasureAsync(env)).ToString()),
 };
 if (parts.FirstOrDefault(p => args.Contains(p.Flag)) is { Run: { } part })

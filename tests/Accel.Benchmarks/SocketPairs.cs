@@ -23,7 +23,9 @@ internal sealed class BenchPair : IDisposable
 
     public long ReadB { get; set; }
 
-    public static BenchPair Create(Transport transport, AccelerationEngine engine, bool prepareServer = true)
+    /// <summary>A connected pair; <paramref name="reportsConsumption"/>: both ends are opted in as readers that report
+    /// (what the library's transports do), so that a paced writer waits for its reader.</summary>
+    public static BenchPair Create(Transport transport, AccelerationEngine engine, bool prepareServer = true, bool reportsConsumption = false)
     {
         if (transport == Transport.Uds)
         {
@@ -43,14 +45,14 @@ internal sealed class BenchPair : IDisposable
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         if (accel && prepareServer)
         {
-            engine.PrepareListener(listener);
+            engine.PrepareListener(listener, reportsConsumption);
         }
 
         listener.Listen();
         var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         if (accel)
         {
-            engine.PrepareConnect(client);
+            engine.PrepareConnect(client, reportsConsumption);
         }
 
         client.Connect(listener.LocalEndPoint!);
@@ -78,8 +80,9 @@ internal sealed class BenchPair : IDisposable
         return pair;
     }
 
-    /// <summary>A TCP pair across two network namespaces joined by veth: the client in A, the server in B.</summary>
-    public static BenchPair CreateAcross(NamespacePair net, Transport transport, AccelerationEngine engine)
+    /// <summary>A TCP pair across two network namespaces joined by veth: the client in A, the server in B
+    /// (<paramref name="reportsConsumption"/>: see <see cref="Create"/>).</summary>
+    public static BenchPair CreateAcross(NamespacePair net, Transport transport, AccelerationEngine engine, bool reportsConsumption = false)
     {
         bool accel = transport == Transport.Accelerated;
         using Socket listener = InNamespace.Run(net.B, () =>
@@ -88,7 +91,7 @@ internal sealed class BenchPair : IDisposable
             l.Bind(new IPEndPoint(IPAddress.Parse(net.AddressB), 0));
             if (accel)
             {
-                engine.PrepareListener(l);
+                engine.PrepareListener(l, reportsConsumption);
             }
 
             l.Listen();
@@ -99,7 +102,7 @@ internal sealed class BenchPair : IDisposable
             var c = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             if (accel)
             {
-                engine.PrepareConnect(c);
+                engine.PrepareConnect(c, reportsConsumption);
             }
 
             c.Connect(listener.LocalEndPoint!);
