@@ -211,11 +211,11 @@ internal sealed class Report(Settings settings)
         }
 
         md.AppendLine();
-        md.AppendLine("Each sample is charged to the first frame of its kernel call chain that belongs to a class: copies, allocations, locks and this VM's interrupt enabling (`pvm_irq_enable`, where a sample lands when interrupts were off while it was due) go to their caller, and waking a socket's reader counts as a wake-up on both paths. A sample inside a sched_yield call is counted apart: it is the .NET thread pool's idle workers spinning before they sleep (20 to 30 calls a request in every mode; the spinning's user-space part is in user space), the runtime's cost and not a socket path's. The TCP/IP time without the library is the most a redirect can remove (the ceiling).");
+        md.AppendLine("Each sample is charged to the first frame of its kernel call chain that belongs to a class: copies, allocations, locks and this VM's interrupt enabling (`pvm_irq_enable`, where a sample lands when interrupts were off while it was due) go to their caller, and waking a socket's reader counts as a wake-up on both paths. A sample inside a sched_yield call is counted apart: it is the .NET thread pool's idle workers spinning before they sleep (in every mode; a switch to another runnable thread from inside the call is counted with it; the spinning's user-space part is in user space), the runtime's cost and not a socket path's. The TCP/IP time without the library is the most a redirect can remove (the ceiling).");
         md.AppendLine();
         if (profiles.Values.All(p => p.EventsPerRequest is not null))
         {
-            md.AppendLine("Scheduler events per request, both processes (perf stat on tracepoints, the same load, slices of their own; medians of three):");
+            md.AppendLine("Scheduler events and syscalls per request, both processes (perf stat on tracepoints, the same load, slices of their own; medians of three):");
             md.AppendLine();
             md.AppendLine($"| run | {string.Join(" | ", CpuProfile.Events.Select(e => e.Title))} |");
             md.AppendLine($"|---|{string.Concat(CpuProfile.Events.Select(_ => "---:|"))}");

@@ -13,22 +13,31 @@ namespace Accel.Benchmarks.Http;
 /// locks and this VM's interrupt enabling (<c>pvm_irq_enable</c>, where a cpu-clock sample lands when interrupts were
 /// off while it was due) are charged to whoever called them. Waking a socket's reader (<c>sock_def_readable</c>, the
 /// same call on both paths) counts as a wake-up, not as TCP/IP. A sample anywhere inside a sched_yield call is its own
-/// class: that is the .NET thread pool's idle workers spinning before they sleep (20 to 30 calls a request), work of
-/// the runtime, not of a socket's path, which would otherwise read as the scheduler's. The TCP/IP share of the run
-/// without the library is what a redirect can remove at most: the ceiling.
+/// class: that is the .NET thread pool's idle workers spinning before they sleep (a switch to another runnable thread
+/// included, when there is one), work of the runtime, not of a socket's path, which would otherwise read as the
+/// scheduler's. The TCP/IP share of the run without the library is what a redirect can remove at most: the ceiling.
 /// </summary>
 internal static partial class CpuProfile
 {
     public static readonly string[] Classes = ["user space", "scheduler, wakeups", "sched_yield (spinning)", "TCP/IP stack", "sockmap + BPF", "syscall entry, VFS, epoll", "other kernel"];
 
-    /// <summary>Scheduler events counted per request in a pass of their own (perf stat on tracepoints): wake-ups,
-    /// context switches, and the interrupts one CPU sends another to wake or run something there.</summary>
+    /// <summary>Scheduler events and syscalls counted per request in a pass of their own (perf stat on tracepoints):
+    /// wake-ups, context switches, the interrupts one CPU sends another to wake or run something there, and the
+    /// socket and thread-pool syscalls.</summary>
     public static readonly (string Event, string Title)[] Events =
     [
         ("sched:sched_wakeup", "wake-ups"),
         ("sched:sched_switch", "context switches"),
         ("irq_vectors:reschedule_entry", "reschedule IPIs"),
         ("irq_vectors:call_function_single_entry", "function-call IPIs"),
+        // The socket calls and the thread pool's: under load, how many requests one read or write carries (HTTP/2
+        // batches frames, and how many depends on timing) and how often the pool's workers park and spin.
+        ("syscalls:sys_enter_recvfrom", "recvfrom"),
+        ("syscalls:sys_enter_sendto", "sendto"),
+        ("syscalls:sys_enter_sendmsg", "sendmsg"),
+        ("syscalls:sys_enter_epoll_wait", "epoll_wait"),
+        ("syscalls:sys_enter_futex", "futex"),
+        ("syscalls:sys_enter_sched_yield", "sched_yield"),
     ];
 
     /// <summary>How often each of <see cref="Events"/> happened in the tasks of <paramref name="pids"/> while
