@@ -1,7 +1,7 @@
 // Accel benchmarks. HTTP and raw-socket round trips run in long-lived processes with the modes switched in short
 // slices, or interleaved request by request for sequential latency (no library, the same again as an A/A check,
 // library off, accelerated, a client without the library calling the accelerated server and the reverse, Unix domain
-// socket) and are reported as medians of paired ratios with 95% intervals; bulk, namespace, memory and start-up figures
+// socket, and a one-lookup sk_msg redirect without the library that measures the ceiling) and are reported as medians of paired ratios with 95% intervals; bulk, namespace, memory and start-up figures
 // follow. Needs root (like the tests: a private bpffs and cgroup).
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick     what the target check needs, about 5 minutes on 2 cores
 //   dotnet run -c Release --project tests/Accel.Benchmarks                every case and mode, about 13 minutes
@@ -16,6 +16,7 @@
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --latency-only the sequential HTTP cases alone (2 minutes)
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --syscalls-only which syscalls each mode makes per request
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --bulk-only    raw bulk throughput, and where its bytes went
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --raw-only     the raw round trips alone, with the kernel's floor
 // Writes results/quick.md (--quick), or results/benchmarks.md and results/ratios.png, at the repository root.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
@@ -77,8 +78,8 @@ if (args.Contains("--program-only"))
     for (int i = 0; i < 5; i++)
     {
         var (ns, messages) = RawSocketBenchmarks.ProgramCost(engine, 100_000);
-        var (floor, _) = ProgramFloor.Measure(engine, 100_000);
-        Console.WriteLine($"sk_msg program: {ns:0} ns per message over {messages} messages (raw 64 B round trips); a program that returns at once: {floor:0} ns");
+        var (floor, redirect) = ProgramFloor.Measure(engine, 100_000);
+        Console.WriteLine($"sk_msg program: {ns:0} ns per message over {messages} messages (raw 64 B round trips); a program that returns at once: {floor:0} ns; a one-lookup redirect: {redirect:0} ns");
     }
 
     return 0;
@@ -94,6 +95,12 @@ var parts = new (string Flag, Func<Task<string>> Run)[]
     ("--latency-only", () => PairedHttpBenchmarks.LatencyOnlyAsync(env, settings)),
     ("--syscalls-only", () => PairedHttpBenchmarks.SyscallsOnlyAsync(env)),
     ("--bulk-only", () => Task.FromResult(RawSocketBenchmarks.BulkOnly(engine, settings))),
+    ("--raw-only", async () =>
+    {
+        var table = new System.Text.StringBuilder();
+        Accel.Benchmarks.Paired.PairedReport.WriteTable(table, await RawSocketBenchmarks.PairedRoundTripsAsync(engine, settings), "tcp", RawSocketBenchmarks.Columns);
+        return table.ToString();
+    }),
     ("--tracker-only", async () => (await TrackerCost.MeasureAsync(env)).ToString()),
 };
 if (parts.FirstOrDefault(p => args.Contains(p.Flag)) is { Run: { } part })

@@ -11,22 +11,25 @@ internal static class RawSocketBenchmarks
 {
     /// <summary>The columns of the round-trip table, against plain TCP.</summary>
     public static readonly (string Mode, string Title)[] Columns =
-        [("tcp-aa", "A/A"), ("accel", "accelerated / TCP"), ("uds", "UDS / TCP"), ("in-map", "in the map, peer without the library / TCP"), ("left", "left the map / TCP")];
+        [("tcp-aa", "A/A"), ("accel", "accelerated / TCP"), ("floor", "one-lookup redirect (the kernel's floor) / TCP"), ("uds", "UDS / TCP"), ("in-map", "in the map, peer without the library / TCP"), ("left", "left the map / TCP")];
 
     /// <summary>Round trips between two threads over long-lived pairs, modes switched slice by slice (see
     /// <see cref="PairedRunner"/>): plain TCP, a second plain TCP pair (A/A), accelerated, Unix domain socket, and two
     /// pairs whose client is in the fast path and whose server is not (a same-host peer without the library): one
     /// client stays in the map after its first send found no peer (what leaving saves: every send pays the sk_msg path
     /// for a verdict of TCP), one left it (<see cref="SocketRegistration.TryLeaveFastPath"/>, as the HTTP client and
-    /// the process-scope tracker do).</summary>
+    /// the process-scope tracker do). And a pair redirected by <see cref="MinimalRedirect"/>, the least any sk_msg
+    /// redirect can cost: the ceiling of the accelerated pair's ratio.</summary>
     public static async Task<IReadOnlyList<Metric>> PairedRoundTripsAsync(AccelerationEngine engine, Settings settings)
     {
-        string[] modes = ["tcp", "tcp-aa", "accel", "uds", "in-map", "left"];
+        string[] modes = ["tcp", "tcp-aa", "accel", "floor", "uds", "in-map", "left"];
+        using var minimal = new MinimalRedirect();
         var pairs = new Dictionary<string, BenchPair>
         {
             ["tcp"] = BenchPair.Create(Transport.Tcp, engine),
             ["tcp-aa"] = BenchPair.Create(Transport.Tcp, engine),
             ["accel"] = BenchPair.Create(Transport.Accelerated, engine),
+            ["floor"] = minimal.CreatePair(engine),
             ["uds"] = BenchPair.Create(Transport.Uds, engine),
             ["in-map"] = BenchPair.ToPlainPeer(engine, leave: false),
             ["left"] = BenchPair.ToPlainPeer(engine, leave: true),
@@ -56,6 +59,7 @@ internal static class RawSocketBenchmarks
                 });
             }).ToList();
             await PairedRunner.RunAsync("raw sockets", modes, settings.Rounds, cases);
+            MinimalRedirect.EnsureRedirected(pairs["floor"], pairs["floor"].ReadA + pairs["floor"].ReadB);
             return cases.SelectMany(c => c.Metrics).ToList();
         }
         finally

@@ -20,7 +20,8 @@ namespace Accel.Benchmarks.Http;
 /// (the library without the factory, as YARP uses it), <c>plain</c> a default SocketsHttpHandler with no library to an
 /// accelerated app (a same-host client without the library calling a service that has it), <c>to-plain</c> the
 /// handler client with the library's callback to an app without the library (a service with the library calling one
-/// without it).
+/// without it), <c>floor</c> a default SocketsHttpHandler without the library to an app without it, whose connections
+/// a <see cref="MinimalRedirect"/> redirects (the most any sk_msg redirect can gain for HTTP: the measured ceiling).
 /// Every mode calls an app of its own in the server process (<see cref="BenchServer"/>); <c>none-aa</c> a second
 /// no-library app, so that the A/A row holds every difference another mode has from <c>none</c> apart from the
 /// library: its own client, its own app, its own connections. <see cref="RenewAsync"/> gives every mode new clients,
@@ -39,13 +40,13 @@ internal sealed class ModeClients : IDisposable
     private readonly HttpClient _probe;
     private readonly Stopwatch _sinceRenewal = Stopwatch.StartNew();
 
-    public ModeClients(KernelTestEnvironment env, BenchServerProcess server)
+    public ModeClients(KernelTestEnvironment env, BenchServerProcess server, MinimalRedirect floor)
     {
         ServerPid = server.Process.Id;
         // Its own pool, so that reading the server's figures adds nothing to any mode's connections.
         _probe = new HttpClient(new SocketsHttpHandler()) { BaseAddress = new Uri(server.Endpoints["none"].H1) };
         _owned.Add(_probe);
-        foreach (string mode in new[] { "none", "none-aa", "plain", "uds" })
+        foreach (string mode in new[] { "none", "none-aa", "plain", "uds", "floor" })
         {
             var (h1, h2) = server.Endpoints[mode switch { "none-aa" => "none2", _ => mode }];
             foreach (var (proto, url) in new[] { ("h1", h1), ("h2c", h2) })
@@ -61,6 +62,24 @@ internal sealed class ModeClients : IDisposable
                             var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
                             await s.ConnectAsync(new UnixDomainSocketEndPoint(path), ct);
                             return new NetworkStream(s, ownsSocket: true);
+                        };
+                    }
+                    else if (mode == "floor")
+                    {
+                        handler.ConnectCallback = async (context, ct) =>
+                        {
+                            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                            try
+                            {
+                                await s.ConnectAsync(context.DnsEndPoint, ct);
+                                await floor.WaitForBothEndsAsync(s, ct);
+                                return new NetworkStream(s, ownsSocket: true);
+                            }
+                            catch
+                            {
+                                s.Dispose();
+                                throw;
+                            }
                         };
                     }
 

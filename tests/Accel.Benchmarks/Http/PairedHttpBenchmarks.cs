@@ -12,17 +12,17 @@ namespace Accel.Benchmarks.Http;
 /// </summary>
 internal static class PairedHttpBenchmarks
 {
-    public static readonly string[] Modes = ["none", "none-aa", "factory", "off", "accel", "handler", "plain", "to-plain", "uds"];
+    public static readonly string[] Modes = ["none", "none-aa", "factory", "off", "accel", "handler", "floor", "plain", "to-plain", "uds"];
 
     /// <summary>The modes of a quick run: those the target check compares (no library, A/A, off, accelerated, the
-    /// factory client without the library that explains the accelerated one, the handler client) and UDS. The mixed
-    /// deployments are left to the full run.</summary>
-    public static readonly string[] QuickModes = ["none", "none-aa", "factory", "off", "accel", "handler", "uds"];
+    /// factory client without the library that explains the accelerated one, the handler client, the one-lookup
+    /// redirect that measures the ceiling) and UDS. The mixed deployments are left to the full run.</summary>
+    public static readonly string[] QuickModes = ["none", "none-aa", "factory", "off", "accel", "handler", "floor", "uds"];
 
     public static async Task<HttpResults> RunAsync(KernelTestEnvironment env, Settings settings, AccelerationEngine engine)
     {
-        await using var server = await BenchServerProcess.StartAsync(env);
-        using var clients = new ModeClients(env, server);
+        await using var rig = await HttpRig.StartAsync(env);
+        ModeClients clients = rig.Clients;
         var cases = SequentialCases(clients, settings);
         foreach (string proto in new[] { "h1", "h2c" })
         {
@@ -35,6 +35,7 @@ internal static class PairedHttpBenchmarks
         }
 
         await PairedRunner.RunAsync("http", settings.Quick ? QuickModes : Modes, settings.Rounds, cases, clients.RenewAsync);
+        rig.Floor.EnsureClientsRedirected();
         IReadOnlyList<Metric> services = settings.Quick ? [] : await ServiceBenchmarks.RunAsync(clients, settings);
 
         var stats = await AcceleratedAppStatsAsync(clients);
@@ -90,8 +91,8 @@ internal static class PairedHttpBenchmarks
     /// <summary>The CPU split alone, printed (for working on the data path).</summary>
     public static async Task<string> ProfileOnlyAsync(KernelTestEnvironment env)
     {
-        await using var server = await BenchServerProcess.StartAsync(env);
-        using var clients = new ModeClients(env, server);
+        await using var rig = await HttpRig.StartAsync(env);
+        ModeClients clients = rig.Clients;
         foreach (string proto in new[] { "h1", "h2c" })
         {
             // Warm: the first slices of a fresh process run code the JIT has not optimized yet.
@@ -109,8 +110,8 @@ internal static class PairedHttpBenchmarks
     /// itself costs, apart from the library).</summary>
     public static async Task<string> FactoryOnlyAsync(KernelTestEnvironment env, Settings settings)
     {
-        await using var server = await BenchServerProcess.StartAsync(env);
-        using var clients = new ModeClients(env, server);
+        await using var rig = await HttpRig.StartAsync(env);
+        ModeClients clients = rig.Clients;
         var cases = new[] { "h1", "h2c" }.Select(proto => Concurrent(clients, proto, 1024, 64, settings.SliceDuration)).ToList();
         await PairedRunner.RunAsync("factory", ["none", "none-aa", "factory", "factory-quiet", "accel"], settings.Rounds, cases, clients.RenewAsync);
         var metrics = cases.SelectMany(c => c.Metrics).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal)).ToList(); // rates, CPU and allocations
@@ -124,8 +125,8 @@ internal static class PairedHttpBenchmarks
     /// <summary>The YARP gateway and gRPC cases alone, printed.</summary>
     public static async Task<string> ServicesOnlyAsync(KernelTestEnvironment env, Settings settings)
     {
-        await using var server = await BenchServerProcess.StartAsync(env);
-        using var clients = new ModeClients(env, server);
+        await using var rig = await HttpRig.StartAsync(env);
+        ModeClients clients = rig.Clients;
         var metrics = await ServiceBenchmarks.RunAsync(clients, settings);
         var stats = await AcceleratedAppStatsAsync(clients);
         var text = new System.Text.StringBuilder();
@@ -141,8 +142,8 @@ internal static class PairedHttpBenchmarks
     /// <summary>The sequential cases alone, every mode, printed (for working on latency).</summary>
     public static async Task<string> LatencyOnlyAsync(KernelTestEnvironment env, Settings settings)
     {
-        await using var server = await BenchServerProcess.StartAsync(env);
-        using var clients = new ModeClients(env, server);
+        await using var rig = await HttpRig.StartAsync(env);
+        ModeClients clients = rig.Clients;
         var cases = SequentialCases(clients, settings);
         await PairedRunner.RunAsync("latency", Modes, settings.Rounds, cases, clients.RenewAsync);
         var text = new System.Text.StringBuilder();
@@ -153,8 +154,8 @@ internal static class PairedHttpBenchmarks
     /// <summary>The large download alone, printed with the server's paced writes (for working on pacing).</summary>
     public static async Task<string> LargeOnlyAsync(KernelTestEnvironment env, Settings settings)
     {
-        await using var server = await BenchServerProcess.StartAsync(env);
-        using var clients = new ModeClients(env, server);
+        await using var rig = await HttpRig.StartAsync(env);
+        ModeClients clients = rig.Clients;
         PairedCase large = Large(clients, "h2c", settings.LargeBody, settings.LargeSlice);
         string[] modes = ["none", "none-aa", "accel", "handler"];
         await PairedRunner.RunAsync("large", modes, settings.Rounds, [large]);
@@ -364,11 +365,11 @@ internal static class PairedHttpBenchmarks
     /// mode adds, call by call (for working on it).</summary>
     public static async Task<string> SyscallsOnlyAsync(KernelTestEnvironment env)
     {
-        await using var server = await BenchServerProcess.StartAsync(env);
-        using var clients = new ModeClients(env, server);
-        string[] modes = ["none", "factory", "off", "accel", "handler"];
+        await using var rig = await HttpRig.StartAsync(env);
+        ModeClients clients = rig.Clients;
+        string[] modes = ["none", "factory", "off", "accel", "handler", "floor"];
         // Warm every mode first: the JIT's code writes (mprotect, mmap) would otherwise land in the first mode traced.
-        byte[] buffer = new byte[16 * 1024];
+        byte[] buffer = new byte[256 * 1024];
         foreach (string proto in new[] { "h1", "h2c" })
         {
             foreach (string mode in modes)
@@ -377,39 +378,47 @@ internal static class PairedHttpBenchmarks
                 {
                     await GetAsync(clients[mode, proto], "/data/1024", 1024, buffer);
                 }
+
+                for (int i = 0; i < 200; i++)
+                {
+                    await GetAsync(clients[mode, proto], "/data/262144", 262144, buffer);
+                }
             }
         }
 
         await Task.Delay(1000); // the tiered JIT's background compiles
         var text = new System.Text.StringBuilder();
-        foreach (string proto in new[] { "h1", "h2c" })
+        foreach (int size in new[] { 1024, 256 * 1024 })
         {
-            var columns = new List<Dictionary<string, double>>();
-            foreach (string mode in modes)
+            foreach (string proto in new[] { "h1", "h2c" })
             {
-                columns.Add(await TraceSyscallsAsync(clients, mode, proto) ?? throw new InvalidOperationException("strace is not installed: apt-get install strace"));
-            }
+                var columns = new List<Dictionary<string, double>>();
+                foreach (string mode in modes)
+                {
+                    columns.Add(await TraceSyscallsAsync(clients, mode, proto, size) ?? throw new InvalidOperationException("strace is not installed: apt-get install strace"));
+                }
 
-            text.AppendLine($"{Name(proto)} 1 KiB sequential, syscalls per request (both processes):");
-            text.AppendLine($"| syscall | {string.Join(" | ", modes)} |");
-            text.AppendLine($"|---|{string.Concat(modes.Select(_ => "---:|"))}");
-            // Calls rarer than one in a hundred requests (start-up, timers) in every mode are left out of the rows, not the total.
-            foreach (string call in columns.SelectMany(c => c.Keys).Distinct().Where(k => columns.Max(c => c.GetValueOrDefault(k)) >= 0.01)
-                .OrderByDescending(k => columns.Max(c => c.GetValueOrDefault(k))))
-            {
-                text.AppendLine($"| {call} | {string.Join(" | ", columns.Select(c => c.GetValueOrDefault(call).ToString("0.00")))} |");
-            }
+                text.AppendLine($"{Name(proto)} {Report.Size(size)} sequential, syscalls per request (both processes):");
+                text.AppendLine($"| syscall | {string.Join(" | ", modes)} |");
+                text.AppendLine($"|---|{string.Concat(modes.Select(_ => "---:|"))}");
+                // Calls rarer than one in a hundred requests (start-up, timers) in every mode are left out of the rows, not the total.
+                foreach (string call in columns.SelectMany(c => c.Keys).Distinct().Where(k => columns.Max(c => c.GetValueOrDefault(k)) >= 0.01)
+                    .OrderByDescending(k => columns.Max(c => c.GetValueOrDefault(k))))
+                {
+                    text.AppendLine($"| {call} | {string.Join(" | ", columns.Select(c => c.GetValueOrDefault(call).ToString("0.00")))} |");
+                }
 
-            text.AppendLine($"| total | {string.Join(" | ", columns.Select(c => c.Values.Sum().ToString("0.00")))} |");
-            text.AppendLine();
+                text.AppendLine($"| total | {string.Join(" | ", columns.Select(c => c.Values.Sum().ToString("0.00")))} |");
+                text.AppendLine();
+            }
         }
 
         return text.ToString();
     }
 
-    /// <summary>strace -f -c on both processes while <paramref name="mode"/> makes 1,000 sequential 1 KiB requests: calls
-    /// per request by syscall; null when strace is not installed.</summary>
-    private static async Task<Dictionary<string, double>?> TraceSyscallsAsync(ModeClients clients, string mode, string proto)
+    /// <summary>strace -f -c on both processes while <paramref name="mode"/> makes 1,000 sequential requests of
+    /// <paramref name="size"/> bytes (1 KiB unless told): calls per request by syscall; null when strace is not installed.</summary>
+    private static async Task<Dictionary<string, double>?> TraceSyscallsAsync(ModeClients clients, string mode, string proto, int size = 1024)
     {
         if (!File.Exists("/usr/bin/strace"))
         {
@@ -417,12 +426,12 @@ internal static class PairedHttpBenchmarks
             return null;
         }
 
-        const int requests = 1000;
-        byte[] buffer = new byte[16 * 1024];
+        int requests = size > 16 * 1024 ? 300 : 1000;
+        byte[] buffer = new byte[Math.Max(16 * 1024, size)];
         HttpClient http = clients[mode, proto];
         for (int i = 0; i < 50; i++)
         {
-            await GetAsync(http, "/data/1024", 1024, buffer);
+            await GetAsync(http, $"/data/{size}", size, buffer);
         }
 
         string output = Path.Combine(Path.GetTempPath(), $"accel-strace-{Guid.NewGuid():N}");
@@ -431,7 +440,7 @@ internal static class PairedHttpBenchmarks
         await Task.Delay(1000); // attached to every thread
         for (int i = 0; i < requests; i++)
         {
-            await GetAsync(http, "/data/1024", 1024, buffer);
+            await GetAsync(http, $"/data/{size}", size, buffer);
         }
 
         Command.Run("kill", $"-INT {strace.Id}");
@@ -472,15 +481,18 @@ internal static class PairedHttpBenchmarks
 
         var after = engine.ReadProgramStatistics();
         long messages = (long)(after.Message.Runs - before.Message.Runs), sockops = (long)(after.SockOps.Runs - before.SockOps.Runs);
-        var (floorNs, _) = ProgramFloor.Measure(engine, 20_000);
+        var (rawNs, _) = RawSocketBenchmarks.ProgramCost(engine, 20_000);
+        var (floorNs, redirectNs) = ProgramFloor.Measure(engine, 20_000);
         return new ProgramCost((after.Message.Ns - before.Message.Ns) / (double)Math.Max(1, messages), messages,
-            (after.SockOps.Ns - before.SockOps.Ns) / (double)Math.Max(1, sockops), sockops, floorNs);
+            (after.SockOps.Ns - before.SockOps.Ns) / (double)Math.Max(1, sockops), sockops, rawNs, floorNs, redirectNs);
     }
 }
 
-/// <summary>The programs' cost per run under accelerated HTTP load, and <paramref name="FloorNs"/>: an sk_msg program
-/// that returns at once, timed the same way (the part of each figure that is the kernel's timing).</summary>
-internal sealed record ProgramCost(double MessageNs, long Messages, double SockOpsNs, long SockOpsRuns, double FloorNs);
+/// <summary>The programs' cost per run under accelerated HTTP load; then, in raw 64 B round trips, the sk_msg
+/// program's (<paramref name="RawMessageNs"/>), an sk_msg program's that returns at once (<paramref name="FloorNs"/>:
+/// the part of each figure that is the kernel's timing) and <see cref="MinimalRedirect"/>'s
+/// (<paramref name="RedirectFloorNs"/>: the least a redirecting program costs).</summary>
+internal sealed record ProgramCost(double MessageNs, long Messages, double SockOpsNs, long SockOpsRuns, double RawMessageNs, double FloorNs, double RedirectFloorNs);
 
 /// <summary>What the HTTP benchmark found.</summary>
 internal sealed record HttpResults(

@@ -1,0 +1,46 @@
+using Accel.Testing;
+
+namespace Accel.Benchmarks.Http;
+
+/// <summary>What every HTTP part runs on: the server process, the one-lookup redirect of its floor app's connections
+/// (<see cref="MinimalRedirect"/>, linked to the test cgroup for as long as the rig lives) and every mode's clients.</summary>
+internal sealed class HttpRig : IAsyncDisposable
+{
+    private HttpRig(BenchServerProcess server, MinimalRedirect floor, ModeClients clients)
+    {
+        Server = server;
+        Floor = floor;
+        Clients = clients;
+    }
+
+    public BenchServerProcess Server { get; }
+
+    public MinimalRedirect Floor { get; }
+
+    public ModeClients Clients { get; }
+
+    public static async Task<HttpRig> StartAsync(KernelTestEnvironment env)
+    {
+        var server = await BenchServerProcess.StartAsync(env);
+        var floor = new MinimalRedirect();
+        try
+        {
+            var (h1, h2) = server.Endpoints["floor"];
+            floor.AttachToCgroup(env.CgroupPath, [new Uri(h1).Port, new Uri(h2).Port]);
+            return new HttpRig(server, floor, new ModeClients(env, server, floor));
+        }
+        catch
+        {
+            floor.Dispose();
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Clients.Dispose();
+        Floor.Dispose();
+        await Server.DisposeAsync();
+    }
+}
