@@ -183,6 +183,9 @@ internal sealed class MinimalRedirect : IDisposable
         }
     }
 
+    /// <summary>The sk_msg program's run time and runs so far (counted while the kernel's statistics are on).</summary>
+    public (ulong RunTimeNs, ulong RunCount) ProgramStatistics() => _bpf.ProgramRunStatistics(_program);
+
     public void Dispose()
     {
         _link?.Dispose();

@@ -42,7 +42,7 @@ internal static class PairedHttpBenchmarks
         long redirected = stats.GetProperty("redirectedBytes").GetInt64(), tcp = stats.GetProperty("tcpBytes").GetInt64();
         var syscalls = await SyscallsPerRequestAsync(clients);
         var profiles = await ProfilesAsync(clients);
-        var program = await ProgramCostAsync(clients, engine);
+        var program = await ProgramCostAsync(clients, engine, rig.Floor);
         return new HttpResults(cases.SelectMany(c => c.Metrics).ToList(), services, redirected / (double)Math.Max(1, redirected + tcp),
             stats.GetProperty("pacedWrites").GetInt64(), stats.GetProperty("degradedDirections").GetInt64(), syscalls, program, profiles);
     }
@@ -463,36 +463,46 @@ internal static class PairedHttpBenchmarks
     /// <summary>The kernel times each run of the BPF programs while its statistics are on (BPF_ENABLE_STATS): the
     /// sk_msg program's own cost per message under accelerated load, in a pass of its own (timing adds two clock
     /// reads per run), and after it what that timing costs by itself (<see cref="ProgramFloor"/>).</summary>
-    private static async Task<ProgramCost> ProgramCostAsync(ModeClients clients, AccelerationEngine engine)
+    private static async Task<ProgramCost> ProgramCostAsync(ModeClients clients, AccelerationEngine engine, MinimalRedirect floor)
     {
         byte[] buffer = new byte[16 * 1024];
         using IDisposable? stats = engine.EnableProgramStatistics();
-        var before = engine.ReadProgramStatistics();
-        foreach (string proto in new[] { "h1", "h2c" })
+        async Task LoadAsync(string mode)
         {
-            await Task.WhenAll(Enumerable.Range(0, 16).Select(async _ =>
+            foreach (string proto in new[] { "h1", "h2c" })
             {
-                for (int i = 0; i < 500; i++)
+                await Task.WhenAll(Enumerable.Range(0, 16).Select(async _ =>
                 {
-                    await GetAsync(clients["accel", proto], "/data/1024", 1024, buffer);
-                }
-            }));
+                    for (int i = 0; i < 500; i++)
+                    {
+                        await GetAsync(clients[mode, proto], "/data/1024", 1024, buffer);
+                    }
+                }));
+            }
         }
 
+        var before = engine.ReadProgramStatistics();
+        await LoadAsync("accel");
         var after = engine.ReadProgramStatistics();
+        // The same load through the one-lookup redirect: what any redirecting program costs under it.
+        var floorBefore = floor.ProgramStatistics();
+        await LoadAsync("floor");
+        var floorAfter = floor.ProgramStatistics();
         long messages = (long)(after.Message.Runs - before.Message.Runs), sockops = (long)(after.SockOps.Runs - before.SockOps.Runs);
+        double redirectLoadNs = (floorAfter.RunTimeNs - floorBefore.RunTimeNs) / (double)Math.Max(1UL, floorAfter.RunCount - floorBefore.RunCount);
         var (rawNs, _) = RawSocketBenchmarks.ProgramCost(engine, 20_000);
         var (floorNs, redirectNs) = ProgramFloor.Measure(engine, 20_000);
         return new ProgramCost((after.Message.Ns - before.Message.Ns) / (double)Math.Max(1, messages), messages,
-            (after.SockOps.Ns - before.SockOps.Ns) / (double)Math.Max(1, sockops), sockops, rawNs, floorNs, redirectNs);
+            (after.SockOps.Ns - before.SockOps.Ns) / (double)Math.Max(1, sockops), sockops, rawNs, floorNs, redirectNs, redirectLoadNs);
     }
 }
 
 /// <summary>The programs' cost per run under accelerated HTTP load; then, in raw 64 B round trips, the sk_msg
 /// program's (<paramref name="RawMessageNs"/>), an sk_msg program's that returns at once (<paramref name="FloorNs"/>:
 /// the part of each figure that is the kernel's timing) and <see cref="MinimalRedirect"/>'s
-/// (<paramref name="RedirectFloorNs"/>: the least a redirecting program costs).</summary>
-internal sealed record ProgramCost(double MessageNs, long Messages, double SockOpsNs, long SockOpsRuns, double RawMessageNs, double FloorNs, double RedirectFloorNs);
+/// (<paramref name="RedirectFloorNs"/>: the least a redirecting program costs), and the latter's under the same HTTP load
+/// (<paramref name="RedirectUnderLoadNs"/>).</summary>
+internal sealed record ProgramCost(double MessageNs, long Messages, double SockOpsNs, long SockOpsRuns, double RawMessageNs, double FloorNs, double RedirectFloorNs, double RedirectUnderLoadNs);
 
 /// <summary>What the HTTP benchmark found.</summary>
 internal sealed record HttpResults(
