@@ -7,10 +7,10 @@ using Accel.Native.Interop;
 namespace Accel.Benchmarks;
 
 /// <summary>
-/// The kernel's floor for a key-based redirect on this machine, measured beside the library: an sk_msg program of ten
-/// instructions on a sockhash of its own, keyed by local port, that redirects every message to its peer's receive
+/// The kernel's floor for a key-based redirect on this machine, measured beside the library: an sk_msg program of
+/// twelve instructions on a sockhash of its own, keyed by ports, that redirects every message to its peer's receive
 /// queue and does nothing else (no socket storage, no statistics, no decision, no fallback; not safe for real
-/// traffic, see KERNEL-FACTS). Its round trips against plain TCP are the most any sk_msg redirect can gain here, and
+/// traffic: a miss drops the message, and nothing bounds the receiver's queue). Its round trips against plain TCP are the most any sk_msg redirect can gain here, and
 /// its run time is the least any such program can cost: the ceilings of the raw round-trip and program-cost targets.
 /// A socket's key is its local port in the upper half and its remote port in the lower (unique on loopback); the
 /// program redirects to the key with the two swapped. <see cref="AttachToCgroup"/> adds a sock_ops program that puts

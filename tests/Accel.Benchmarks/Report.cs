@@ -188,7 +188,7 @@ internal sealed class Report(Settings settings)
         md.AppendLine();
         PairedReport.WriteTable(md, raw, "tcp", RawSocketBenchmarks.Columns);
         md.AppendLine();
-        md.AppendLine("The kernel's floor: a pair redirected by an sk_msg program of ten instructions on a sockhash of its own (one lookup by port and the redirect; no socket storage, statistics or fallback, so not safe for real traffic), checked to have moved every byte by the redirect. It is the most any sk_msg redirect can gain here: the accelerated column's ceiling. Both paths make the same two wake-ups of a thread on the other CPU per round trip, a large part of it on this VM.");
+        md.AppendLine("The kernel's floor: a pair redirected by an sk_msg program of twelve instructions on a sockhash of its own (one lookup by port and the redirect; no socket storage, statistics or fallback, so not safe for real traffic), checked to have moved every byte by the redirect. It is the most any sk_msg redirect can gain here: the accelerated column's ceiling. Both paths make the same two wake-ups of a thread on the other CPU per round trip, a large part of it on this VM.");
         md.AppendLine();
     }
 
