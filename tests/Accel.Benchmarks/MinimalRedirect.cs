@@ -116,18 +116,8 @@ internal sealed class MinimalRedirect : IDisposable
     }
 
     /// <summary>The program's ns per message over <paramref name="roundTrips"/> 64 B round trips on
-    /// <paramref name="pair"/>, from the kernel's BPF statistics.</summary>
-    public (double MessageNs, long Messages) Measure(BenchPair pair, int roundTrips)
-    {
-        using (_bpf.EnableRunTimeStatistics())
-        {
-            var before = _bpf.ProgramRunStatistics(_program);
-            RawSocketBenchmarks.PingPong(pair, 64, roundTrips);
-            var after = _bpf.ProgramRunStatistics(_program);
-            long messages = (long)(after.RunCount - before.RunCount);
-            return ((after.RunTimeNs - before.RunTimeNs) / (double)Math.Max(1, messages), messages);
-        }
-    }
+    /// <paramref name="pair"/> (<see cref="ProgramFloor.NsPerMessage"/>).</summary>
+    public double Measure(BenchPair pair, int roundTrips) => ProgramFloor.NsPerMessage(_bpf, _program, pair, roundTrips);
 
     /// <summary>From now on, every TCP connection established in <paramref name="cgroupPath"/> to or from one of
     /// <paramref name="ports"/> (at most two) enters the sockhash, both ends, through a sock_ops program linked there
