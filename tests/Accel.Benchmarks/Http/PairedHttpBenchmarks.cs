@@ -51,6 +51,13 @@ internal static class PairedHttpBenchmarks
     private static List<PairedCase> SequentialCases(ModeClients clients, Settings settings)
         => [.. from proto in new[] { "h1", "h2c" } from size in new[] { 1024, 256 * 1024 } select Sequential(clients, proto, size, settings.SequentialRequests(size))];
 
+    /// <summary>The modes <see cref="ProfilesAsync"/> profiles: none and accel, which the report's split compares, and
+    /// with <c>ACCEL_PROFILE_MODES</c> (comma-separated, e.g. <c>handler,floor</c>) others beside them, for
+    /// <c>--profile-only</c> when working on the data path (with <c>ACCEL_PROFILE_KEEP</c>, to compare their
+    /// symbols with perf report).</summary>
+    private static string[] ProfiledModes { get; } = ["none", "accel", .. (Environment.GetEnvironmentVariable("ACCEL_PROFILE_MODES") ?? "")
+        .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(m => Modes.Contains(m) && m is not "none" and not "accel")];
+
     /// <summary>The CPU split (<see cref="CpuProfile"/>) of both processes under the 64-way 1 KiB load, without the
     /// library and accelerated, for both protocols, with each class's time per request and the scheduler events
     /// per request from a slice of their own. Three rounds, the modes' order alternating; each figure is the median of
@@ -65,7 +72,7 @@ internal static class PairedHttpBenchmarks
         {
             foreach (string proto in new[] { "h1", "h2c" })
             {
-                foreach (string mode in round % 2 == 0 ? new[] { "none", "accel" } : new[] { "accel", "none" })
+                foreach (string mode in round % 2 == 0 ? ProfiledModes : ProfiledModes.Reverse())
                 {
                     PairedCase load = Concurrent(clients, proto, 1024, 64, duration + TimeSpan.FromSeconds(0.5));
                     IReadOnlyDictionary<string, double>? sampled = null;
@@ -148,6 +155,8 @@ internal static class PairedHttpBenchmarks
         await PairedRunner.RunAsync("latency", Modes, settings.Rounds, cases, clients.RenewAsync);
         var text = new System.Text.StringBuilder();
         PairedReport.WriteTable(text, cases.SelectMany(c => c.Metrics).ToList(), "none", [.. Modes.Skip(1).Select(m => (m, $"{m} / none"))]);
+        // And against the measured ceiling: what the library's clients leave of what a redirect can gain.
+        PairedReport.WriteTable(text, cases.SelectMany(c => c.Metrics).ToList(), "floor", [("accel", "accel / floor"), ("handler", "handler / floor")]);
         return text.ToString();
     }
 
