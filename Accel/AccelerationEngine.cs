@@ -36,6 +36,7 @@ public sealed class AccelerationEngine : IDisposable
     private readonly uint _backlogKib;
     private readonly bool _kernelTracksConsumption;
     private readonly ProcessScope? _scope;
+    private readonly ReportSlots? _reports;
     private long _optInFailures;
     private long _pacedWrites;
     private long _leftPlainPeers;
@@ -49,6 +50,9 @@ public sealed class AccelerationEngine : IDisposable
         _logger = logger;
         _kernel = kernel;
         Owner = owner;
+        // Readers that report their consumption write it into shared memory once they have a slot (no syscall per
+        // report); where the array cannot be mapped they report by syscall, as without slots.
+        _reports = kernel is not null && !_kernelTracksConsumption ? ReportSlots.Map(kernel, out _) : null;
     }
 
     /// <summary>Enabled, or disabled with the reason and what to do.</summary>
@@ -61,6 +65,9 @@ public sealed class AccelerationEngine : IDisposable
     internal ulong Owner { get; }
 
     internal KernelFastPath? Kernel => _kernel;
+
+    /// <summary>Where this process's reporting readers write their consumption; null where they report by syscall.</summary>
+    internal ReportSlots? ReportSlots => _reports;
 
     /// <summary>Starts the fast path, or returns a disabled engine whose <see cref="Status"/> says why.</summary>
     /// <exception cref="ArgumentException">An option is invalid.</exception>
@@ -249,6 +256,7 @@ public sealed class AccelerationEngine : IDisposable
         if (_kernel is not null)
         {
             _scope?.Dispose();
+            _reports?.Dispose();
             _kernel.ForgetOwner(Owner);
             _kernel.Dispose();
         }
@@ -261,12 +269,44 @@ public sealed class AccelerationEngine : IDisposable
     /// whether it reports, and its running total.</summary>
     internal (bool Present, bool Reports, long Consumed) ReadPeerConsumed(AccelKey peerKey)
     {
-        if (_kernel is null || _kernel.ReadConsumed(peerKey, out ulong value) < 0)
+        if (_kernel is null || _kernel.ReadFlow(peerKey, out AccelFlow flow) < 0)
         {
             return (false, false, 0);
         }
 
-        return (true, (value & AccelConsumed.Reports) != 0, (long)(value & AccelConsumed.Mask));
+        long consumed = (long)(flow.Consumed & AccelConsumed.Mask);
+        if (flow.Tracker == 0 && flow.Slot != 0)
+        {
+            // The reader writes its total into its slot now; the entry holds only its first report.
+            if (_reports is null)
+            {
+                return (true, false, consumed); // cannot see the slot: waiting would never end, so do not wait
+            }
+
+            consumed = Math.Max(consumed, _reports.Read(flow.Slot, flow.Tag) ?? 0);
+        }
+
+        return (true, (flow.Consumed & AccelConsumed.Reports) != 0, consumed);
+    }
+
+    /// <summary>Gives the reader at <paramref name="key"/> a slot to write its consumption into from now on, and publishes
+    /// <paramref name="total"/> with it (one syscall); null when no slot is free or the socket has closed (the reader then
+    /// reports by syscall).</summary>
+    internal ReportSlot? TryTakeReportSlot(AccelKey key, long total)
+    {
+        if (_kernel is null || _reports?.Take(total) is not { } slot)
+        {
+            return null;
+        }
+
+        var flow = new AccelFlow { Consumed = ((ulong)total & AccelConsumed.Mask) | AccelConsumed.Reports, Slot = slot.Slot, Tag = slot.Tag };
+        if (_kernel.WriteFlow(key, flow) < 0)
+        {
+            slot.Abandon(); // no entry names it: free it as a closed connection's
+            return null;
+        }
+
+        return slot;
     }
 
     /// <summary>This socket's own state (verdict and figures), or null when it has none or is closed.</summary>
@@ -329,9 +369,10 @@ public sealed class AccelerationEngine : IDisposable
     /// <summary>The bound on a direction's redirected-but-unread bytes, in bytes.</summary>
     internal long BacklogBytes => (long)_backlogKib << 10;
 
-    /// <summary>Readers publish their progress each time it grows by this much (one syscall): what they publish lags
-    /// what they read by less than this. A sixteenth of the bound keeps paced writers close to the bound (256 KiB of
-    /// the default 4 MiB: one syscall per 256 KiB read).</summary>
+    /// <summary>Readers publish their progress first when it reaches this much (one syscall, which also gives them a slot
+    /// in shared memory for every later report: <see cref="SocketRegistration.ReportConsumed"/>); without a slot, each
+    /// time it grows by this much, so that what they publish lags what they read by less. A sixteenth of the bound
+    /// keeps paced writers close to the bound (256 KiB of the default 4 MiB).</summary>
     internal long ReportStep => Math.Max(1, BacklogBytes / 16);
 
     /// <summary>Process scope, when this engine entered it.</summary>

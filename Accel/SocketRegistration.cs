@@ -15,6 +15,8 @@ public sealed class SocketRegistration
     private readonly SendPacer? _pacer;
     private ConnectionStatistics _last;
     private long _lastReported;
+    private ReportSlot? _slot;
+    private bool _noSlot;
     private volatile bool _left;
 
     internal SocketRegistration(AccelerationEngine engine, Socket socket, RegistrationOutcome outcome, string? detail, AccelKey key = default, long reportEvery = 0)
@@ -45,16 +47,39 @@ public sealed class SocketRegistration
     /// Tells the fast path how many bytes the application has read from this socket so far (a running total,
     /// never decreasing). The peer's redirected writes may run at most <c>MaxRedirectedBacklogBytes</c> ahead of
     /// it; a reader that never reports lets its peer redirect that many bytes, after which the peer's
-    /// direction continues on TCP. Call it from the reading code after each read: it costs nothing but a
-    /// subtraction, and one syscall per sixteenth of the bound. The ASP.NET Core transport and HttpClient
-    /// handler do this themselves. Does nothing where the kernel tracks consumption on its own.
+    /// direction continues on TCP. Call it from the reading code after each read (one reader at a time): until
+    /// the reader has read a sixteenth of the bound it costs a subtraction; then one syscall gives it a slot in
+    /// shared memory, and from then on each report is a memory store, no syscall (where no slot is free: one
+    /// syscall per sixteenth of the bound). The ASP.NET Core transport and HttpClient handler do this
+    /// themselves. Does nothing where the kernel tracks consumption on its own.
     /// </summary>
     public void ReportConsumed(long totalBytesRead)
     {
+        if (_slot is { } slot)
+        {
+            if (slot.TryWrite(totalBytesRead))
+            {
+                return;
+            }
+
+            // The slot is no longer this reader's: the kernel marked it when the connection closed. Should it ever be
+            // marked otherwise, a reader that stopped reporting would leave its peer's writer waiting for good, so
+            // reports go by syscall from here on (on a closed connection they find no entry and do nothing).
+            _slot = null;
+            _noSlot = true;
+            _lastReported = totalBytesRead;
+            _engine.WriteConsumed(_key, totalBytesRead);
+            return;
+        }
+
         if (_reportEvery > 0 && totalBytesRead - _lastReported >= _reportEvery && !_left)
         {
             _lastReported = totalBytesRead;
-            _engine.WriteConsumed(_key, totalBytesRead);
+            _slot = _noSlot ? null : _engine.TryTakeReportSlot(_key, totalBytesRead);
+            if (_slot is null)
+            {
+                _engine.WriteConsumed(_key, totalBytesRead);
+            }
         }
     }
 

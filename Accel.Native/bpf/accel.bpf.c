@@ -310,6 +310,25 @@ static __always_inline void publish_sent(struct accel_flow *flow, __u64 sent)
 		bump_tracker_count(flow, ACCEL_TRACK_WAITING); /* no slot yet: the tracker looks for its new sockets */
 }
 
+/* What a reader that reports itself has consumed, from the slot in accel_track where it writes its running total
+ * (tag << 48 | total, plain memory stores, no syscall), once it has one; 0 while it has none, after its connection
+ * closed, or when the slot was given to another socket since (the tag differs): the flow's own total is the lower
+ * bound then. */
+static __always_inline __u64 reported(const struct accel_flow *flow)
+{
+	__u32 slot = flow->slot;
+	if (flow->tracker || slot == 0 || slot > ACCEL_TRACK_BLOCK * ACCEL_TRACK_BLOCKS)
+		return 0;
+	__u32 index = slot - 1;
+	__u64 *entry = bpf_map_lookup_elem(&accel_track, &index);
+	if (!entry)
+		return 0;
+	__u64 value = *entry;
+	if ((value >> 48) != (flow->tag & 0xffff) || (value & ACCEL_TRACK_CLOSED))
+		return 0;
+	return value & (ACCEL_TRACK_CLOSED - 1);
+}
+
 /* A socket in process scope (its reads tracked) whose first send found no peer and removed its accel_consumed entry:
  * tells its tracker, which takes it out of the map (user space must: a dropped psock discards its queue, which only user
  * space can see is empty). Through the socket's slot when it has one, else through the block's count of such sends,
@@ -357,6 +376,9 @@ int accel_msg(struct sk_msg_md *msg)
 			struct accel_flow *flow = bpf_map_lookup_elem(&accel_consumed, &st->peer);
 			if (flow) {
 				__u64 seen = flow->consumed & ACCEL_CONSUMED_MASK;
+				__u64 own = reported(flow);
+				if (own > seen)
+					seen = own;
 				if (seen > st->consumed_seen)
 					st->consumed_seen = seen;
 				if (flow->tracker)
@@ -387,6 +409,8 @@ int accel_msg(struct sk_msg_md *msg)
 				bpf_map_delete_elem(&accel_consumed, &st->key);
 				if (own.tracker)
 					tell_peer_absent(&own);
+				else if (own.slot)
+					write_slot(&own, ACCEL_TRACK_CLOSED); /* a reader's own slot: no entry names it now, free it */
 			}
 		}
 		if (!first) {

@@ -55,7 +55,10 @@ struct accel_flow {
 	                       * quarter of its bound: every byte of it is in the reader's queue or read, so
 	                       * sent - FIONREAD is a lower bound of what the reader consumed (the tracker's formula) */
 	__u32 tracker;        /* from the reader's config: 1 + its engine's tracker block, 0: none */
-	__u32 slot;           /* 1 + the reader's slot in accel_track, assigned by that tracker; 0: not yet */
+	__u32 slot;           /* 1 + the reader's slot in accel_track; 0: none (yet). With a tracker, assigned by it, and
+	                       * accel_msg publishes the writer's total there; without (a reader that reports itself),
+	                       * assigned by the reader's engine, which writes tag << 48 | its running total there from
+	                       * then on, without a syscall, and accel_msg reads it */
 	__u32 tag;            /* the slot's tag (16 bits), so a write for an earlier user of the slot is recognised */
 	__u32 reserved;
 };
@@ -69,7 +72,10 @@ struct accel_flow {
  * first sends that found no peer from sockets with no slot yet (the tracker then looks for new sockets, to take them
  * out of the map), entry ACCEL_TRACK_CHANGED of every block counts writes to that block's slots, and the entries from
  * ACCEL_TRACK_FIRST_SLOT on hold tag << 48 | sent for one tracked reader each, tag << 48 | ACCEL_TRACK_CLOSED once its
- * connection closed, or tag << 48 | ACCEL_TRACK_PEER_ABSENT once its own first send found no peer. */
+ * connection closed, or tag << 48 | ACCEL_TRACK_PEER_ABSENT once its own first send found no peer. An engine also takes
+ * blocks for the readers of its process that report themselves (the library's transports): their slots hold
+ * tag << 48 | the reader's running total, written by the reader, and tag << 48 | ACCEL_TRACK_CLOSED once accel_sockops
+ * saw the connection close, after which the engine gives the slot to another socket. */
 #define ACCEL_TRACK_BLOCK      1024u
 #define ACCEL_TRACK_BLOCKS     64u
 #define ACCEL_TRACK_WAITING    0u

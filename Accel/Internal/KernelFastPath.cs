@@ -47,15 +47,6 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
         return WriteFlow(key, flow);
     }
 
-    /// <summary>Reads the running total that the reader of the socket with key <paramref name="key"/> published;
-    /// fails (ENOENT) when that socket is not in the fast path (never was, or closed).</summary>
-    public int ReadConsumed(AccelKey key, out ulong value)
-    {
-        int r = ReadFlow(key, out AccelFlow flow);
-        value = flow.Consumed;
-        return r;
-    }
-
     public int ReadFlow(AccelKey key, out AccelFlow flow)
     {
         flow = default;

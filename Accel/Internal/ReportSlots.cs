@@ -1,0 +1,194 @@
+using Accel.Native.Abi;
+using Accel.Native.Interop;
+using Accel.Native.Pinning;
+
+namespace Accel.Internal;
+
+/// <summary>
+/// Where the readers of this process that report their consumption (the library's transports) write it without a
+/// syscall: slots of the shared, memory-mapped <c>accel_track</c> array, in blocks this engine holds
+/// (<see cref="TrackerBlocks"/>, the same leases as a tracker's).
+/// </summary>
+/// <remarks>
+/// A reader publishes its first report through its <c>accel_consumed</c> entry (one syscall), which also names its slot
+/// and the slot's tag; from then on it stores <c>tag &lt;&lt; 48 | total</c> in the slot, and the writer's sk_msg program
+/// and pacer read it from there. The program stays correct without it: a slot whose tag differs, or which is marked
+/// closed, is ignored, and the entry's own total is a lower bound. When the connection closes, accel_sockops marks the
+/// slot closed (the reader's compare-and-swap then fails, so it never overwrites the mark), and the slot is given to
+/// another socket once the free ones run out (a slot is only ever freed by that mark: accel_sockops writes it with
+/// the tag its connection's entry names, so a slot freed any other way could have the mark of a closed connection
+/// land on its next reader). Without a free slot or block, readers report by syscall, as before.
+/// The whole array is mapped, also to read the slots of other processes' readers (a writer's pacer).
+/// </remarks>
+internal sealed unsafe class ReportSlots : IDisposable
+{
+    private readonly IKernel _os;
+    private readonly string _directory;
+    private readonly ulong* _entries;
+    private readonly nint _mapping;
+    private readonly long _length;
+    private readonly object _gate = new();
+    private readonly Stack<int> _free = new();
+    private readonly List<(KernelFd Lease, int Block)> _blocks = new();
+    private uint _nextTag = (uint)Random.Shared.Next(1, 0xffff);
+    private bool _noMoreBlocks;
+    private bool _disposed;
+
+    private ReportSlots(IKernel os, string directory, nint mapping, long length)
+    {
+        _os = os;
+        _directory = directory;
+        _mapping = mapping;
+        _length = length;
+        _entries = (ulong*)mapping;
+    }
+
+    /// <summary>Maps the array; null (with the reason) when it cannot be mapped: readers then report by syscall.</summary>
+    public static ReportSlots? Map(KernelFastPath kernel, out string? problem)
+    {
+        long length = (long)AccelTrack.Block * AccelTrack.Blocks * sizeof(ulong);
+        int r = kernel.Bpf.Kernel.MapShared(kernel.Store.Map(AbiNames.Track).Value, length, out nint mapping);
+        if (r < 0)
+        {
+            problem = $"mapping {AbiNames.Track} failed: {Errno.Describe(-r)}";
+            return null;
+        }
+
+        problem = null;
+        return new ReportSlots(kernel.Bpf.Kernel, kernel.Store.Directory, mapping, length);
+    }
+
+    /// <summary>A free slot with a new tag, holding <paramref name="total"/>; null when none is left.</summary>
+    public ReportSlot? Take(long total)
+    {
+        lock (_gate)
+        {
+            if (_disposed || !TryFree(out int index))
+            {
+                return null;
+            }
+
+            uint tag = _nextTag;
+            _nextTag = _nextTag % 0xffff + 1; // 1 to 0xffff: a slot's value is never 0 while used
+            Volatile.Write(ref _entries[index], Value(tag, total));
+            return new ReportSlot(this, index, tag, Value(tag, total));
+        }
+    }
+
+    /// <summary>The running total the reader in <paramref name="slot"/> (1 + index, as in its accel_consumed entry) with
+    /// tag <paramref name="tag"/> wrote there, or null when the slot holds another reader's or a closed connection's.</summary>
+    public long? Read(uint slot, uint tag)
+    {
+        if (slot == 0 || slot > AccelTrack.Block * AccelTrack.Blocks)
+        {
+            return null;
+        }
+
+        ulong value = Volatile.Read(ref _entries[slot - 1]);
+        return value >> 48 == (tag & 0xffff) && (value & AccelTrack.Closed) == 0 ? (long)(value & (AccelTrack.Closed - 1)) : null;
+    }
+
+    /// <summary>The raw value of slot <paramref name="slot"/> (1 + index), tag and mark included.</summary>
+    public ulong Peek(uint slot) => slot == 0 || slot > AccelTrack.Block * AccelTrack.Blocks ? 0 : Volatile.Read(ref _entries[slot - 1]);
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _os.Unmap(_mapping, _length);
+            foreach (var (lease, _) in _blocks)
+            {
+                lease.Dispose();
+            }
+        }
+    }
+
+    internal static ulong Value(uint tag, long total) => ((ulong)(tag & 0xffff) << 48) | ((ulong)total & (AccelTrack.Closed - 1));
+
+    /// <summary>Stores <paramref name="value"/> in place of <paramref name="expected"/>; false when the slot no longer
+    /// holds <paramref name="expected"/> (accel_sockops marked it closed).</summary>
+    internal bool TryStore(int index, ulong expected, ulong value)
+    {
+        lock (_gate)
+        {
+            // Under the lock only against Dispose (a store into an unmapped array); the store itself is one CAS.
+            return !_disposed && Interlocked.CompareExchange(ref _entries[index], value, expected) == expected;
+        }
+    }
+
+    private bool TryFree(out int index)
+    {
+        if (_free.TryPop(out index))
+        {
+            return true;
+        }
+
+        // Slots whose connection closed since (marked by accel_sockops) are free again.
+        foreach (var (_, block) in _blocks)
+        {
+            for (int i = block * AccelTrack.Block + AccelTrack.FirstSlot; i < (block + 1) * AccelTrack.Block; i++)
+            {
+                if ((Volatile.Read(ref _entries[i]) & AccelTrack.Closed) != 0)
+                {
+                    _free.Push(i);
+                }
+            }
+        }
+
+        if (_free.TryPop(out index))
+        {
+            return true;
+        }
+
+        if (!_noMoreBlocks && TrackerBlocks.TryTake(_os, _directory, AccelTrack.Blocks) is var (lease, taken))
+        {
+            _blocks.Add((lease, taken));
+            // An earlier holder's slots mean nothing now; a stale socket that still names one sees another tag.
+            for (int i = (taken + 1) * AccelTrack.Block - 1; i >= taken * AccelTrack.Block + AccelTrack.FirstSlot; i--)
+            {
+                Volatile.Write(ref _entries[i], 0);
+                _free.Push(i);
+            }
+
+            return _free.TryPop(out index);
+        }
+
+        _noMoreBlocks = true; // every block is held: readers report by syscall from now on
+        index = -1;
+        return false;
+    }
+}
+
+/// <summary>One reader's slot: it stores its running total there with a compare-and-swap against what it stored
+/// last, so that accel_sockops's closed mark is never overwritten.</summary>
+internal sealed class ReportSlot(ReportSlots slots, int index, uint tag, ulong stored)
+{
+    private ulong _stored = stored;
+
+    /// <summary>1 + the slot's index, as its accel_consumed entry names it.</summary>
+    public uint Slot => (uint)index + 1;
+
+    public uint Tag => tag;
+
+    /// <summary>Stores <paramref name="total"/>; false once the connection closed (the slot is no longer this reader's).</summary>
+    public bool TryWrite(long total)
+    {
+        ulong value = ReportSlots.Value(tag, total);
+        if (!slots.TryStore(index, _stored, value))
+        {
+            return false;
+        }
+
+        _stored = value;
+        return true;
+    }
+
+    /// <summary>Marks the slot as a closed connection's, which frees it: no accel_consumed entry names it.</summary>
+    public void Abandon() => slots.TryStore(index, _stored, ReportSlots.Value(tag, 0) | AccelTrack.Closed);
+}
