@@ -51,6 +51,13 @@ internal static class PairedHttpBenchmarks
     private static List<PairedCase> SequentialCases(ModeClients clients, Settings settings)
         => [.. from proto in new[] { "h1", "h2c" } from size in new[] { 1024, 256 * 1024 } select Sequential(clients, proto, size, settings.SequentialRequests(size))];
 
+    /// <summary>The load <see cref="ProfilesAsync"/> profiles: 1 KiB responses, 64 concurrent, which the report's split
+    /// is of; <c>ACCEL_PROFILE_LOAD=&lt;bytes&gt;x&lt;concurrency&gt;</c> (e.g. <c>262144x1</c>) profiles another, for
+    /// <c>--profile-only</c>.</summary>
+    private static (int Size, int Concurrency) ProfiledLoad { get; } =
+        Environment.GetEnvironmentVariable("ACCEL_PROFILE_LOAD")?.Split('x') is [var size, var concurrency]
+        && int.TryParse(size, out int s) && int.TryParse(concurrency, out int c) && s > 0 && c > 0 ? (s, c) : (1024, 64);
+
     /// <summary>The modes <see cref="ProfilesAsync"/> profiles: none and accel, which the report's split compares, and
     /// with <c>ACCEL_PROFILE_MODES</c> (comma-separated, e.g. <c>handler,floor</c>) others beside them, for
     /// <c>--profile-only</c> when working on the data path (with <c>ACCEL_PROFILE_KEEP</c>, to compare their
@@ -74,7 +81,7 @@ internal static class PairedHttpBenchmarks
             {
                 foreach (string mode in round % 2 == 0 ? ProfiledModes : ProfiledModes.Reverse())
                 {
-                    PairedCase load = Concurrent(clients, proto, 1024, 64, duration + TimeSpan.FromSeconds(0.5));
+                    PairedCase load = Concurrent(clients, proto, ProfiledLoad.Size, ProfiledLoad.Concurrency, duration + TimeSpan.FromSeconds(0.5));
                     IReadOnlyDictionary<string, double>? sampled = null;
                     var split = await CpuProfile.MeasureAsync(pids, async () => sampled = await load.Slice(mode), duration);
                     IReadOnlyDictionary<string, double>? counted = null;
@@ -109,6 +116,11 @@ internal static class PairedHttpBenchmarks
         }
 
         var text = new System.Text.StringBuilder();
+        if (ProfiledLoad != (1024, 64))
+        {
+            text.AppendLine($"Profiled load (ACCEL_PROFILE_LOAD): {ProfiledLoad.Size} B responses, {ProfiledLoad.Concurrency} concurrent; the titles below name the default load.");
+        }
+
         Report.WriteProfiles(text, await ProfilesAsync(clients));
         return text.ToString();
     }
