@@ -12,6 +12,7 @@ public sealed class SocketRegistration
     private readonly Socket _socket;
     private readonly AccelKey _key;
     private readonly long _reportEvery;
+    private readonly long _storeEvery;
     private readonly SendPacer? _pacer;
     private ConnectionStatistics _last;
     private long _lastReported;
@@ -23,6 +24,7 @@ public sealed class SocketRegistration
     {
         _key = key;
         _reportEvery = reportEvery;
+        _storeEvery = Math.Max(1, reportEvery / 4);
         _engine = engine;
         _socket = socket;
         Outcome = outcome;
@@ -49,14 +51,22 @@ public sealed class SocketRegistration
     /// it; a reader that never reports lets its peer redirect that many bytes, after which the peer's
     /// direction continues on TCP. Call it from the reading code after each read (one reader at a time): until
     /// the reader has read a sixteenth of the bound it costs a subtraction; then one syscall gives it a slot in
-    /// shared memory, and from then on each report is a memory store, no syscall (where no slot is free: one
-    /// syscall per sixteenth of the bound). The ASP.NET Core transport and HttpClient handler do this
+    /// shared memory, and from then on a memory store per 64th of the bound read, no syscall (where no slot is
+    /// free: one syscall per sixteenth of the bound). The ASP.NET Core transport and HttpClient handler do this
     /// themselves. Does nothing where the kernel tracks consumption on its own.
     /// </summary>
     public void ReportConsumed(long totalBytesRead)
     {
         if (_slot is { } slot)
         {
+            // A store per quarter of a step (64 KiB of the default bound), not per read: a read of a few bytes pays a
+            // subtraction, and what the writer sees lags by less than that.
+            if (totalBytesRead - _lastReported < _storeEvery)
+            {
+                return;
+            }
+
+            _lastReported = totalBytesRead;
             if (slot.TryWrite(totalBytesRead))
             {
                 return;

@@ -49,9 +49,12 @@ public sealed class ReportSlotTests(KernelFixture fixture, ITestOutputHelper out
             output.WriteLine($"entry: consumed {flow.Consumed & AccelConsumed.Mask}, slot {flow.Slot}, tag {flow.Tag}");
             Assert.Equal(0u, flow.Tracker);
             Assert.NotEqual(0u, flow.Slot);
-            // The entry kept the first report (the one syscall); the slot has every byte read since.
-            Assert.True((long)(flow.Consumed & AccelConsumed.Mask) < total);
-            Assert.Equal(total, engine.ReadPeerConsumed(serverKey).Consumed);
+            // The entry kept the first report (the one syscall); the slot has what was read since, to within a store
+            // step (a quarter of a report step).
+            long first = (long)(flow.Consumed & AccelConsumed.Mask), seen = engine.ReadPeerConsumed(serverKey).Consumed;
+            output.WriteLine($"the writer sees {seen} of {total}");
+            Assert.True(first <= engine.ReportStep + 32 * 1024, $"first report {first}");
+            Assert.InRange(seen, total - engine.ReportStep / 4, total);
         }
 
         // Closed: accel_sockops marks the slot with its tag (once the connection reaches TCP_CLOSE, just after).
