@@ -27,7 +27,10 @@
  * the function that dequeues redirected bytes) publishes what each receiver has read, under the
  * receiver's key. When redirected - consumed would pass the bound, the direction switches to TCP for
  * life (order-safe, see above), and TCP's flow control takes over. Where accel_consumed cannot be loaded
- * (no CAP_PERFMON), consumption stays 0: each direction is redirected for its first <bound> bytes only.
+ * (no CAP_PERFMON, or tracing refused), readers report instead: the library's transports publish their first report
+ * in accel_consumed and every later one in a slot of accel_track that the reader's engine gave them (memory stores,
+ * no syscall), and the read tracker reports for the other sockets of a process in scope. A reader that reports
+ * nothing is redirected into for its first <bound> bytes only.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
