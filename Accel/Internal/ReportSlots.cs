@@ -84,12 +84,29 @@ internal sealed unsafe class ReportSlots : IDisposable
             return null;
         }
 
-        ulong value = Volatile.Read(ref _entries[slot - 1]);
+        ulong value;
+        lock (_gate)
+        {
+            // Under the lock against Dispose (a read of an unmapped array); only a pacer near the bound reads.
+            if (_disposed)
+            {
+                return null;
+            }
+
+            value = Volatile.Read(ref _entries[slot - 1]);
+        }
+
         return value >> 48 == (tag & 0xffff) && (value & AccelTrack.Closed) == 0 ? (long)(value & (AccelTrack.Closed - 1)) : null;
     }
 
     /// <summary>The raw value of slot <paramref name="slot"/> (1 + index), tag and mark included.</summary>
-    public ulong Peek(uint slot) => slot == 0 || slot > AccelTrack.Block * AccelTrack.Blocks ? 0 : Volatile.Read(ref _entries[slot - 1]);
+    public ulong Peek(uint slot)
+    {
+        lock (_gate)
+        {
+            return _disposed || slot == 0 || slot > AccelTrack.Block * AccelTrack.Blocks ? 0 : Volatile.Read(ref _entries[slot - 1]);
+        }
+    }
 
     public void Dispose()
     {
