@@ -124,8 +124,7 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
             return null;
         }
 
-        long length = (long)AccelTrack.Block * AccelTrack.Blocks * sizeof(ulong);
-        int r = kernel.Bpf.Kernel.MapShared(kernel.Store.Map(AbiNames.Track).Value, length, out nint mapping);
+        int r = kernel.MapTrack(out nint mapping, out long length);
         if (r < 0)
         {
             lease.Dispose();

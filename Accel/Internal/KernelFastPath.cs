@@ -47,6 +47,14 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
         return WriteFlow(key, flow);
     }
 
+    /// <summary>Maps the whole accel_track array, shared and writable (the read tracker's and the report slots' view):
+    /// 0, or -errno.</summary>
+    public int MapTrack(out nint mapping, out long length)
+    {
+        length = (long)AccelTrack.Block * AccelTrack.Blocks * sizeof(ulong);
+        return Bpf.Kernel.MapShared(Store.Map(AbiNames.Track).Value, length, out mapping);
+    }
+
     public int ReadFlow(AccelKey key, out AccelFlow flow)
     {
         flow = default;

@@ -46,8 +46,7 @@ internal sealed unsafe class ReportSlots : IDisposable
     /// <summary>Maps the array; null (with the reason) when it cannot be mapped: readers then report by syscall.</summary>
     public static ReportSlots? Map(KernelFastPath kernel, out string? problem)
     {
-        long length = (long)AccelTrack.Block * AccelTrack.Blocks * sizeof(ulong);
-        int r = kernel.Bpf.Kernel.MapShared(kernel.Store.Map(AbiNames.Track).Value, length, out nint mapping);
+        int r = kernel.MapTrack(out nint mapping, out long length);
         if (r < 0)
         {
             problem = $"mapping {AbiNames.Track} failed: {Errno.Describe(-r)}";
