@@ -69,8 +69,9 @@ internal sealed unsafe class ReportSlots : IDisposable
 
             uint tag = _nextTag;
             _nextTag = _nextTag % 0xffff + 1; // 1 to 0xffff: a slot's value is never 0 while used
-            Volatile.Write(ref _entries[index], Value(tag, total));
-            return new ReportSlot(this, index, tag, Value(tag, total));
+            ulong value = Value(tag, total);
+            Volatile.Write(ref _entries[index], value);
+            return new ReportSlot(this, index, tag, value);
         }
     }
 
