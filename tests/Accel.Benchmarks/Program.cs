@@ -8,7 +8,10 @@
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --redis-only   the Redis-protocol case alone, printed
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --tracker-only the read tracker's cost alone, printed
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --profile-only the CPU split of the HTTP load alone, printed
-//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --program-only the sk_msg program's ns per message alone
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --program-only the sk_msg program's ns per message alone,
+//                                                                                    raw and under HTTP load (1 minute)
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --concurrent-only the 64-way cases alone, against no
+//                                                                                    library and the ceiling (3 minutes)
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --large-only   the large downloads alone, with paced writes
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --factory-only the 64-way cases with and without
 //                                                                                    IHttpClientFactory's logging handlers
@@ -75,12 +78,14 @@ if (args.Contains("--redis-only"))
 
 if (args.Contains("--program-only"))
 {
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 3; i++)
     {
         var (ns, messages) = RawSocketBenchmarks.ProgramCost(engine, 100_000);
         var (floor, redirect) = ProgramFloor.Measure(engine, 100_000);
         Console.WriteLine($"sk_msg program: {ns:0} ns per message over {messages} messages (raw 64 B round trips); a program that returns at once: {floor:0} ns; a one-lookup redirect: {redirect:0} ns");
     }
+
+    Console.WriteLine(await PairedHttpBenchmarks.ProgramUnderLoadAsync(env, engine));
 
     return 0;
 }
@@ -90,6 +95,7 @@ var parts = new (string Flag, Func<Task<string>> Run)[]
 {
     ("--profile-only", () => PairedHttpBenchmarks.ProfileOnlyAsync(env)),
     ("--factory-only", () => PairedHttpBenchmarks.FactoryOnlyAsync(env, settings)),
+    ("--concurrent-only", () => PairedHttpBenchmarks.ConcurrentOnlyAsync(env, settings)),
     ("--services-only", () => PairedHttpBenchmarks.ServicesOnlyAsync(env, settings)),
     ("--large-only", () => PairedHttpBenchmarks.LargeOnlyAsync(env, settings)),
     ("--latency-only", () => PairedHttpBenchmarks.LatencyOnlyAsync(env, settings)),

@@ -141,6 +141,23 @@ internal static class PairedHttpBenchmarks
         return text.ToString();
     }
 
+    /// <summary>The 64-way 1 KiB cases alone, for the modes a change to the data path is judged by, printed against no
+    /// library and against the measured ceiling (for working on throughput and CPU).</summary>
+    public static async Task<string> ConcurrentOnlyAsync(KernelTestEnvironment env, Settings settings)
+    {
+        await using var rig = await HttpRig.StartAsync(env);
+        ModeClients clients = rig.Clients;
+        var cases = new[] { "h1", "h2c" }.Select(proto => Concurrent(clients, proto, 1024, 64, settings.SliceDuration)).ToList();
+        await PairedRunner.RunAsync("concurrent", ["none", "none-aa", "accel", "handler", "floor"], settings.Rounds, cases, clients.RenewAsync);
+        rig.Floor.EnsureClientsRedirected();
+        var metrics = cases.SelectMany(c => c.Metrics).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal)).ToList(); // rates, CPU and allocations
+        var text = new System.Text.StringBuilder();
+        PairedReport.WriteTable(text, metrics, "none",
+            [("none-aa", "A/A"), ("accel", "accelerated / none"), ("handler", "handler / none"), ("floor", "one-lookup redirect / none")]);
+        PairedReport.WriteTable(text, metrics, "floor", [("accel", "accelerated / floor"), ("handler", "handler / floor")]);
+        return text.ToString();
+    }
+
     /// <summary>The YARP gateway and gRPC cases alone, printed.</summary>
     public static async Task<string> ServicesOnlyAsync(KernelTestEnvironment env, Settings settings)
     {
@@ -169,6 +186,22 @@ internal static class PairedHttpBenchmarks
         PairedReport.WriteTable(text, cases.SelectMany(c => c.Metrics).ToList(), "none", [.. Modes.Skip(1).Select(m => (m, $"{m} / none"))]);
         // And against the measured ceiling: what the library's clients leave of what a redirect can gain.
         PairedReport.WriteTable(text, cases.SelectMany(c => c.Metrics).ToList(), "floor", [("accel", "accel / floor"), ("handler", "handler / floor")]);
+        return text.ToString();
+    }
+
+    /// <summary>The sk_msg program's cost per message under the same HTTP load as a full run's, beside the one-lookup
+    /// redirect's, three times, printed (for working on the program).</summary>
+    public static async Task<string> ProgramUnderLoadAsync(KernelTestEnvironment env, AccelerationEngine engine)
+    {
+        await using var rig = await HttpRig.StartAsync(env);
+        var text = new System.Text.StringBuilder();
+        for (int i = 0; i < 3; i++)
+        {
+            ProgramCost cost = await ProgramCostAsync(rig.Clients, engine, rig.Floor);
+            text.AppendLine(System.Globalization.CultureInfo.InvariantCulture,
+                $"under HTTP load: sk_msg program {cost.MessageNs:0} ns per message over {cost.Messages} messages, one-lookup redirect {cost.RedirectUnderLoadNs:0} ns; raw: {cost.RawMessageNs:0} and {cost.RedirectFloorNs:0} ns, a program that returns at once {cost.FloorNs:0} ns");
+        }
+
         return text.ToString();
     }
 
