@@ -15,13 +15,18 @@ namespace Accel.Internal;
 /// and pacer read it from there. The program stays correct without it: a slot whose tag differs, or which is marked
 /// closed, is ignored, and the entry's own total is a lower bound. When the connection closes, accel_sockops marks the
 /// slot closed (the reader's compare-and-swap then fails, so it never overwrites the mark), and the slot is given to
-/// another socket once the free ones run out (a slot is only ever freed by that mark: accel_sockops writes it with
-/// the tag its connection's entry names, so a slot freed any other way could have the mark of a closed connection
-/// land on its next reader). Without a free slot or block, readers report by syscall, as before.
+/// another socket once the free ones run out (a slot is only ever freed by that mark, or at once when its entry could
+/// not be written: accel_sockops writes the mark with the tag its connection's entry names, so a slot that an entry
+/// still names and that was freed any other way could have the mark of a closed connection land on its next reader). Without a free slot or block, readers report by syscall, as before; a reader without a
+/// slot asks again at its next report, which costs a look at each held block's count of marks (the slots are only
+/// scanned when it moved) and, at most every <see cref="BlockRetryMs"/>, an attempt to lease another block.
 /// The whole array is mapped, also to read the slots of other processes' readers (a writer's pacer).
 /// </remarks>
 internal sealed unsafe class ReportSlots : IDisposable
 {
+    /// <summary>How long after finding every block held the engine tries again: blocks free up when other engines end.</summary>
+    internal const int BlockRetryMs = 10_000;
+
     private readonly IKernel _os;
     private readonly string _directory;
     private readonly ulong* _entries;
@@ -29,9 +34,9 @@ internal sealed unsafe class ReportSlots : IDisposable
     private readonly long _length;
     private readonly object _gate = new();
     private readonly Stack<int> _free = new();
-    private readonly List<(KernelFd Lease, int Block)> _blocks = new();
+    private readonly List<HeldBlock> _blocks = new();
     private uint _nextTag = (uint)Random.Shared.Next(1, 0xffff);
-    private bool _noMoreBlocks;
+    private long _blocksRetryAt;
     private bool _disposed;
 
     private ReportSlots(IKernel os, string directory, nint mapping, long length)
@@ -119,9 +124,9 @@ internal sealed unsafe class ReportSlots : IDisposable
 
             _disposed = true;
             _os.Unmap(_mapping, _length);
-            foreach (var (lease, _) in _blocks)
+            foreach (HeldBlock held in _blocks)
             {
-                lease.Dispose();
+                held.Lease.Dispose();
             }
         }
     }
@@ -139,6 +144,21 @@ internal sealed unsafe class ReportSlots : IDisposable
         }
     }
 
+    /// <summary>Frees a slot that no accel_consumed entry names, unless something marked it since
+    /// (<paramref name="stored"/>: what its reader stored last).</summary>
+    internal void Release(int index, ulong stored)
+    {
+        lock (_gate)
+        {
+            // Marked closed like a closed connection's slot, and freed here: no kernel write counted it, so the scan
+            // would not look for it.
+            if (!_disposed && Interlocked.CompareExchange(ref _entries[index], stored | AccelTrack.Closed, stored) == stored)
+            {
+                _free.Push(index);
+            }
+        }
+    }
+
     private bool TryFree(out int index)
     {
         if (_free.TryPop(out index))
@@ -146,10 +166,19 @@ internal sealed unsafe class ReportSlots : IDisposable
             return true;
         }
 
-        // Slots whose connection closed since (marked by accel_sockops) are free again.
-        foreach (var (_, block) in _blocks)
+        // Slots whose connection closed since (marked by accel_sockops) are free again. The kernel counts each mark it
+        // writes in the block's change count, after the mark: a block whose count has not moved since its last scan has
+        // no new one. The count is read before the scan, so a mark that lands during it is found by the next.
+        foreach (HeldBlock held in _blocks)
         {
-            for (int i = block * AccelTrack.Block + AccelTrack.FirstSlot; i < (block + 1) * AccelTrack.Block; i++)
+            ulong marks = Volatile.Read(ref _entries[held.Block * AccelTrack.Block + AccelTrack.Changed]);
+            if (marks == held.MarksSeen)
+            {
+                continue;
+            }
+
+            held.MarksSeen = marks;
+            for (int i = held.Block * AccelTrack.Block + AccelTrack.FirstSlot; i < (held.Block + 1) * AccelTrack.Block; i++)
             {
                 if ((Volatile.Read(ref _entries[i]) & AccelTrack.Closed) != 0)
                 {
@@ -163,9 +192,10 @@ internal sealed unsafe class ReportSlots : IDisposable
             return true;
         }
 
-        if (!_noMoreBlocks && TrackerBlocks.TryTake(_os, _directory, AccelTrack.Blocks) is var (lease, taken))
+        long now = Environment.TickCount64;
+        if (now >= _blocksRetryAt && TrackerBlocks.TryTake(_os, _directory, AccelTrack.Blocks) is var (lease, taken))
         {
-            _blocks.Add((lease, taken));
+            _blocks.Add(new HeldBlock(lease, taken, Volatile.Read(ref _entries[taken * AccelTrack.Block + AccelTrack.Changed])));
             // An earlier holder's slots mean nothing now; a stale socket that still names one sees another tag.
             for (int i = (taken + 1) * AccelTrack.Block - 1; i >= taken * AccelTrack.Block + AccelTrack.FirstSlot; i--)
             {
@@ -176,9 +206,23 @@ internal sealed unsafe class ReportSlots : IDisposable
             return _free.TryPop(out index);
         }
 
-        _noMoreBlocks = true; // every block is held: readers report by syscall from now on
+        if (now >= _blocksRetryAt)
+        {
+            _blocksRetryAt = now + BlockRetryMs; // every block is held: readers report by syscall until one frees up
+        }
+
         index = -1;
         return false;
+    }
+
+    /// <summary>A block this engine leased, and its change count when its slots were last looked at.</summary>
+    private sealed class HeldBlock(KernelFd lease, int block, ulong marksSeen)
+    {
+        public KernelFd Lease { get; } = lease;
+
+        public int Block { get; } = block;
+
+        public ulong MarksSeen { get; set; } = marksSeen;
     }
 }
 
@@ -206,6 +250,6 @@ internal sealed class ReportSlot(ReportSlots slots, int index, uint tag, ulong s
         return true;
     }
 
-    /// <summary>Marks the slot as a closed connection's, which frees it: no accel_consumed entry names it.</summary>
-    public void Abandon() => slots.TryStore(index, _stored, ReportSlots.Value(tag, 0) | AccelTrack.Closed);
+    /// <summary>Gives the slot back at once: no accel_consumed entry names it (writing the entry failed).</summary>
+    public void Abandon() => slots.Release(index, _stored);
 }

@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using Accel.Testing;
+using Accel.Internal;
 using Accel.Native.Abi;
+using Accel.Native.Interop;
+using Accel.Native.Pinning;
 using Accel.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -68,5 +71,111 @@ public sealed class ReportSlotTests(KernelFixture fixture, ITestOutputHelper out
         Assert.NotEqual(0UL, value & AccelTrack.Closed);
         Assert.Equal(flow.Tag, (uint)(value >> 48));
         Assert.Null(engine.ReportSlots.Read(flow.Slot, flow.Tag));
+    }
+
+    /// <summary>Every block of the shared array is held, as by as many other engines on the host: a reader gets no slot
+    /// and reports by syscall, as where the array cannot be mapped, and a writer that paces on those reports stays
+    /// redirected for 16 times the bound. A reader that stopped reporting instead would leave the writer waiting, and
+    /// one whose reports the writer could not see would move the direction to TCP after the first bound.</summary>
+    [KernelFact]
+    public async Task Without_a_free_slot_readers_report_by_syscall_and_the_writer_stays_redirected()
+    {
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        Assert.NotNull(engine.ReportSlots);
+        var held = new List<KernelFd>();
+        try
+        {
+            // Blocks are leased when the first reader asks for a slot: taken now, none is left for this engine.
+            while (TrackerBlocks.TryTake(LinuxKernel.Instance, engine.Kernel!.Store.Directory, AccelTrack.Blocks) is var (lease, _))
+            {
+                held.Add(lease);
+            }
+
+            output.WriteLine($"held {held.Count} of {AccelTrack.Blocks} blocks");
+            using var pair = await SocketPair.ConnectAsync(engine, reportsConsumption: true);
+            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            AccelKey serverKey = engine.ReadState(pair.Server)!.Value.Key;
+            long total = 16 * engine.BacklogBytes;
+            Task write = CounterStream.WriteAsync(pair.Client, total, 64 * 1024, cts.Token, pacer: pair.ClientRegistration);
+            string? error = await CounterStream.VerifyAsync(pair.Server, total, pause: null, cts.Token, pair.ServerRegistration.ReportConsumed);
+            await write;
+
+            Assert.Null(error);
+            ConnectionStatistics stats = pair.ClientRegistration.GetStatistics();
+            output.WriteLine($"{stats}");
+            Assert.Equal(DirectionPath.Redirected, stats.Path);
+            Assert.Equal(total, stats.RedirectedBytes);
+            Assert.True(engine.Kernel.ReadFlow(serverKey, out AccelFlow flow) >= 0);
+            Assert.Equal(0u, flow.Slot);
+            // Every report went to the entry: it holds the last one, within a report step of the end.
+            Assert.InRange((long)(flow.Consumed & AccelConsumed.Mask), total - engine.ReportStep, total);
+        }
+        finally
+        {
+            foreach (KernelFd lease in held)
+            {
+                lease.Dispose();
+            }
+        }
+    }
+
+    /// <summary>With every slot of the engine's block taken and no other block to lease, the slot of a connection that
+    /// closes is the next reader's: the kernel's close mark counts in the block, which is what makes the engine look
+    /// at its slots again.</summary>
+    [KernelFact]
+    public async Task A_closed_connections_slot_goes_to_the_next_reader_when_every_other_slot_is_taken()
+    {
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        ReportSlots slots = engine.ReportSlots!;
+        var held = new List<KernelFd>();
+        try
+        {
+            uint closing;
+            using (var pair = await SocketPair.ConnectAsync(engine, reportsConsumption: true))
+            {
+                // A reader past its first report: its slot is in the block the engine leased for it.
+                long total = engine.ReportStep + 4096;
+                Task write = CounterStream.WriteAsync(pair.Client, total, 64 * 1024, CancellationToken.None);
+                Assert.Null(await CounterStream.VerifyAsync(pair.Server, total, pause: null, CancellationToken.None, pair.ServerRegistration.ReportConsumed));
+                await write;
+                Assert.True(engine.Kernel!.ReadFlow(engine.ReadState(pair.Server)!.Value.Key, out AccelFlow flow) >= 0);
+                closing = flow.Slot;
+                Assert.NotEqual(0u, closing);
+
+                while (TrackerBlocks.TryTake(LinuxKernel.Instance, engine.Kernel.Store.Directory, AccelTrack.Blocks) is var (lease, _))
+                {
+                    held.Add(lease);
+                }
+
+                int taken = 0;
+                while (slots.Take(0) is not null)
+                {
+                    taken++;
+                }
+
+                output.WriteLine($"held {held.Count} blocks; took the engine's other {taken} slots");
+                Assert.Equal(AccelTrack.Block - AccelTrack.FirstSlot - 1, taken);
+            }
+
+            var clock = Stopwatch.StartNew();
+            while ((slots.Peek(closing) & AccelTrack.Closed) == 0 && clock.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                await Task.Delay(10);
+            }
+
+            Assert.NotEqual(0UL, slots.Peek(closing) & AccelTrack.Closed);
+            ReportSlot? next = slots.Take(0);
+            Assert.NotNull(next);
+            Assert.Equal(closing, next.Slot);
+        }
+        finally
+        {
+            foreach (KernelFd lease in held)
+            {
+                lease.Dispose();
+            }
+        }
     }
 }
