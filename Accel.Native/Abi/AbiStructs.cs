@@ -90,7 +90,7 @@ internal struct AccelFlow
 internal static class AccelTrack
 {
     public const int Block = 1024;
-    public const int Blocks = 64;
+    public const int Blocks = 256;
     public const int Waiting = 0;
     public const int Changed = 1;
     public const int Absent = 2;
