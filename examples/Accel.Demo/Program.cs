@@ -10,8 +10,16 @@ using Accel.Demo;
 
 return args.FirstOrDefault() switch
 {
+    null => await DemoRunner.RunAsync(),
     "backend" => await Services.RunBackendAsync(args[1..]),
     "frontend" => await Services.RunFrontendAsync(args[1..]),
     "state" => HostState.Print(args.Length > 1 ? args[1] : "/sys/fs/bpf"),
-    _ => await DemoRunner.RunAsync(),
+    // Not the demo: the demo starts this program again as its services, so an unknown role must never start it.
+    var unknown => Usage(unknown),
 };
+
+static int Usage(string unknown)
+{
+    Console.Error.WriteLine($"Unknown command '{unknown}'. Run without arguments for the demo, or with backend, frontend or state (see Program.cs).");
+    return 2;
+}
