@@ -23,16 +23,7 @@ public sealed class DemoTests(KernelFixture fixture, ITestOutputHelper output)
         psi.Environment["SidecarlessAcceleration__CgroupPath"] = fixture.Environment.CgroupPath;
         psi.Environment["SidecarlessAcceleration__MountBpffsIfMissing"] = "false";
         using Process demo = Process.Start(psi)!;
-        Task<string> stdout = demo.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = demo.StandardError.ReadToEndAsync();
-        if (!demo.WaitForExit(TimeSpan.FromMinutes(3)))
-        {
-            demo.Kill(entireProcessTree: true);
-        }
-
-        string printed = await stdout;
-        output.WriteLine(printed);
-        Assert.True(demo.ExitCode == 0, $"the demo exited with {demo.ExitCode}: {await stderr}");
+        string printed = await HttpPeerProcess.RunToEndAsync(demo, TimeSpan.FromMinutes(3), output);
         string[][] rows = printed.Split('\n')
             .Where(l => l.StartsWith("| on ", StringComparison.Ordinal) || l.StartsWith("| off ", StringComparison.Ordinal))
             .Select(l => l.Trim().Trim('|').Split('|').Select(c => c.Trim()).ToArray())

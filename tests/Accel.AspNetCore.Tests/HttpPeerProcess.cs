@@ -32,4 +32,22 @@ public static class HttpPeerProcess
 
         return Process.Start(psi)!;
     }
+
+    /// <summary>Waits up to <paramref name="timeout"/> for an example that runs to its end (killed after that), and
+    /// returns what it printed, which the test output shows; fails with what it wrote to stderr unless it exited with 0.</summary>
+    public static async Task<string> RunToEndAsync(Process example, TimeSpan timeout, Xunit.Abstractions.ITestOutputHelper output)
+    {
+        Task<string> stdout = example.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = example.StandardError.ReadToEndAsync();
+        if (!example.WaitForExit(timeout))
+        {
+            example.Kill(entireProcessTree: true);
+            example.WaitForExit();
+        }
+
+        string printed = await stdout;
+        output.WriteLine(printed);
+        Assert.True(example.ExitCode == 0, $"the example exited with {example.ExitCode}: {await stderr}");
+        return printed;
+    }
 }

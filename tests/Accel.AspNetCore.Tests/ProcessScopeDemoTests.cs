@@ -22,16 +22,7 @@ public sealed class ProcessScopeDemoTests(KernelFixture fixture, ITestOutputHelp
     public async Task Third_party_clients_of_a_process_in_scope_take_the_fast_path_and_a_peer_without_the_library_stays_on_TCP()
     {
         using Process demo = HttpPeerProcess.StartService(fixture.Environment, null, "Accel.ScopeDemo.dll");
-        Task<string> stdout = demo.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = demo.StandardError.ReadToEndAsync();
-        if (!demo.WaitForExit(TimeSpan.FromMinutes(3)))
-        {
-            demo.Kill(entireProcessTree: true);
-        }
-
-        string printed = await stdout;
-        output.WriteLine(printed);
-        Assert.True(demo.ExitCode == 0, $"the demo exited with {demo.ExitCode}: {await stderr}");
+        string printed = await HttpPeerProcess.RunToEndAsync(demo, TimeSpan.FromMinutes(3), output);
         string line = printed.Split('\n').Single(l => l.StartsWith("RESULT ", StringComparison.Ordinal));
         DemoResult result = JsonSerializer.Deserialize<DemoResult>(line["RESULT ".Length..])!;
 
