@@ -101,6 +101,8 @@ internal static class DemoRunner
             {
                 Stop(pair.Backend);
                 Stop(pair.FrontendProcess);
+                pair.Backend.Dispose();
+                pair.FrontendProcess.Dispose();
             }
         }
     }
@@ -121,6 +123,7 @@ internal static class DemoRunner
         catch
         {
             Stop(backend);
+            backend.Dispose();
             throw;
         }
 
