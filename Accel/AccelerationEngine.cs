@@ -302,7 +302,7 @@ public sealed class AccelerationEngine : IDisposable
         var flow = new AccelFlow { Consumed = ((ulong)total & AccelConsumed.Mask) | AccelConsumed.Reports, Slot = slot.Slot, Tag = slot.Tag };
         if (_kernel.WriteFlow(key, flow) < 0)
         {
-            slot.Abandon(); // no entry names it: free it as a closed connection's
+            slot.Abandon(); // no entry names it: free it at once
             return null;
         }
 

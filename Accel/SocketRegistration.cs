@@ -77,7 +77,6 @@ public sealed class SocketRegistration
             // reports go by syscall from here on (on a closed connection they find no entry and do nothing).
             _slot = null;
             _noSlot = true;
-            _lastReported = totalBytesRead;
             _engine.WriteConsumed(_key, totalBytesRead);
             return;
         }

@@ -17,9 +17,10 @@ namespace Accel.Internal;
 /// slot closed (the reader's compare-and-swap then fails, so it never overwrites the mark), and the slot is given to
 /// another socket once the free ones run out (a slot is only ever freed by that mark, or at once when its entry could
 /// not be written: accel_sockops writes the mark with the tag its connection's entry names, so a slot that an entry
-/// still names and that was freed any other way could have the mark of a closed connection land on its next reader). Without a free slot or block, readers report by syscall, as before; a reader without a
-/// slot asks again at its next report, which costs a look at each held block's count of marks (the slots are only
-/// scanned when it moved) and, at most every <see cref="BlockRetryMs"/>, an attempt to lease another block.
+/// still names and that was freed any other way could have the mark of a closed connection land on its next reader).
+/// Without a free slot or block, readers report by syscall, as before; a reader without a slot asks again at its next
+/// report, which costs a look at each held block's count of marks (the slots are only scanned when it moved) and, at
+/// most every <see cref="BlockRetryMs"/>, an attempt to lease another block.
 /// The whole array is mapped, also to read the slots of other processes' readers (a writer's pacer).
 /// </remarks>
 internal sealed unsafe class ReportSlots : IDisposable

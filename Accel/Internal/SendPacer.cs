@@ -12,12 +12,12 @@ namespace Accel.Internal;
 /// The writer counts what it hands to the socket; the reader publishes its running total: its first report (after a
 /// sixteenth of the bound) in accel_consumed, with one syscall, and every later one in its slot of shared memory
 /// (<see cref="ReportSlots"/>), or by syscall per sixteenth where it has no slot; the kernel's own check reads the
-/// same. The writer may then send while
-/// <c>sent - consumed + count &lt;= bound</c>: the kernel sees at most <c>sent</c> redirected and at least that
-/// <c>consumed</c>, so its check cannot trip. Reports lag the reader by less than a report step (a sixteenth of the
-/// bound; by less than a quarter of that once the reader has a slot), so a writer that sees less than that unread
-/// goes ahead whatever its size: the reader may be waiting for exactly these bytes. Waiting polls the map with a timer (1 ms, backing off to 16 ms while the reader makes no
-/// progress): processes cannot wake each other through a BPF map, and the wait only happens at the bound.
+/// same. The writer may then send while <c>sent - consumed + count &lt;= bound</c>: the kernel sees at most
+/// <c>sent</c> redirected and at least that <c>consumed</c>, so its check cannot trip. Reports lag the reader by less
+/// than a report step (a sixteenth of the bound; by less than a quarter of that once the reader has a slot), so a
+/// writer that sees less than that unread goes ahead whatever its size: the reader may be waiting for exactly these
+/// bytes. Waiting polls the map with a timer (1 ms, backing off to 16 ms while the reader makes no progress):
+/// processes cannot wake each other through a BPF map, and the wait only happens at the bound.
 /// </remarks>
 internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelKey peerKey)
 {
