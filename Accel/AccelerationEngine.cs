@@ -52,7 +52,14 @@ public sealed class AccelerationEngine : IDisposable
         Owner = owner;
         // Readers that report their consumption write it into shared memory once they have a slot (no syscall per
         // report); where the array cannot be mapped they report by syscall, as without slots.
-        _reports = kernel is not null && !_kernelTracksConsumption ? ReportSlots.Map(kernel, out _) : null;
+        if (kernel is not null && !_kernelTracksConsumption)
+        {
+            _reports = ReportSlots.Map(kernel, out string? problem);
+            if (problem is not null)
+            {
+                Log.ReportSlotsUnavailable(logger, problem, ReportStep >> 10);
+            }
+        }
     }
 
     /// <summary>Enabled, or disabled with the reason and what to do.</summary>

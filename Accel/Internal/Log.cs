@@ -45,4 +45,7 @@ internal static partial class Log
 
     [LoggerMessage(14, LogLevel.Error, "The read tracker of process scope stopped: connections whose readers it reported move to TCP once their writers reach the backlog bound.")]
     public static partial void TrackerFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(15, LogLevel.Information, "Readers report their consumption by syscall ({Problem}): one bpf() call per {StepKib} KiB read on each accelerated connection instead of a store to shared memory. Redirection is unaffected.")]
+    public static partial void ReportSlotsUnavailable(ILogger logger, string problem, long stepKib);
 }

@@ -120,6 +120,36 @@ public sealed class ReportSlotTests(KernelFixture fixture, ITestOutputHelper out
         }
     }
 
+    /// <summary>Where the shared array cannot be mapped, the engine says why in its log and its readers report by
+    /// syscall: the writer that paces on those reports stays redirected past the bound.</summary>
+    [KernelFact]
+    public async Task Where_the_array_cannot_be_mapped_the_engine_says_why_and_readers_report_by_syscall()
+    {
+        var kernel = new UnmappableKernel(Errno.ENOMEM);
+        var log = new RecordingLogger();
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options(), log, kernel);
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        Assert.True(kernel.MapCalls > 0, "the engine never tried to map the array");
+        Assert.Null(engine.ReportSlots);
+        var said = Assert.Single(log.Entries, e => e.Id.Id == 15);
+        output.WriteLine(said.Message);
+        Assert.Contains("ENOMEM", said.Message, StringComparison.Ordinal);
+        Assert.Contains("by syscall", said.Message, StringComparison.Ordinal);
+
+        using var pair = await SocketPair.ConnectAsync(engine, reportsConsumption: true);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        AccelKey serverKey = engine.ReadState(pair.Server)!.Value.Key;
+        long total = 3 * engine.BacklogBytes;
+        Task write = CounterStream.WriteAsync(pair.Client, total, 64 * 1024, cts.Token, pacer: pair.ClientRegistration);
+        Assert.Null(await CounterStream.VerifyAsync(pair.Server, total, pause: null, cts.Token, pair.ServerRegistration.ReportConsumed));
+        await write;
+
+        Assert.Equal(DirectionPath.Redirected, pair.ClientRegistration.GetStatistics().Path);
+        Assert.True(engine.Kernel!.ReadFlow(serverKey, out AccelFlow flow) >= 0);
+        Assert.Equal(0u, flow.Slot);
+        Assert.InRange((long)(flow.Consumed & AccelConsumed.Mask), total - engine.ReportStep, total);
+    }
+
     /// <summary>With every slot of the engine's block taken and no other block to lease, the slot of a connection that
     /// closes is the next reader's: the kernel's close mark counts in the block, which is what makes the engine look
     /// at its slots again.</summary>
