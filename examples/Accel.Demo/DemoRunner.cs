@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Accel.Examples;
 
 namespace Accel.Demo;
 
@@ -99,8 +100,8 @@ internal static class DemoRunner
         {
             foreach (Pair pair in pairs)
             {
-                Stop(pair.Backend);
-                Stop(pair.FrontendProcess);
+                ServiceProcess.Stop(pair.Backend);
+                ServiceProcess.Stop(pair.FrontendProcess);
                 pair.Backend.Dispose();
                 pair.FrontendProcess.Dispose();
             }
@@ -122,7 +123,7 @@ internal static class DemoRunner
         }
         catch
         {
-            Stop(backend);
+            ServiceProcess.Stop(backend);
             backend.Dispose();
             throw;
         }
@@ -171,27 +172,6 @@ internal static class DemoRunner
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         return p;
-    }
-
-    /// <summary>Stops a service the way a container engine does: SIGTERM (the host shuts down and the library
-    /// removes the service's record), then SIGKILL if it has not ended within 10 s.</summary>
-    private static void Stop(Process p)
-    {
-        if (p.HasExited)
-        {
-            return;
-        }
-
-        using (var term = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            term.WaitForExit();
-        }
-
-        if (!p.WaitForExit(TimeSpan.FromSeconds(10)))
-        {
-            p.Kill(entireProcessTree: true);
-            p.WaitForExit();
-        }
     }
 
     private static async Task<Health> WaitHealthyAsync(HttpClient http, string url, Process process)

@@ -4,6 +4,7 @@
 //   dotnet run --project examples/Accel.GrpcDemo -c Release              start the server as a second process, run
 //                                                                       each kind of call, print what was bypassed
 //   dotnet run --project examples/Accel.GrpcDemo -- server --urls http://127.0.0.1:5050
+using Accel.Examples;
 using Accel.GrpcDemo;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -52,5 +53,5 @@ try
 }
 finally
 {
-    server.Kill();
+    ServiceProcess.Stop(server);
 }

@@ -14,6 +14,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Accel;
+using Accel.Examples;
 using Accel.GrpcDemo;
 using Accel.ScopeDemo;
 using Grpc.Core;
@@ -138,7 +139,7 @@ try
 }
 finally
 {
-    backend.Kill();
+    ServiceProcess.Stop(backend);
 }
 
 // StackExchange.Redis: `count` SETs and GETs of `size` bytes, every value checked; the wrong ones, and what the

@@ -7,6 +7,7 @@
 //   dotnet run --project examples/Accel.YarpDemo -- gateway --urls http://127.0.0.1:5000 --Backend http://127.0.0.1:5001
 using System.Diagnostics;
 using Accel.AspNetCore;
+using Accel.Examples;
 using Yarp.ReverseProxy.Configuration;
 
 byte[] payload = new byte[16 * 1024];
@@ -70,8 +71,8 @@ switch (args.FirstOrDefault())
         }
         finally
         {
-            gateway.Kill();
-            backend.Kill();
+            ServiceProcess.Stop(gateway);
+            ServiceProcess.Stop(backend);
         }
     }
 }
