@@ -3,11 +3,15 @@ using Accel.Testing;
 namespace Accel.Benchmarks.Http;
 
 /// <summary>What every HTTP part runs on: the server process, the one-lookup redirect of its floor app's connections
-/// (<see cref="MinimalRedirect"/>, linked to the test cgroup for as long as the rig lives) and every mode's clients.</summary>
+/// (<see cref="MinimalRedirect"/>, linked to the test cgroup for as long as the rig lives), every mode's clients, and
+/// a <see cref="StallWatch"/> on the two processes.</summary>
 internal sealed class HttpRig : IAsyncDisposable
 {
+    private readonly StallWatch _stalls;
+
     private HttpRig(BenchServerProcess server, MinimalRedirect floor, ModeClients clients)
     {
+        _stalls = new StallWatch(server.Process.Id);
         Server = server;
         Floor = floor;
         Clients = clients;
@@ -39,6 +43,7 @@ internal sealed class HttpRig : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _stalls.Dispose();
         Clients.Dispose();
         Floor.Dispose();
         await Server.DisposeAsync();

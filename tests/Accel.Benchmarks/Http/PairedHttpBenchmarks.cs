@@ -375,19 +375,27 @@ internal static class PairedHttpBenchmarks
 
     private static async Task GetAsync(HttpClient http, string path, long size, byte[] buffer)
     {
-        using var response = await http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
-        response.EnsureSuccessStatusCode();
-        await using Stream body = await response.Content.ReadAsStreamAsync();
-        long got = 0;
-        int n;
-        while ((n = await body.ReadAsync(buffer)) > 0)
+        StallWatch.Enter();
+        try
         {
-            got += n;
-        }
+            using var response = await http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
+            response.EnsureSuccessStatusCode();
+            await using Stream body = await response.Content.ReadAsStreamAsync();
+            long got = 0;
+            int n;
+            while ((n = await body.ReadAsync(buffer)) > 0)
+            {
+                got += n;
+            }
 
-        if (got != size)
+            if (got != size)
+            {
+                throw new InvalidOperationException($"{path}: {got} bytes, expected {size}");
+            }
+        }
+        finally
         {
-            throw new InvalidOperationException($"{path}: {got} bytes, expected {size}");
+            StallWatch.Exit();
         }
     }
 

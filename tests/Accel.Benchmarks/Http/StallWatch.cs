@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Accel.Testing;
+
+namespace Accel.Benchmarks.Http;
+
+/// <summary>
+/// Notices when the benchmark's HTTP requests stop making progress and records what the two processes and their
+/// loopback connections were doing, while it lasts: two runs once waited 100 s for an h2c 256 KiB response (HttpClient's
+/// timeout), one of them in the mode without the library, and nothing was recorded of either. Requests count themselves
+/// in and out (<see cref="Enter"/>, <see cref="Exit"/>: two atomic operations and a store, the same for every mode);
+/// a timer looks every few seconds. After <see cref="StallAfter"/> with requests in flight and none completed, it writes
+/// once per stall, to results/stall-*.txt and to standard error: every thread's state, kernel wait channel and kernel
+/// stack in both processes, and <c>ss</c> of every loopback TCP socket (queues, timers, TCP state, memory, owner).
+/// </summary>
+internal sealed class StallWatch : IDisposable
+{
+    /// <summary>How long requests may be in flight with none completing: the slowest case (a 1 MiB h2c download, or a
+    /// slice of 64 requests) takes milliseconds.</summary>
+    public static readonly TimeSpan StallAfter = TimeSpan.FromSeconds(15);
+
+    private static long s_inFlight;
+    private static long s_lastProgress = Stopwatch.GetTimestamp();
+
+    private readonly int[] _pids;
+    private readonly Timer _timer;
+    private long _reportedFor; // the last-progress timestamp of the stall already written
+
+    public StallWatch(int serverPid)
+    {
+        _pids = [serverPid, Environment.ProcessId];
+        _timer = new Timer(_ => Check(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
+    }
+
+    public static void Enter() => Interlocked.Increment(ref s_inFlight);
+
+    public static void Exit()
+    {
+        Volatile.Write(ref s_lastProgress, Stopwatch.GetTimestamp());
+        Interlocked.Decrement(ref s_inFlight);
+    }
+
+    public void Dispose() => _timer.Dispose();
+
+    private void Check()
+    {
+        long last = Volatile.Read(ref s_lastProgress);
+        long inFlight = Interlocked.Read(ref s_inFlight);
+        TimeSpan quiet = Stopwatch.GetElapsedTime(last);
+        if (inFlight <= 0 || quiet < StallAfter || Interlocked.Exchange(ref _reportedFor, last) == last)
+        {
+            return;
+        }
+
+        try
+        {
+            string text = Snapshot(inFlight, quiet);
+            string file = Path.Combine(Repository.Root, "results", $"stall-{DateTime.UtcNow:yyyyMMdd-HHmmss}.txt");
+            File.WriteAllText(file, text);
+            Console.Error.WriteLine($"STALL: {inFlight} request(s) in flight, none completed for {quiet.TotalSeconds:0} s; threads and sockets written to {file}");
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"STALL: {inFlight} request(s) in flight for {quiet.TotalSeconds:0} s; recording it failed: {e.Message}");
+        }
+    }
+
+    private string Snapshot(long inFlight, TimeSpan quiet)
+    {
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:O}: {inFlight} request(s) in flight, none completed for {quiet.TotalSeconds:0.0} s");
+        foreach (int pid in _pids)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"\n== process {pid} ({Read($"/proc/{pid}/comm")}): threads (tid, name, state, wait channel, kernel stack)");
+            foreach (string task in Directory.EnumerateDirectories($"/proc/{pid}/task").Order(StringComparer.Ordinal))
+            {
+                string stat = Read(Path.Combine(task, "stat"));
+                int close = stat.LastIndexOf(')');
+                string state = close > 0 && close + 2 < stat.Length ? stat[(close + 2)..(close + 3)] : "?";
+                text.AppendLine(CultureInfo.InvariantCulture, $"{Path.GetFileName(task)} {Read(Path.Combine(task, "comm"))} {state} {Read(Path.Combine(task, "wchan"))}");
+                if (state != "R")
+                {
+                    foreach (string frame in Read(Path.Combine(task, "stack")).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        text.Append("    ").AppendLine(frame);
+                    }
+                }
+            }
+        }
+
+        text.AppendLine("\n== ss -tinoemp, loopback");
+        text.AppendLine(Run("ss", "-tinoemp", "dst", "127.0.0.1"));
+        return text.ToString();
+    }
+
+    private static string Read(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return "-";
+        }
+    }
+
+    private static string Run(string file, params string[] args)
+    {
+        try
+        {
+            using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            Task<string> error = p.StandardError.ReadToEndAsync();
+            string output = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            return output + error.Result;
+        }
+        catch (Exception e)
+        {
+            return $"{file}: {e.Message}";
+        }
+    }
+}
