@@ -150,6 +150,43 @@ public sealed class ReportSlotTests(KernelFixture fixture, ITestOutputHelper out
         Assert.InRange((long)(flow.Consumed & AccelConsumed.Mask), total - engine.ReportStep, total);
     }
 
+    /// <summary>An engine that found every block held asks again after <see cref="ReportSlots.BlockRetryMs"/>, not
+    /// before (each attempt costs a lock per block) and not never: blocks free up when other engines end.</summary>
+    [KernelFact]
+    public async Task An_engine_that_found_every_block_held_leases_one_again_once_the_retry_is_due()
+    {
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        ReportSlots slots = engine.ReportSlots!;
+        var held = new List<KernelFd>();
+        try
+        {
+            while (TrackerBlocks.TryTake(LinuxKernel.Instance, engine.Kernel!.Store.Directory, AccelTrack.Blocks) is var (lease, _))
+            {
+                held.Add(lease);
+            }
+
+            Assert.Null(slots.Take(0));
+            var sinceRefused = Stopwatch.StartNew();
+            foreach (KernelFd lease in held)
+            {
+                lease.Dispose();
+            }
+
+            held.Clear();
+            Assert.Null(slots.Take(0)); // free blocks now, but the retry is not due
+            await Task.Delay(TimeSpan.FromMilliseconds(ReportSlots.BlockRetryMs) - sinceRefused.Elapsed + TimeSpan.FromMilliseconds(200));
+            Assert.NotNull(slots.Take(0));
+        }
+        finally
+        {
+            foreach (KernelFd lease in held)
+            {
+                lease.Dispose();
+            }
+        }
+    }
+
     /// <summary>With every slot of the engine's block taken and no other block to lease, the slot of a connection that
     /// closes is the next reader's: the kernel's close mark counts in the block, which is what makes the engine look
     /// at its slots again.</summary>
