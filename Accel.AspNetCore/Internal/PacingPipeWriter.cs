@@ -5,37 +5,66 @@ namespace Accel.AspNetCore.Internal;
 /// <summary>
 /// Kestrel's output for an accelerated connection: before bytes are flushed to the socket, waits until the peer has
 /// read enough of what was sent before (<see cref="SocketRegistration.WaitToSendAsync"/>), so that a large body
-/// keeps the connection in the fast path instead of moving it to TCP for good. Buffers nothing of its own: the
-/// bytes stay in Kestrel's pipe, and the wait holds the flush, which holds the application's write.
+/// keeps the connection in the fast path instead of moving it to TCP for good. The bytes stay in Kestrel's pipe, and
+/// the wait holds the flush, which holds the application's write.
 /// </summary>
-internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration registration) : PipeWriter
+/// <remarks>
+/// A flush is at most <c>pieceBytes</c> (a quarter of the backlog bound) and a last buffer: HTTP/1.1 hands a body
+/// written in one call (<c>Results.Bytes</c>, one <c>WriteAsync</c> of a large array) to this writer whole before its
+/// one flush, and the kernel would see more unread than the bound however long that flush waited. Bytes written past
+/// the piece go to a <see cref="SpillBuffer"/> instead of the pipe, and the flush moves them into the pipe a piece at a
+/// time, each after its own wait. Only such writes pay that copy; HTTP/2 frames and streamed bodies are flushed in
+/// pieces already.
+/// </remarks>
+internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration registration, long pieceBytes) : PipeWriter
 {
-    private long _unflushed;
+    private readonly SpillBuffer _spill = new();
+    private long _unflushed; // in the pipe, since the last flush
+    private bool _spilling; // the memory last handed out is the spill buffer's
     private CancellationTokenSource _waitCanceled = new();
 
     public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
 
-    public override long UnflushedBytes => inner.UnflushedBytes;
+    public override long UnflushedBytes => inner.UnflushedBytes + _spill.Length;
 
-    public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
+    public override Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        _spilling = _spill.Length > 0 || _unflushed >= pieceBytes;
+        return _spilling ? _spill.GetMemory(sizeHint) : inner.GetMemory(sizeHint);
+    }
 
-    public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
+    public override Span<byte> GetSpan(int sizeHint = 0)
+    {
+        _spilling = _spill.Length > 0 || _unflushed >= pieceBytes;
+        return _spilling ? _spill.GetMemory(sizeHint).Span : inner.GetSpan(sizeHint);
+    }
 
     public override void Advance(int bytes)
     {
+        if (_spilling)
+        {
+            _spill.Advance(bytes);
+            return;
+        }
+
         _unflushed += bytes;
         inner.Advance(bytes);
     }
 
     public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
     {
-        long count = _unflushed;
-        _unflushed = 0;
         if (_waitCanceled.IsCancellationRequested)
         {
             _waitCanceled = new CancellationTokenSource();
         }
 
+        if (_spill.Length > 0)
+        {
+            return FlushInPiecesAsync(cancellationToken);
+        }
+
+        long count = _unflushed;
+        _unflushed = 0;
         ValueTask wait = registration.WaitToSendAsync(count, _waitCanceled.Token);
         return wait.IsCompletedSuccessfully ? inner.FlushAsync(cancellationToken) : FlushAfterAsync(wait, cancellationToken);
     }
@@ -47,9 +76,46 @@ internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration regi
         inner.CancelPendingFlush();
     }
 
-    public override void Complete(Exception? exception = null) => inner.Complete(exception);
+    public override void Complete(Exception? exception = null)
+    {
+        MoveSpillOnCompletion(exception);
+        inner.Complete(exception);
+    }
 
-    public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
+    public override ValueTask CompleteAsync(Exception? exception = null)
+    {
+        MoveSpillOnCompletion(exception);
+        return inner.CompleteAsync(exception);
+    }
+
+    /// <summary>Completing commits what was written and not flushed: spilled bytes go with it, unpaced, rather than be
+    /// lost (the kernel may then move the direction to TCP, in order); after an error nothing more is sent.</summary>
+    private void MoveSpillOnCompletion(Exception? exception)
+    {
+        if (exception is null && _spill.Length > 0)
+        {
+            _spill.MoveTo(inner, long.MaxValue);
+        }
+
+        _spill.Clear();
+    }
+
+    private async ValueTask<FlushResult> FlushInPiecesAsync(CancellationToken cancellationToken)
+    {
+        long count = _unflushed; // the first piece, already in the pipe
+        while (true)
+        {
+            _unflushed = 0;
+            FlushResult result = await FlushAfterAsync(registration.WaitToSendAsync(count, _waitCanceled.Token), cancellationToken).ConfigureAwait(false);
+            if (result.IsCanceled || result.IsCompleted || _spill.Length == 0)
+            {
+                // Canceled: the rest waits for the next flush; completed: the reader is gone and takes nothing more.
+                return result;
+            }
+
+            count = _spill.MoveTo(inner, pieceBytes);
+        }
+    }
 
     private async ValueTask<FlushResult> FlushAfterAsync(ValueTask wait, CancellationToken cancellationToken)
     {

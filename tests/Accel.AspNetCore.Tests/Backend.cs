@@ -73,6 +73,23 @@ public sealed class Backend : IAsyncDisposable
             ctx.Response.ContentLength = n;
             await Pattern.Blocks.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
         });
+        app.MapGet("/single/{n:int}", async (int n, bool? chunked, HttpContext ctx) =>
+        {
+            // The whole body in one write, as Results.Bytes and a serializer's buffered output do; with chunked=true
+            // without a Content-Length (HTTP/1.1 then frames it as one chunk).
+            byte[] body = new byte[n];
+            for (int i = 0; i < n; i++)
+            {
+                body[i] = Pattern.At(i);
+            }
+
+            if (chunked != true)
+            {
+                ctx.Response.ContentLength = n;
+            }
+
+            await ctx.Response.Body.WriteAsync(body, ctx.RequestAborted);
+        });
         app.MapPost("/echo", async (HttpContext ctx) =>
         {
             Interlocked.Increment(ref backend._activeEchoes);

@@ -71,6 +71,41 @@ public sealed class LargeBodyTests(KernelFixture fixture, ITestOutputHelper outp
         }
     }
 
+    /// <summary>A body written in one piece, four times the bound: Kestrel's HTTP/1.1 hands it to the transport in one
+    /// flush, which the transport sends in pieces that each wait for the reader, so the connection stays in the fast
+    /// path (before it did, such a body moved the direction to TCP for good). Every byte is checked.</summary>
+    [KernelTheory]
+    [InlineData("h1", false)]
+    [InlineData("h1", true)]
+    [InlineData("h2c", false)]
+    public async Task A_body_written_in_one_piece_larger_than_the_bound_keeps_the_connection_in_the_fast_path(string client, bool chunked)
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true);
+        using var frontend = new Frontend(fixture.Environment, enabled: true, backend);
+        HttpClient http = frontend.Client(client);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        FeatureView first = (await http.GetFromJsonAsync<FeatureView>("/feature", cts.Token))!;
+        var before = await ServerBytesAsync(backend);
+        int size = (16 << 20) + 12345; // not a whole number of the writer's pieces
+        for (int i = 0; i < 3; i++)
+        {
+            using var response = await http.GetAsync($"/single/{size}?chunked={chunked}", HttpCompletionOption.ResponseHeadersRead, cts.Token);
+            if (i == 0)
+            {
+                await Task.Delay(300, cts.Token); // a reader that starts late
+            }
+
+            Assert.Null(await Pattern.VerifyAsync(await response.Content.ReadAsStreamAsync(cts.Token), size, cts.Token));
+        }
+
+        FeatureView last = (await http.GetFromJsonAsync<FeatureView>("/feature", cts.Token))!;
+        var after = await ServerBytesAsync(backend);
+        output.WriteLine($"{client}{(chunked ? ", chunked" : "")}: server {after.Redirected - before.Redirected} B redirected, {after.Tcp - before.Tcp} B through TCP, {after.Paced - before.Paced} paced writes, {after.Degraded - before.Degraded} directions left the fast path\n  the connection: before {first}\n  at the end {last}");
+        Assert.Equal(first.Connection, last.Connection);
+        Assert.Equal((nameof(DirectionPath.Redirected), 0L, null), (last.Path, last.TcpBytes, last.LeftFastPathAt));
+        Assert.Equal(before.Degraded, after.Degraded);
+    }
+
     [KernelTheory]
     [InlineData("h1", "127.0.0.1")]
     [InlineData("h2c", "127.0.0.1")]
