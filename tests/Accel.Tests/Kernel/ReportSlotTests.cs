@@ -83,15 +83,9 @@ public sealed class ReportSlotTests(KernelFixture fixture, ITestOutputHelper out
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());
         Assert.True(engine.IsEnabled, engine.Status.Message);
         Assert.NotNull(engine.ReportSlots);
-        var held = new List<KernelFd>();
-        try
+        // Blocks are leased when the first reader asks for a slot: taken now, none is left for this engine.
+        using (var held = HeldBlocks.Every(engine))
         {
-            // Blocks are leased when the first reader asks for a slot: taken now, none is left for this engine.
-            while (TrackerBlocks.TryTake(LinuxKernel.Instance, engine.Kernel!.Store.Directory, AccelTrack.Blocks) is var (lease, _))
-            {
-                held.Add(lease);
-            }
-
             output.WriteLine($"held {held.Count} of {AccelTrack.Blocks} blocks");
             using var pair = await SocketPair.ConnectAsync(engine, reportsConsumption: true);
             using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(1));
@@ -106,17 +100,10 @@ public sealed class ReportSlotTests(KernelFixture fixture, ITestOutputHelper out
             output.WriteLine($"{stats}");
             Assert.Equal(DirectionPath.Redirected, stats.Path);
             Assert.Equal(total, stats.RedirectedBytes);
-            Assert.True(engine.Kernel.ReadFlow(serverKey, out AccelFlow flow) >= 0);
+            Assert.True(engine.Kernel!.ReadFlow(serverKey, out AccelFlow flow) >= 0);
             Assert.Equal(0u, flow.Slot);
             // Every report went to the entry: it holds the last one, within a report step of the end.
             Assert.InRange((long)(flow.Consumed & AccelConsumed.Mask), total - engine.ReportStep, total);
-        }
-        finally
-        {
-            foreach (KernelFd lease in held)
-            {
-                lease.Dispose();
-            }
         }
     }
 
@@ -158,33 +145,16 @@ public sealed class ReportSlotTests(KernelFixture fixture, ITestOutputHelper out
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());
         Assert.True(engine.IsEnabled, engine.Status.Message);
         ReportSlots slots = engine.ReportSlots!;
-        var held = new List<KernelFd>();
-        try
+        Stopwatch sinceRefused;
+        using (HeldBlocks.Every(engine))
         {
-            while (TrackerBlocks.TryTake(LinuxKernel.Instance, engine.Kernel!.Store.Directory, AccelTrack.Blocks) is var (lease, _))
-            {
-                held.Add(lease);
-            }
-
             Assert.Null(slots.Take(0));
-            var sinceRefused = Stopwatch.StartNew();
-            foreach (KernelFd lease in held)
-            {
-                lease.Dispose();
-            }
+            sinceRefused = Stopwatch.StartNew();
+        }
 
-            held.Clear();
-            Assert.Null(slots.Take(0)); // free blocks now, but the retry is not due
-            await Task.Delay(TimeSpan.FromMilliseconds(ReportSlots.BlockRetryMs) - sinceRefused.Elapsed + TimeSpan.FromMilliseconds(200));
-            Assert.NotNull(slots.Take(0));
-        }
-        finally
-        {
-            foreach (KernelFd lease in held)
-            {
-                lease.Dispose();
-            }
-        }
+        Assert.Null(slots.Take(0)); // free blocks now, but the retry is not due
+        await Task.Delay(TimeSpan.FromMilliseconds(ReportSlots.BlockRetryMs) - sinceRefused.Elapsed + TimeSpan.FromMilliseconds(200));
+        Assert.NotNull(slots.Take(0));
     }
 
     /// <summary>With every slot of the engine's block taken and no other block to lease, the slot of a connection that
@@ -196,53 +166,39 @@ public sealed class ReportSlotTests(KernelFixture fixture, ITestOutputHelper out
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());
         Assert.True(engine.IsEnabled, engine.Status.Message);
         ReportSlots slots = engine.ReportSlots!;
-        var held = new List<KernelFd>();
-        try
+        using var held = new HeldBlocks();
+        uint closing;
+        using (var pair = await SocketPair.ConnectAsync(engine, reportsConsumption: true))
         {
-            uint closing;
-            using (var pair = await SocketPair.ConnectAsync(engine, reportsConsumption: true))
+            // A reader past its first report: its slot is in the block the engine leased for it.
+            long total = engine.ReportStep + 4096;
+            Task write = CounterStream.WriteAsync(pair.Client, total, 64 * 1024, CancellationToken.None);
+            Assert.Null(await CounterStream.VerifyAsync(pair.Server, total, pause: null, CancellationToken.None, pair.ServerRegistration.ReportConsumed));
+            await write;
+            Assert.True(engine.Kernel!.ReadFlow(engine.ReadState(pair.Server)!.Value.Key, out AccelFlow flow) >= 0);
+            closing = flow.Slot;
+            Assert.NotEqual(0u, closing);
+
+            held.TakeEvery(engine);
+            int taken = 0;
+            while (slots.Take(0) is not null)
             {
-                // A reader past its first report: its slot is in the block the engine leased for it.
-                long total = engine.ReportStep + 4096;
-                Task write = CounterStream.WriteAsync(pair.Client, total, 64 * 1024, CancellationToken.None);
-                Assert.Null(await CounterStream.VerifyAsync(pair.Server, total, pause: null, CancellationToken.None, pair.ServerRegistration.ReportConsumed));
-                await write;
-                Assert.True(engine.Kernel!.ReadFlow(engine.ReadState(pair.Server)!.Value.Key, out AccelFlow flow) >= 0);
-                closing = flow.Slot;
-                Assert.NotEqual(0u, closing);
-
-                while (TrackerBlocks.TryTake(LinuxKernel.Instance, engine.Kernel.Store.Directory, AccelTrack.Blocks) is var (lease, _))
-                {
-                    held.Add(lease);
-                }
-
-                int taken = 0;
-                while (slots.Take(0) is not null)
-                {
-                    taken++;
-                }
-
-                output.WriteLine($"held {held.Count} blocks; took the engine's other {taken} slots");
-                Assert.Equal(AccelTrack.Block - AccelTrack.FirstSlot - 1, taken);
+                taken++;
             }
 
-            var clock = Stopwatch.StartNew();
-            while ((slots.Peek(closing) & AccelTrack.Closed) == 0 && clock.Elapsed < TimeSpan.FromSeconds(5))
-            {
-                await Task.Delay(10);
-            }
-
-            Assert.NotEqual(0UL, slots.Peek(closing) & AccelTrack.Closed);
-            ReportSlot? next = slots.Take(0);
-            Assert.NotNull(next);
-            Assert.Equal(closing, next.Slot);
+            output.WriteLine($"held {held.Count} blocks; took the engine's other {taken} slots");
+            Assert.Equal(AccelTrack.Block - AccelTrack.FirstSlot - 1, taken);
         }
-        finally
+
+        var clock = Stopwatch.StartNew();
+        while ((slots.Peek(closing) & AccelTrack.Closed) == 0 && clock.Elapsed < TimeSpan.FromSeconds(5))
         {
-            foreach (KernelFd lease in held)
-            {
-                lease.Dispose();
-            }
+            await Task.Delay(10);
         }
+
+        Assert.NotEqual(0UL, slots.Peek(closing) & AccelTrack.Closed);
+        ReportSlot? next = slots.Take(0);
+        Assert.NotNull(next);
+        Assert.Equal(closing, next.Slot);
     }
 }
