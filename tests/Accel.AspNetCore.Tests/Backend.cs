@@ -20,6 +20,7 @@ public sealed class Backend : IAsyncDisposable
     private readonly WebApplication _app;
 
     private int _activeEchoes;
+    private int _activeSingles;
 
     private Backend(WebApplication app) => _app = app;
 
@@ -32,6 +33,9 @@ public sealed class Backend : IAsyncDisposable
 
     /// <summary>/echo requests being served now.</summary>
     public int ActiveEchoes => Volatile.Read(ref _activeEchoes);
+
+    /// <summary>Responses of /single still being written.</summary>
+    public int ActiveSingles => Volatile.Read(ref _activeSingles);
 
     public IServiceProvider Services => _app.Services;
 
@@ -88,7 +92,15 @@ public sealed class Backend : IAsyncDisposable
                 ctx.Response.ContentLength = n;
             }
 
-            await ctx.Response.Body.WriteAsync(body, ctx.RequestAborted);
+            Interlocked.Increment(ref backend._activeSingles);
+            try
+            {
+                await ctx.Response.Body.WriteAsync(body, ctx.RequestAborted);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref backend._activeSingles);
+            }
         });
         app.MapPost("/echo", async (HttpContext ctx) =>
         {

@@ -106,6 +106,52 @@ public sealed class LargeBodyTests(KernelFixture fixture, ITestOutputHelper outp
         Assert.Equal(before.Degraded, after.Degraded);
     }
 
+    /// <summary>A client that reads 1 MiB of a body written in one piece and then goes away (HTTP/1.1: the connection
+    /// closes; h2c: the stream is reset): the server's write, waiting between pieces, ends within seconds, and the
+    /// server goes on serving such bodies in the fast path.</summary>
+    [KernelTheory]
+    [InlineData("h1")]
+    [InlineData("h2c")]
+    public async Task A_client_that_leaves_during_a_body_written_in_one_piece_ends_the_servers_write(string client)
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true);
+        using var frontend = new Frontend(fixture.Environment, enabled: true, backend);
+        HttpClient http = frontend.Client(client);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        int size = 64 << 20;
+        using (var response = await http.GetAsync($"/single/{size}", HttpCompletionOption.ResponseHeadersRead, cts.Token))
+        {
+            Stream body = await response.Content.ReadAsStreamAsync(cts.Token);
+            byte[] buffer = new byte[64 * 1024];
+            for (long read = 0; read < 1 << 20;)
+            {
+                int n = await body.ReadAsync(buffer, cts.Token);
+                Assert.True(n > 0, "the body ended early");
+                read += n;
+            }
+
+            Assert.Equal(1, backend.ActiveSingles); // the server is still writing: the client has read 1 MiB of 64
+        }
+
+        var clock = Stopwatch.StartNew();
+        while (backend.ActiveSingles > 0 && clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(20, cts.Token);
+        }
+
+        output.WriteLine($"{client}: the server's write ended {clock.ElapsedMilliseconds} ms after the client left");
+        Assert.Equal(0, backend.ActiveSingles);
+
+        var before = await ServerBytesAsync(backend);
+        using (var response = await http.GetAsync($"/single/{16 << 20}", HttpCompletionOption.ResponseHeadersRead, cts.Token))
+        {
+            Assert.Null(await Pattern.VerifyAsync(await response.Content.ReadAsStreamAsync(cts.Token), 16 << 20, cts.Token));
+        }
+
+        var after = await ServerBytesAsync(backend);
+        Assert.True(Share(before, after) >= 0.95, $"{Share(before, after):P1} of the server's bytes were redirected");
+    }
+
     /// <summary>With <paramref name="onePiece"/>: every body written in one call (up to 16 MiB + 12345 B), so that the
     /// transport's splitting of large flushes runs on many connections at once.</summary>
     [KernelTheory]
