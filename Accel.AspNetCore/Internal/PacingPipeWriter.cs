@@ -78,13 +78,28 @@ internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration regi
 
     public override void Complete(Exception? exception = null)
     {
-        MoveSpillOnCompletion(exception);
-        inner.Complete(exception);
+        try
+        {
+            MoveSpillOnCompletion(exception);
+        }
+        finally
+        {
+            inner.Complete(exception);
+        }
     }
 
     public override ValueTask CompleteAsync(Exception? exception = null)
     {
-        MoveSpillOnCompletion(exception);
+        try
+        {
+            MoveSpillOnCompletion(exception);
+        }
+        catch (Exception e)
+        {
+            inner.Complete(exception);
+            return ValueTask.FromException(e);
+        }
+
         return inner.CompleteAsync(exception);
     }
 
@@ -92,12 +107,17 @@ internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration regi
     /// lost (the kernel may then move the direction to TCP, in order); after an error nothing more is sent.</summary>
     private void MoveSpillOnCompletion(Exception? exception)
     {
-        if (exception is null && _spill.Length > 0)
+        try
         {
-            _spill.MoveTo(inner, long.MaxValue);
+            if (exception is null && _spill.Length > 0)
+            {
+                _spill.MoveTo(inner, long.MaxValue);
+            }
         }
-
-        _spill.Clear();
+        finally
+        {
+            _spill.Clear();
+        }
     }
 
     private async ValueTask<FlushResult> FlushInPiecesAsync(CancellationToken cancellationToken)
