@@ -9,12 +9,12 @@ namespace Accel.AspNetCore.Internal;
 /// the wait holds the flush, which holds the application's write.
 /// </summary>
 /// <remarks>
-/// A flush is at most <c>pieceBytes</c> (a quarter of the backlog bound) and a last buffer: HTTP/1.1 hands a body
-/// written in one call (<c>Results.Bytes</c>, one <c>WriteAsync</c> of a large array) to this writer whole before its
-/// one flush, and the kernel would see more unread than the bound however long that flush waited. Bytes written past
-/// the piece go to a <see cref="SpillBuffer"/> instead of the pipe, and the flush moves them into the pipe a piece at a
-/// time, each after its own wait. Only such writes pay that copy; HTTP/2 frames and streamed bodies are flushed in
-/// pieces already.
+/// A flush is at most <c>pieceBytes</c> (half the backlog bound, as the HttpClient stream's writes) and a last buffer,
+/// so that a reader that has caught up makes room for it: HTTP/1.1 hands a body written in one call
+/// (<c>Results.Bytes</c>, one <c>WriteAsync</c> of a large array) to this writer whole before its one flush, and the
+/// kernel would see more unread than the bound however long that flush waited. Bytes written past the piece go to a
+/// <see cref="SpillBuffer"/> instead of the pipe, and the flush moves them into the pipe a piece at a time, each after
+/// its own wait. Only such writes pay that copy; HTTP/2 frames and streamed bodies are flushed in pieces already.
 /// </remarks>
 internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration registration, long pieceBytes) : PipeWriter
 {
