@@ -47,6 +47,7 @@ internal static class BenchServer
         var lines = new List<string>();
         foreach (var (mode, app) in apps)
         {
+            app.Services.GetRequiredService<RequestCounts>().Mode = mode;
             await app.StartAsync();
             string[] urls = [.. app.Urls];
             app.Services.GetRequiredService<Gateway>().Destination = urls[0];
@@ -102,7 +103,22 @@ internal static class BenchServer
         }
 
         builder.Services.AddHealthChecks();
+        var counts = new RequestCounts();
+        builder.Services.AddSingleton(counts);
         var app = builder.Build();
+        app.Use(async (ctx, next) =>
+        {
+            counts.Started();
+            try
+            {
+                await next(ctx);
+            }
+            finally
+            {
+                counts.Completed();
+            }
+        });
+        app.MapGet("/inflight", () => RequestCounts.Report());
         app.MapGet("/data/{n:int}", (int n) => Results.Bytes(Payload.AsMemory(0, Math.Clamp(n, 0, Payload.Length))));
         app.MapGet("/stream/{n:long}", async (long n, HttpContext ctx) =>
         {

@@ -375,7 +375,7 @@ internal static class PairedHttpBenchmarks
 
     private static async Task GetAsync(HttpClient http, string path, long size, byte[] buffer)
     {
-        StallWatch.Enter();
+        StallWatch.Enter(http.BaseAddress, path);
         try
         {
             using var response = await http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);

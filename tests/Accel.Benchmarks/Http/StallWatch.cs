@@ -11,8 +11,10 @@ namespace Accel.Benchmarks.Http;
 /// timeout), one of them in the mode without the library, and nothing was recorded of either. Requests count themselves
 /// in and out (<see cref="Enter"/>, <see cref="Exit"/>: two atomic operations and a store, the same for every mode);
 /// a timer looks every few seconds. After <see cref="StallAfter"/> with requests in flight and none completed, it writes
-/// once per stall, to results/stall-*.txt and to standard error: every thread's state, kernel wait channel and kernel
-/// stack in both processes, and <c>ss</c> of every loopback TCP socket (queues, timers, TCP state, memory, owner).
+/// once per stall, to results/stall-*.txt and to standard error: the last request started and every server app's
+/// requests in flight (<see cref="RequestCounts"/>: whether the request reached its app), every thread's state, kernel
+/// wait channel and kernel stack in both processes, and <c>ss</c> of every loopback TCP socket (queues, timers, TCP
+/// state, memory, owner).
 /// </summary>
 internal sealed class StallWatch : IDisposable
 {
@@ -22,18 +24,29 @@ internal sealed class StallWatch : IDisposable
 
     private static long s_inFlight;
     private static long s_lastProgress = Stopwatch.GetTimestamp();
+    private static Uri? s_lastBase;
+    private static string? s_lastPath;
 
     private readonly int[] _pids;
+    private readonly Func<CancellationToken, Task<string>> _serverRequests;
     private readonly Timer _timer;
     private long _reportedFor; // the last-progress timestamp of the stall already written
 
-    public StallWatch(int serverPid)
+    public StallWatch(int serverPid, Func<CancellationToken, Task<string>> serverRequests)
     {
+        _serverRequests = serverRequests;
         _pids = [serverPid, Environment.ProcessId];
         _timer = new Timer(_ => Check(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
     }
 
-    public static void Enter() => Interlocked.Increment(ref s_inFlight);
+    /// <summary>A request starts (two reference stores, no allocation: the last one started is the one that stalls
+    /// in a sequential case).</summary>
+    public static void Enter(Uri? baseAddress, string path)
+    {
+        s_lastBase = baseAddress;
+        s_lastPath = path;
+        Interlocked.Increment(ref s_inFlight);
+    }
 
     public static void Exit()
     {
@@ -59,6 +72,7 @@ internal sealed class StallWatch : IDisposable
             string file = Path.Combine(Repository.Root, "results", $"stall-{DateTime.UtcNow:yyyyMMdd-HHmmss}.txt");
             File.WriteAllText(file, text);
             Console.Error.WriteLine($"STALL: {inFlight} request(s) in flight, none completed for {quiet.TotalSeconds:0} s; threads and sockets written to {file}");
+            Console.Error.WriteLine(string.Join(Environment.NewLine, text.Split('\n', 4).Skip(1).Take(2)));
         }
         catch (Exception e)
         {
@@ -70,6 +84,17 @@ internal sealed class StallWatch : IDisposable
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:O}: {inFlight} request(s) in flight, none completed for {quiet.TotalSeconds:0.0} s");
+        text.AppendLine(CultureInfo.InvariantCulture, $"last request started: {Volatile.Read(ref s_lastBase)}{Volatile.Read(ref s_lastPath)}");
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            text.AppendLine(CultureInfo.InvariantCulture, $"server apps, requests in flight/started: {_serverRequests(timeout.Token).GetAwaiter().GetResult()}");
+        }
+        catch (Exception e)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"server apps' requests: {e.Message}");
+        }
+
         foreach (int pid in _pids)
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"\n== process {pid} ({Read($"/proc/{pid}/comm")}): threads (tid, name, state, wait channel, kernel stack)");
