@@ -376,6 +376,11 @@ public sealed class AccelerationEngine : IDisposable
     /// <summary>The bound on a direction's redirected-but-unread bytes, in bytes.</summary>
     internal long BacklogBytes => (long)_backlogKib << 10;
 
+    /// <summary>The most the library's own writers (the Kestrel transport, the HttpClient stream) send between two waits
+    /// for their reader: half the bound, so that a reader that has caught up always makes room for it, and a large write
+    /// goes in paced pieces instead of moving the direction to TCP.</summary>
+    internal long PacedPieceBytes => Math.Max(1, BacklogBytes / 2);
+
     /// <summary>Readers publish their progress first when it reaches this much (one syscall, which also gives them a slot
     /// in shared memory for every later report: <see cref="SocketRegistration.ReportConsumed"/>); without a slot, each
     /// time it grows by this much, so that what they publish lags what they read by less. A sixteenth of the bound

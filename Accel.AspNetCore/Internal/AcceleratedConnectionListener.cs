@@ -27,7 +27,7 @@ internal sealed class AcceleratedConnectionListener(IConnectionListener inner, A
         context.Features.Set<IAccelerationFeature>(feature);
         if (registration.IsRegistered)
         {
-            context.Transport = new CountedDuplexPipe(new CountingPipeReader(context.Transport.Input, feature), new PacingPipeWriter(context.Transport.Output, registration, Math.Max(1, engine.BacklogBytes / 2)));
+            context.Transport = new CountedDuplexPipe(new CountingPipeReader(context.Transport.Input, feature), new PacingPipeWriter(context.Transport.Output, registration, engine.PacedPieceBytes));
         }
 
         return context;

@@ -27,7 +27,7 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
                 accel.PrepareConnect(socket, reportsConsumption: true); // AcceleratedNetworkStream reports
                 await socket.ConnectAsync(new IPEndPoint(address, target.Port), cancellationToken).ConfigureAwait(false);
                 SocketRegistration registration = accel.Register(socket);
-                return registration.IsRegistered ? new AcceleratedNetworkStream(socket, registration, Math.Max(1, accel.BacklogBytes / 2)) : new NetworkStream(socket, ownsSocket: true);
+                return registration.IsRegistered ? new AcceleratedNetworkStream(socket, registration, accel.PacedPieceBytes) : new NetworkStream(socket, ownsSocket: true);
             }
             catch (SocketException e)
             {

@@ -9,8 +9,8 @@ namespace Accel.AspNetCore.Internal;
 /// the wait holds the flush, which holds the application's write.
 /// </summary>
 /// <remarks>
-/// A flush is at most <c>pieceBytes</c> (half the backlog bound, as the HttpClient stream's writes) and a last buffer,
-/// so that a reader that has caught up makes room for it: HTTP/1.1 hands a body written in one call
+/// A flush is at most <c>pieceBytes</c> (<see cref="AccelerationEngine.PacedPieceBytes"/>) and a last buffer, so that a
+/// reader that has caught up makes room for it: HTTP/1.1 hands a body written in one call
 /// (<c>Results.Bytes</c>, one <c>WriteAsync</c> of a large array) to this writer whole before its one flush, and the
 /// kernel would see more unread than the bound however long that flush waited. Bytes written past the piece go to a
 /// <see cref="SpillBuffer"/> instead of the pipe, and the flush moves them into the pipe a piece at a time, each after
@@ -28,16 +28,14 @@ internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration regi
     public override long UnflushedBytes => inner.UnflushedBytes + _spill.Length;
 
     public override Memory<byte> GetMemory(int sizeHint = 0)
-    {
-        _spilling = _spill.Length > 0 || _unflushed >= pieceBytes;
-        return _spilling ? _spill.GetMemory(sizeHint) : inner.GetMemory(sizeHint);
-    }
+        => SpillNext() ? _spill.GetMemory(sizeHint) : inner.GetMemory(sizeHint);
 
     public override Span<byte> GetSpan(int sizeHint = 0)
-    {
-        _spilling = _spill.Length > 0 || _unflushed >= pieceBytes;
-        return _spilling ? _spill.GetMemory(sizeHint).Span : inner.GetSpan(sizeHint);
-    }
+        => SpillNext() ? _spill.GetMemory(sizeHint).Span : inner.GetSpan(sizeHint);
+
+    /// <summary>Whether the next bytes go to the spill buffer: once this flush's piece is in the pipe, and until the flush
+    /// has moved everything spilled (bytes stay in the order they were written).</summary>
+    private bool SpillNext() => _spilling = _spill.Length > 0 || _unflushed >= pieceBytes;
 
     public override void Advance(int bytes)
     {
