@@ -112,6 +112,11 @@ var parts = new (string Flag, Func<Task<string>> Run)[]
 if (parts.FirstOrDefault(p => args.Contains(p.Flag)) is { Run: { } part })
 {
     Console.WriteLine(await part());
+    foreach (string line in Accel.Benchmarks.Paired.PairedRunner.Repeated)
+    {
+        Console.WriteLine($"Measured again: {line}");
+    }
+
     return 0;
 }
 

@@ -142,6 +142,19 @@ internal sealed class Report(Settings settings)
             the library (server: an app without the library). Ratios < 1 are faster for times and costs, > 1 for rates.
             """);
         md.AppendLine();
+        if (Paired.PairedRunner.Repeated.Count > 0)
+        {
+            // A request that hangs (an h2c 256 KiB request waited for its response headers for 100 s in about one run in
+            // 17, without the library too; results/ANALYSIS.md) no longer fails the run: its round is measured again.
+            md.AppendLine(CultureInfo.InvariantCulture, $"**Rounds measured again** because a request made no progress for {Http.StallWatch.AbortAfter.TotalSeconds:0} s (the stall files in `results/` record both processes' threads and sockets):");
+            md.AppendLine();
+            foreach (string line in Paired.PairedRunner.Repeated)
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"- {line}");
+            }
+
+            md.AppendLine();
+        }
     }
 
     /// <summary>The HTTP tables (every mode against no library, then against the factory client without the library),

@@ -376,14 +376,15 @@ internal static class PairedHttpBenchmarks
     private static async Task GetAsync(HttpClient http, string path, long size, byte[] buffer)
     {
         StallWatch.Enter(http.BaseAddress, path);
+        CancellationToken abort = StallWatch.AbortToken;
         try
         {
-            using var response = await http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
+            using var response = await http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, abort);
             response.EnsureSuccessStatusCode();
-            await using Stream body = await response.Content.ReadAsStreamAsync();
+            await using Stream body = await response.Content.ReadAsStreamAsync(abort);
             long got = 0;
             int n;
-            while ((n = await body.ReadAsync(buffer)) > 0)
+            while ((n = await body.ReadAsync(buffer, abort)) > 0)
             {
                 got += n;
             }
@@ -392,6 +393,10 @@ internal static class PairedHttpBenchmarks
             {
                 throw new InvalidOperationException($"{path}: {got} bytes, expected {size}");
             }
+        }
+        catch (OperationCanceledException e) when (abort.IsCancellationRequested)
+        {
+            throw new StalledRequestException($"{http.BaseAddress}{path.TrimStart('/')}: no progress for {StallWatch.AbortAfter.TotalSeconds:0} s (see the stall file)", e);
         }
         finally
         {

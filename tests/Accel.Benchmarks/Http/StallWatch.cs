@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Accel.Benchmarks.Paired;
 using Accel.Testing;
 
 namespace Accel.Benchmarks.Http;
@@ -14,13 +15,20 @@ namespace Accel.Benchmarks.Http;
 /// once per stall, to results/stall-*.txt and to standard error: the last request started and every server app's
 /// requests in flight (<see cref="RequestCounts"/>: whether the request reached its app), every thread's state, kernel
 /// wait channel and kernel stack in both processes, and <c>ss</c> of every loopback TCP socket (queues, timers, TCP
-/// state, memory, owner).
+/// state, memory, owner). After <see cref="AbortAfter"/> it cancels <see cref="AbortToken"/>: the request then fails with a
+/// <see cref="StalledRequestException"/>, and the runner repeats that case's round on new connections
+/// (<see cref="PairedRunner"/>) instead of the whole run failing at HttpClient's 100 s timeout.
 /// </summary>
 internal sealed class StallWatch : IDisposable
 {
     /// <summary>How long requests may be in flight with none completing: the slowest case (a 1 MiB h2c download, or a
     /// slice of 64 requests) takes milliseconds.</summary>
     public static readonly TimeSpan StallAfter = TimeSpan.FromSeconds(15);
+
+    /// <summary>How long until the requests in flight are canceled, after the stall was recorded.</summary>
+    public static readonly TimeSpan AbortAfter = TimeSpan.FromSeconds(30);
+
+    private static CancellationTokenSource s_abort = new();
 
     private static long s_inFlight;
     private static long s_lastProgress = Stopwatch.GetTimestamp();
@@ -31,6 +39,7 @@ internal sealed class StallWatch : IDisposable
     private readonly Func<CancellationToken, Task<string>> _serverRequests;
     private readonly Timer _timer;
     private long _reportedFor; // the last-progress timestamp of the stall already written
+    private long _abortedFor; // and of the stall whose requests were canceled
 
     public StallWatch(int serverPid, Func<CancellationToken, Task<string>> serverRequests)
     {
@@ -54,6 +63,10 @@ internal sealed class StallWatch : IDisposable
         Interlocked.Decrement(ref s_inFlight);
     }
 
+    /// <summary>Canceled when requests in flight have made no progress for <see cref="AbortAfter"/>; a request passes
+    /// the token it read when it started (a cancellable token costs every mode the same registration).</summary>
+    public static CancellationToken AbortToken => Volatile.Read(ref s_abort).Token;
+
     public void Dispose() => _timer.Dispose();
 
     private void Check()
@@ -61,8 +74,19 @@ internal sealed class StallWatch : IDisposable
         long last = Volatile.Read(ref s_lastProgress);
         long inFlight = Interlocked.Read(ref s_inFlight);
         TimeSpan quiet = Stopwatch.GetElapsedTime(last);
-        if (inFlight <= 0 || quiet < StallAfter || Interlocked.Exchange(ref _reportedFor, last) == last)
+        if (inFlight <= 0 || quiet < StallAfter)
         {
+            return;
+        }
+
+        if (Interlocked.Exchange(ref _reportedFor, last) == last)
+        {
+            if (quiet >= AbortAfter && Interlocked.Exchange(ref _abortedFor, last) != last)
+            {
+                Console.Error.WriteLine($"STALL: canceling the {inFlight} request(s) in flight after {quiet.TotalSeconds:0} s without progress");
+                Interlocked.Exchange(ref s_abort, new CancellationTokenSource()).Cancel();
+            }
+
             return;
         }
 
@@ -84,7 +108,7 @@ internal sealed class StallWatch : IDisposable
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:O}: {inFlight} request(s) in flight, none completed for {quiet.TotalSeconds:0.0} s");
-        text.AppendLine(CultureInfo.InvariantCulture, $"last request started: {Volatile.Read(ref s_lastBase)}{Volatile.Read(ref s_lastPath)}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"last request started: {Volatile.Read(ref s_lastBase)}{Volatile.Read(ref s_lastPath)?.TrimStart('/')}");
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));

@@ -28,6 +28,14 @@ internal sealed record PairedCase(string Name, Metric[] Metrics, Func<string, Ta
 /// </summary>
 internal static class PairedRunner
 {
+    /// <summary>How many times a case's round runs at most when its requests stall (<see cref="StalledRequestException"/>).</summary>
+    private const int MaxAttempts = 3;
+
+    private static readonly List<string> s_repeated = new();
+
+    /// <summary>The rounds repeated in this run because a request stalled, one line each, for the report.</summary>
+    public static IReadOnlyList<string> Repeated => s_repeated;
+
     /// <param name="beforeRound">Runs before each round with the run's modes (not timed): the HTTP cases give those
     /// modes new connections.</param>
     public static async Task RunAsync(string label, IReadOnlyList<string> modes, int rounds, IReadOnlyList<PairedCase> cases, Func<IReadOnlyList<string>, Task>? beforeRound = null)
@@ -35,16 +43,19 @@ internal static class PairedRunner
         foreach (PairedCase c in cases)
         {
             // warm-up: JIT, connection pools, the kernel's caches
-            if (c.Interleaved is { } together)
+            await RepeatIfStalledAsync($"{label}, warm-up, {c.Name}", modes, beforeRound, async () =>
             {
-                await together(modes);
-                continue;
-            }
+                if (c.Interleaved is { } together)
+                {
+                    await together(modes);
+                    return;
+                }
 
-            foreach (string mode in modes)
-            {
-                await c.Slice(mode);
-            }
+                foreach (string mode in modes)
+                {
+                    await c.Slice(mode);
+                }
+            });
         }
 
         for (int round = 0; round < rounds; round++)
@@ -58,9 +69,9 @@ internal static class PairedRunner
             {
                 // Rotate the start too, so that no mode always runs first or last within a round.
                 string[] order = [.. modes.Skip(round % modes.Count), .. modes.Take(round % modes.Count)];
-                IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> values = c.Interleaved is { } together
-                    ? await together(order)
-                    : await SlicedAsync(c, order);
+                IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> values = null!;
+                await RepeatIfStalledAsync($"{label}, round {round + 1}, {c.Name}", modes, beforeRound, async () =>
+                    values = c.Interleaved is { } together ? await together(order) : await SlicedAsync(c, order));
                 foreach (Metric m in c.Metrics)
                 {
                     foreach (string mode in modes)
@@ -71,6 +82,31 @@ internal static class PairedRunner
             }
 
             Console.WriteLine($"{label}: round {round + 1}/{rounds} done");
+        }
+    }
+
+    /// <summary>Runs <paramref name="part"/> (a case's round, all modes); when a request of it stalls, gives the modes
+    /// new connections and runs it again, up to <see cref="MaxAttempts"/> times in all, and records it for the report.
+    /// The whole round is repeated, so every mode's value still comes from the same round as the others'.</summary>
+    private static async Task RepeatIfStalledAsync(string what, IReadOnlyList<string> modes, Func<IReadOnlyList<string>, Task>? renew, Func<Task> part)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await part();
+                return;
+            }
+            catch (StalledRequestException e) when (attempt < MaxAttempts)
+            {
+                string line = $"{what}: {e.Message}; repeated on new connections";
+                s_repeated.Add(line);
+                Console.Error.WriteLine($"STALL: {line}");
+                if (renew is not null)
+                {
+                    await renew(modes);
+                }
+            }
         }
     }
 
