@@ -375,7 +375,7 @@ internal static class PairedHttpBenchmarks
 
     private static async Task GetAsync(HttpClient http, string path, long size, byte[] buffer)
     {
-        StallWatch.Enter(http.BaseAddress, path);
+        StallWatch.Enter(http, path);
         CancellationToken abort = StallWatch.AbortToken;
         try
         {

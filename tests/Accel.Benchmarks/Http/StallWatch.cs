@@ -14,10 +14,11 @@ namespace Accel.Benchmarks.Http;
 /// a timer looks every few seconds. After <see cref="StallAfter"/> with requests in flight and none completed, it writes
 /// once per stall, to results/stall-*.txt and to standard error: the last request started and every server app's
 /// requests in flight (<see cref="RequestCounts"/>: whether the request reached its app), every thread's state, kernel
-/// wait channel and kernel stack in both processes, and <c>ss</c> of every loopback TCP socket (queues, timers, TCP
-/// state, memory, owner). After <see cref="AbortAfter"/> it cancels <see cref="AbortToken"/>: the request then fails with a
-/// <see cref="StalledRequestException"/>, and the runner repeats that case's round on new connections
-/// (<see cref="PairedRunner"/>) instead of the whole run failing at HttpClient's 100 s timeout.
+/// wait channel and kernel stack in both processes, <c>ss</c> of every loopback TCP socket (queues, timers, TCP
+/// state, memory, owner), and the state of the last request's client: its HTTP/2 streams, unflushed output and window
+/// credits (<see cref="ClientStateDump"/>). After <see cref="AbortAfter"/> it cancels <see cref="AbortToken"/>: the
+/// request then fails with a <see cref="StalledRequestException"/>, and the runner repeats that case's round on new
+/// connections (<see cref="PairedRunner"/>) instead of the whole run failing at HttpClient's 100 s timeout.
 /// </summary>
 internal sealed class StallWatch : IDisposable
 {
@@ -32,7 +33,7 @@ internal sealed class StallWatch : IDisposable
 
     private static long s_inFlight;
     private static long s_lastProgress = Stopwatch.GetTimestamp();
-    private static Uri? s_lastBase;
+    private static HttpClient? s_lastClient;
     private static string? s_lastPath;
 
     private readonly int[] _pids;
@@ -49,10 +50,10 @@ internal sealed class StallWatch : IDisposable
     }
 
     /// <summary>A request starts (two reference stores, no allocation: the last one started is the one that stalls
-    /// in a sequential case).</summary>
-    public static void Enter(Uri? baseAddress, string path)
+    /// in a sequential case, and its client is the one whose state a stall file records).</summary>
+    public static void Enter(HttpClient client, string path)
     {
-        s_lastBase = baseAddress;
+        s_lastClient = client;
         s_lastPath = path;
         Interlocked.Increment(ref s_inFlight);
     }
@@ -108,7 +109,8 @@ internal sealed class StallWatch : IDisposable
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:O}: {inFlight} request(s) in flight, none completed for {quiet.TotalSeconds:0.0} s");
-        text.AppendLine(CultureInfo.InvariantCulture, $"last request started: {Volatile.Read(ref s_lastBase)}{Volatile.Read(ref s_lastPath)?.TrimStart('/')}");
+        HttpClient? client = Volatile.Read(ref s_lastClient);
+        text.AppendLine(CultureInfo.InvariantCulture, $"last request started: {client?.BaseAddress}{Volatile.Read(ref s_lastPath)?.TrimStart('/')}");
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
@@ -140,6 +142,20 @@ internal sealed class StallWatch : IDisposable
 
         text.AppendLine("\n== ss -tinoemp, loopback");
         text.AppendLine(Run("ss", "-tinoemp", "dst", "127.0.0.1"));
+        if (client is not null)
+        {
+            // Last: the longest part. Whether the waiting request is still in the client (its stream's state, the
+            // connection's unflushed output and window credits) or sent and unanswered.
+            text.AppendLine("\n== the last request's client: its handler's connections (private fields, by reflection)");
+            try
+            {
+                text.AppendLine(ClientStateDump.Of(client));
+            }
+            catch (Exception e)
+            {
+                text.AppendLine(CultureInfo.InvariantCulture, $"reading it failed: {e}");
+            }
+        }
         return text.ToString();
     }
 
