@@ -293,6 +293,10 @@ internal static class PairedHttpBenchmarks
                     {
                         await call[mode]();
                     }
+                    catch (StalledRequestException e)
+                    {
+                        throw e.In($"mode {mode}, call {i}");
+                    }
                     catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
                     {
                         throw new InvalidOperationException($"{title}: call {i} of mode {mode} failed", e);

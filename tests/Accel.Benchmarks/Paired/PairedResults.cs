@@ -117,7 +117,16 @@ internal static class PairedRunner
         var sums = new Dictionary<string, Dictionary<string, double>>();
         foreach (string mode in order.Concat(order.Reverse()))
         {
-            IReadOnlyDictionary<string, double> r = await c.Slice(mode);
+            IReadOnlyDictionary<string, double> r;
+            try
+            {
+                r = await c.Slice(mode);
+            }
+            catch (StalledRequestException e)
+            {
+                throw e.In($"mode {mode}");
+            }
+
             var s = sums.TryGetValue(mode, out var existing) ? existing : sums[mode] = new Dictionary<string, double>();
             foreach (var (id, v) in r)
             {

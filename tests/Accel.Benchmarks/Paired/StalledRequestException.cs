@@ -5,4 +5,8 @@ namespace Accel.Benchmarks.Paired;
 /// runner repeats the round of the case it belonged to, on new connections, and the report lists it. A failure of any
 /// other kind still ends the run.
 /// </summary>
-internal sealed class StalledRequestException(string message, Exception inner) : Exception(message, inner);
+internal sealed class StalledRequestException(string message, Exception inner) : Exception(message, inner)
+{
+    /// <summary>The same, saying where it happened (the mode, the call), for the report's list.</summary>
+    public StalledRequestException In(string where) => new($"{where}: {Message}", InnerException!);
+}
