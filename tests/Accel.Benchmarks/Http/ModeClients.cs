@@ -202,11 +202,11 @@ internal sealed class ModeClients : IDisposable
 
     public int ServerPid { get; }
 
-    /// <summary>Bytes the server process has allocated so far (<see cref="GC.GetTotalAllocatedBytes"/>, all its apps),
-    /// read over a connection of its own.</summary>
     /// <summary>Every server app's requests in flight and started (<see cref="RequestCounts"/>).</summary>
     public Task<string> ServerRequestsAsync(CancellationToken cancellationToken) => _probe.GetStringAsync("/inflight", cancellationToken);
 
+    /// <summary>Bytes the server process has allocated so far (<see cref="GC.GetTotalAllocatedBytes"/>, all its apps),
+    /// read over a connection of its own.</summary>
     public async Task<long> ServerAllocatedBytesAsync() => long.Parse(await _probe.GetStringAsync("/allocated"), System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>A client of <paramref name="mode"/> that connects anew (its own pool; for the factory modes, a
