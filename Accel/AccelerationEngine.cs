@@ -274,11 +274,11 @@ public sealed class AccelerationEngine : IDisposable
 
     /// <summary>What the reader at <paramref name="peerKey"/> has published: whether it is in the fast path at all,
     /// whether it reports, and its running total.</summary>
-    internal (bool Present, bool Reports, long Consumed) ReadPeerConsumed(AccelKey peerKey)
+    internal (bool Present, bool Reports, long Consumed, uint Slot, uint Tag) ReadPeerConsumed(AccelKey peerKey)
     {
         if (_kernel is null || _kernel.ReadFlow(peerKey, out AccelFlow flow) < 0)
         {
-            return (false, false, 0);
+            return (false, false, 0, 0, 0);
         }
 
         long consumed = (long)(flow.Consumed & AccelConsumed.Mask);
@@ -287,14 +287,19 @@ public sealed class AccelerationEngine : IDisposable
             // The reader writes its total into its slot now; the entry holds only its first report.
             if (_reports is null)
             {
-                return (true, false, consumed); // cannot see the slot: waiting would never end, so do not wait
+                return (true, false, consumed, 0, 0); // cannot see the slot: waiting would never end, so do not wait
             }
 
             consumed = Math.Max(consumed, _reports.Read(flow.Slot, flow.Tag) ?? 0);
+            return (true, (flow.Consumed & AccelConsumed.Reports) != 0, consumed, flow.Slot, flow.Tag);
         }
 
-        return (true, (flow.Consumed & AccelConsumed.Reports) != 0, consumed);
+        return (true, (flow.Consumed & AccelConsumed.Reports) != 0, consumed, 0, 0);
     }
+
+    /// <summary>What a reader that reports itself wrote into its slot (a memory read, no syscall); null when the slot is
+    /// no longer that reader's, or its connection closed.</summary>
+    internal long? ReadReportSlot(uint slot, uint tag) => _reports?.Read(slot, tag);
 
     /// <summary>Gives the reader at <paramref name="key"/> a slot to write its consumption into from now on, and publishes
     /// <paramref name="total"/> with it (one syscall); null when no slot is free or the socket has closed (the reader then

@@ -16,16 +16,26 @@ namespace Accel.Internal;
 /// <c>sent</c> redirected and at least that <c>consumed</c>, so its check cannot trip. Reports lag the reader by less
 /// than a report step (a sixteenth of the bound; by less than a quarter of that once the reader has a slot), so a
 /// writer that sees less than that unread goes ahead whatever its size: the reader may be waiting for exactly these
-/// bytes. Waiting polls the map with a timer (1 ms, backing off to 16 ms while the reader makes no progress):
-/// processes cannot wake each other through a BPF map, and the wait only happens at the bound.
+/// bytes.
+/// <para>Waiting polls the map: processes cannot wake each other through a BPF map, and the wait only happens at the
+/// bound. A writer that had to wait goes on once a quarter of the bound is free beside its write, so that the reader
+/// still has that much to read when the writer is back, and one wait covers several writes. It polls again after
+/// about the time the reader needs to free the rest at its last measured pace (at least 50 us, through
+/// <see cref="PacingClock"/>: Task.Delay's millisecond ticks, late on a busy host, let the reader run dry), and backs
+/// off to 16 ms while the reader makes no progress.</para>
 /// </remarks>
 internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelKey peerKey)
 {
-    private const int TcpInfo = 11, TcpEstablished = 1, MaxDelayMs = 16;
+    private const int TcpInfo = 11, TcpEstablished = 1;
+    private static readonly long MinDelay = Stopwatch.Frequency / 20_000; // 50 us
+    private static readonly long MaxDelay = Stopwatch.Frequency / 62; // 16 ms
     private readonly long _bound = engine.BacklogBytes;
+    private readonly long _resumeAt = engine.BacklogBytes - engine.BacklogBytes / 4;
     private readonly long _step = engine.ReportStep;
     private long _sent;
     private long _consumedSeen;
+    private uint _slot, _tag; // the reader's slot in shared memory, once it has one and the writer has seen it
+    private double _ticksPerByte; // the reader's pace at the last wait that saw progress; 0: not measured yet
     private bool _off;
     private long _pacedWrites;
     private long _pacedTicks;
@@ -36,7 +46,7 @@ internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelK
 
     public ValueTask WaitAsync(long count, CancellationToken cancellationToken)
     {
-        if (_off || count <= 0 || _sent + count - _consumedSeen <= _bound)
+        if (_off || count <= 0 || HasRoom(count))
         {
             _sent += count;
             return ValueTask.CompletedTask;
@@ -45,11 +55,31 @@ internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelK
         return WaitForRoomAsync(count, cancellationToken);
     }
 
+    /// <summary>Whether <paramref name="count"/> more bytes keep the reader's unread bytes within the bound, by what was last
+    /// seen of its consumption, or else by its slot: a memory read, so that a writer that keeps the reader's queue full
+    /// (every write past the bound by what it saw last) pays no syscall while the reader keeps up.</summary>
+    private bool HasRoom(long count)
+    {
+        if (_sent + count - _consumedSeen <= _bound)
+        {
+            return true;
+        }
+
+        if (_slot != 0 && engine.ReadReportSlot(_slot, _tag) is long total && total > _consumedSeen)
+        {
+            _consumedSeen = total;
+            return _sent + count - _consumedSeen <= _bound;
+        }
+
+        return false;
+    }
+
     private async ValueTask WaitForRoomAsync(long count, CancellationToken cancellationToken)
     {
         long start = Stopwatch.GetTimestamp();
+        long polledAt = start;
+        long delay = MinDelay;
         bool waited = false;
-        int delayMs = 1;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -61,14 +91,23 @@ internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelK
             }
 
             long unread = _sent - _consumedSeen;
-            if (unread + count <= _bound || unread < _step)
+            if (unread + count <= (waited ? _resumeAt : _bound) || unread < _step)
             {
                 break;
             }
 
+            long now = Stopwatch.GetTimestamp();
+            if (_consumedSeen > before && waited)
+            {
+                _ticksPerByte = (double)(now - polledAt) / (_consumedSeen - before);
+            }
+
+            delay = !waited || _consumedSeen > before
+                ? (long)Math.Clamp((unread + count - _resumeAt) * _ticksPerByte, MinDelay, MaxDelay)
+                : Math.Min(delay * 2, MaxDelay);
+            polledAt = now;
             waited = true;
-            delayMs = _consumedSeen > before ? 1 : Math.Min(delayMs * 2, MaxDelayMs);
-            await Task.Delay(delayMs, cancellationToken).ConfigureAwait(false);
+            await PacingClock.DelayAsync(TimeSpan.FromSeconds((double)delay / Stopwatch.Frequency), cancellationToken).ConfigureAwait(false);
         }
 
         _sent += count;
@@ -84,12 +123,13 @@ internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelK
     /// in the fast path or does not report, this direction already uses TCP, or the connection is closing.</summary>
     private bool Refresh()
     {
-        var (present, reports, consumed) = engine.ReadPeerConsumed(peerKey);
+        var (present, reports, consumed, slot, tag) = engine.ReadPeerConsumed(peerKey);
         if (!present || !reports)
         {
             return false;
         }
 
+        (_slot, _tag) = (slot, tag);
         _consumedSeen = Math.Max(_consumedSeen, consumed);
         return engine.ReadState(socket) is { Verdict: not AccelSockState.VerdictTcp } && IsEstablished();
     }
