@@ -18,24 +18,27 @@ namespace Accel.Internal;
 /// writer that sees less than that unread goes ahead whatever its size: the reader may be waiting for exactly these
 /// bytes.
 /// <para>Waiting polls the map: processes cannot wake each other through a BPF map, and the wait only happens at the
-/// bound. A writer that had to wait goes on once a quarter of the bound is free beside its write, so that the reader
-/// still has that much to read when the writer is back, and one wait covers several writes. It polls again after
-/// about the time the reader needs to free the rest at its last measured pace (at least 50 us, through
-/// <see cref="PacingClock"/>: Task.Delay's millisecond ticks, late on a busy host, let the reader run dry), and backs
-/// off to 16 ms while the reader makes no progress.</para>
+/// bound. A writer that had to wait goes on once there is room for its write and for at least a quarter of the bound,
+/// so that one wait covers several small writes, and a writer polled in time finds its reader with half the bound or
+/// more still to read (writes are at most half of it). It polls again after about the time the reader needs to make
+/// that room at the fastest pace it was seen to
+/// read (from 50 us to 2 ms, through <see cref="PacingClock"/>: Task.Delay's millisecond ticks came about 4 ms late
+/// while the CPUs moved the bytes, and the reader ran dry meanwhile), and backs off to 16 ms while the reader makes no
+/// progress.</para>
 /// </remarks>
 internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelKey peerKey)
 {
     private const int TcpInfo = 11, TcpEstablished = 1;
     private static readonly long MinDelay = Stopwatch.Frequency / 20_000; // 50 us
+    private static readonly long MaxEstimatedDelay = Stopwatch.Frequency / 500; // 2 ms: a reader making progress is polled at least this often
     private static readonly long MaxDelay = Stopwatch.Frequency / 62; // 16 ms
     private readonly long _bound = engine.BacklogBytes;
-    private readonly long _resumeAt = engine.BacklogBytes - engine.BacklogBytes / 4;
+    private readonly long _gap = Math.Max(1, engine.BacklogBytes / 4);
     private readonly long _step = engine.ReportStep;
     private long _sent;
     private long _consumedSeen;
     private uint _slot, _tag; // the reader's slot in shared memory, once it has one and the writer has seen it
-    private double _ticksPerByte; // the reader's pace at the last wait that saw progress; 0: not measured yet
+    private double _ticksPerByte; // the fastest pace seen of the reader while the writer waited; 0: not measured yet
     private bool _off;
     private long _pacedWrites;
     private long _pacedTicks;
@@ -91,19 +94,25 @@ internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelK
             }
 
             long unread = _sent - _consumedSeen;
-            if (unread + count <= (waited ? _resumeAt : _bound) || unread < _step)
+            // Once waiting, room for the write and at least a quarter of the bound (writes are at most half of it).
+            long needed = waited ? Math.Max(count, _gap) : count;
+            if (unread + needed <= _bound || unread < _step)
             {
                 break;
             }
 
             long now = Stopwatch.GetTimestamp();
-            if (_consumedSeen > before && waited)
+            bool progress = _consumedSeen > before;
+            if (progress && waited)
             {
-                _ticksPerByte = (double)(now - polledAt) / (_consumedSeen - before);
+                // The fastest pace seen, slowly forgotten: a reader that ran dry while the writer slept looks slower than
+                // it is, and sleeping longer by that would starve it more.
+                double measured = (double)(now - polledAt) / (_consumedSeen - before);
+                _ticksPerByte = _ticksPerByte == 0 ? measured : Math.Min(measured, _ticksPerByte * 1.1);
             }
 
-            delay = !waited || _consumedSeen > before
-                ? (long)Math.Clamp((unread + count - _resumeAt) * _ticksPerByte, MinDelay, MaxDelay)
+            delay = !waited || progress
+                ? (long)Math.Clamp((unread + Math.Max(count, _gap) - _bound) * _ticksPerByte, MinDelay, MaxEstimatedDelay)
                 : Math.Min(delay * 2, MaxDelay);
             polledAt = now;
             waited = true;

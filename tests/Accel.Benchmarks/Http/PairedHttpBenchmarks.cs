@@ -205,17 +205,19 @@ internal static class PairedHttpBenchmarks
         return text.ToString();
     }
 
-    /// <summary>The large download alone, printed with the server's paced writes (for working on pacing).</summary>
+    /// <summary>The large download alone, against no library and the one-lookup redirect (whose writer never waits: its
+    /// queue has no bound), printed with the server's paced writes (for working on pacing).</summary>
     public static async Task<string> LargeOnlyAsync(KernelTestEnvironment env, Settings settings)
     {
         await using var rig = await HttpRig.StartAsync(env);
         ModeClients clients = rig.Clients;
         PairedCase large = Large(clients, "h2c", settings.LargeBody, settings.LargeSlice);
-        string[] modes = ["none", "none-aa", "accel", "handler"];
+        string[] modes = ["none", "none-aa", "accel", "handler", "floor"];
         await PairedRunner.RunAsync("large", modes, settings.Rounds, [large]);
         var stats = await AcceleratedAppStatsAsync(clients);
         var text = new System.Text.StringBuilder();
-        PairedReport.WriteTable(text, large.Metrics, "none", [("none-aa", "A/A"), ("accel", "accelerated / none"), ("handler", "handler / none")]);
+        PairedReport.WriteTable(text, large.Metrics, "none", [("none-aa", "A/A"), ("accel", "accelerated / none"), ("handler", "handler / none"), ("floor", "one-lookup redirect / none")]);
+        PairedReport.WriteTable(text, large.Metrics, "floor", [("accel", "accelerated / floor"), ("handler", "handler / floor")]);
         foreach (string mode in modes)
         {
             text.AppendLine($"{mode}: {string.Join(" ", large.Metrics[0].Rounds[mode].Select(v => v.ToString("0")))}");
