@@ -8,11 +8,11 @@ namespace Accel.Internal;
 /// </summary>
 /// <remarks>
 /// <see cref="Task.Delay(TimeSpan)"/> counts in whole milliseconds and, with both CPUs busy moving the bytes, fired
-/// about 4 ms late here: a writer at a 4 MiB bound that slept that long let its reader empty the queue in about 1 ms and
-/// then sit idle, which cost paced bulk transfers close to half their throughput. One background thread, started by the
-/// first delay, sleeps until the earliest deadline (<c>clock_nanosleep</c>, in slices, so that an earlier delay that
-/// arrives meanwhile waits at most one slice) and completes the delays that are due; the callers continue on the thread
-/// pool. While no delay is pending the thread blocks and costs nothing.
+/// about 4 ms late here, where a reader empties a 4 MiB queue in about 1 ms: a writer that slept that long at the bound
+/// left its reader idle for most of the wait. One background thread, started by the first delay, sleeps until the
+/// earliest deadline (<c>clock_nanosleep</c>, in slices, so that an earlier delay that arrives meanwhile waits at most
+/// one slice) and completes the delays that are due; the callers continue on the thread pool. While no delay is pending
+/// the thread blocks and costs nothing.
 /// </remarks>
 internal static partial class PacingClock
 {

@@ -21,10 +21,9 @@ namespace Accel.Internal;
 /// bound. A writer that had to wait goes on once there is room for its write and for at least a quarter of the bound,
 /// so that one wait covers several small writes, and a writer polled in time finds its reader with half the bound or
 /// more still to read (writes are at most half of it). It polls again after about the time the reader needs to make
-/// that room at the fastest pace it was seen to
-/// read (from 50 us to 2 ms, through <see cref="PacingClock"/>: Task.Delay's millisecond ticks came about 4 ms late
-/// while the CPUs moved the bytes, and the reader ran dry meanwhile), and backs off to 16 ms while the reader makes no
-/// progress.</para>
+/// that room at the fastest pace it was seen to read (from 50 us to 2 ms, through <see cref="PacingClock"/>:
+/// Task.Delay's millisecond ticks came about 4 ms late while the CPUs moved the bytes, and the reader ran dry
+/// meanwhile), and backs off to 16 ms while the reader makes no progress.</para>
 /// </remarks>
 internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelKey peerKey)
 {
