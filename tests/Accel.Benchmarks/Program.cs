@@ -47,7 +47,7 @@ using var env = new KernelTestEnvironment();
 // Stopped with Ctrl+C or SIGTERM: the environment's cleanup still runs (it kills the server process left in the
 // cgroup, removes the cgroup and unmounts the private bpffs) before the default action ends the process.
 int cleaned = 0;
-void CleanUp(PosixSignalContext _)
+void CleanUp()
 {
     if (Interlocked.Exchange(ref cleaned, 1) == 0)
     {
@@ -55,8 +55,11 @@ void CleanUp(PosixSignalContext _)
     }
 }
 
-using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, CleanUp);
-using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, CleanUp);
+using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => CleanUp());
+using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => CleanUp());
+// Ended by an exception nothing catches: the runtime then ends the process without running finally blocks (the usings
+// here), which left the cgroup, the private bpffs and the server's sockets behind; the cleanup runs from here instead.
+AppDomain.CurrentDomain.UnhandledException += (_, _) => CleanUp();
 var report = new Report(settings);
 var startClock = Stopwatch.StartNew();
 using var engine = AccelerationEngine.Start(env.Options());

@@ -147,9 +147,12 @@ internal static class BenchServer
         return app;
     }
 
+    /// <summary>The largest response /data/{n} serves.</summary>
+    public const int MaxDataBytes = 1 << 20;
+
     private static byte[] MakePayload()
     {
-        byte[] payload = new byte[1 << 20];
+        byte[] payload = new byte[MaxDataBytes];
         new Random(42).NextBytes(payload);
         return payload;
     }
