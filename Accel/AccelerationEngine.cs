@@ -290,7 +290,7 @@ public sealed class AccelerationEngine : IDisposable
                 return (true, false, consumed, 0, 0); // cannot see the slot: waiting would never end, so do not wait
             }
 
-            consumed = Math.Max(consumed, _reports.Read(flow.Slot, flow.Tag) ?? 0);
+            consumed = Math.Max(consumed, ReadReportSlot(flow.Slot, flow.Tag) ?? 0);
             return (true, (flow.Consumed & AccelConsumed.Reports) != 0, consumed, flow.Slot, flow.Tag);
         }
 

@@ -81,6 +81,7 @@ internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelK
         long start = Stopwatch.GetTimestamp();
         long polledAt = start;
         long delay = MinDelay;
+        long resumeRoom = Math.Max(count, _gap); // once waiting: room for the write and at least a quarter of the bound
         bool waited = false;
         while (true)
         {
@@ -93,9 +94,7 @@ internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelK
             }
 
             long unread = _sent - _consumedSeen;
-            // Once waiting, room for the write and at least a quarter of the bound (writes are at most half of it).
-            long needed = waited ? Math.Max(count, _gap) : count;
-            if (unread + needed <= _bound || unread < _step)
+            if (unread + (waited ? resumeRoom : count) <= _bound || unread < _step)
             {
                 break;
             }
@@ -111,7 +110,7 @@ internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelK
             }
 
             delay = !waited || progress
-                ? (long)Math.Clamp((unread + Math.Max(count, _gap) - _bound) * _ticksPerByte, MinDelay, MaxEstimatedDelay)
+                ? (long)Math.Clamp((unread + resumeRoom - _bound) * _ticksPerByte, MinDelay, MaxEstimatedDelay)
                 : Math.Min(delay * 2, MaxDelay);
             polledAt = now;
             waited = true;
