@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 
@@ -61,16 +62,33 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
     }
 
     /// <summary>Counts what the client consumes, for the backlog bound of the server's redirected responses, and
-    /// paces what it writes (request bodies) so that a large upload stays in the fast path. When the first write finds
-    /// no server in the fast path (a same-host server without the library), the socket leaves the map
+    /// paces what it writes (request bodies) so that a large upload stays in the fast path. A body written in a burst
+    /// of large writes is sent from behind (<see cref="WriteBehind"/>), gathered into fewer sends. When the first write
+    /// finds no server in the fast path (a same-host server without the library), the socket leaves the map
     /// (<see cref="SocketRegistration.TryLeaveFastPath"/>) and the stream passes everything straight through.</summary>
     private sealed class AcceleratedNetworkStream : NetworkStream
     {
+        /// <summary>The smallest write sent from behind: a full HTTP/2 DATA frame (16,384 B and its 9 B header) is one.
+        /// Smaller writes are requests and replies, whose latency a hop to the sending loop would only add to.</summary>
+        private const int BulkWriteBytes = 16 * 1024;
+
+        /// <summary>How soon after a large write another one counts as the same burst, if no small write came between
+        /// them. The first large write of a burst goes straight to the socket: a request's body in one write, after its
+        /// headers, would gain nothing from the hop. A burst's next writes find the sending loop busy, or follow
+        /// within this time.</summary>
+        private static readonly long BurstTicks = Stopwatch.Frequency / 1000;
+
+        /// <summary>How long a close waits for the loop to send what the stream accepted before it, if the reader
+        /// does not take it.</summary>
+        private static readonly TimeSpan CloseLimit = TimeSpan.FromSeconds(10);
+
         private readonly SocketRegistration _registration;
         private readonly long _maxChunk;
         private readonly ObservedRead<int> _pending;
+        private readonly WriteBehind _behind;
         private long _read;
         private int _written;
+        private long _lastBulkWrite;
 
         public AcceleratedNetworkStream(Socket socket, SocketRegistration registration, long maxChunk)
             : base(socket, ownsSocket: true)
@@ -78,6 +96,7 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
             _registration = registration;
             _maxChunk = maxChunk;
             _pending = new ObservedRead<int>(Count);
+            _behind = new WriteBehind(WriteInChunksAsync, Abort, capacity: 256 * 1024);
         }
 
         // The synchronous calls: only the array overloads are overridden. For a derived type NetworkStream sends its
@@ -118,6 +137,11 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
                 return;
             }
 
+            if (_behind.IsActive)
+            {
+                _behind.DrainAsync().GetAwaiter().GetResult(); // behind what an asynchronous write left queued
+            }
+
             bool first = Volatile.Read(ref _written) == 0 && count > 0;
             for (int end = offset + count; offset < end;)
             {
@@ -153,6 +177,11 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
                 return FirstWriteAsync(buffer, cancellationToken);
             }
 
+            if (_behind.IsActive || InBurst(buffer.Length))
+            {
+                return _behind.EnqueueAsync(buffer, cancellationToken);
+            }
+
             if (buffer.Length > _maxChunk)
             {
                 return WriteInChunksAsync(buffer, cancellationToken);
@@ -161,6 +190,46 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
             ValueTask wait = _registration.WaitToSendAsync(buffer.Length, cancellationToken);
             return wait.IsCompletedSuccessfully ? base.WriteAsync(buffer, cancellationToken) : WriteAfterAsync(wait, buffer, cancellationToken);
         }
+
+        /// <summary>Whether this write is a large one that follows another within <see cref="BurstTicks"/>, with no
+        /// small write between them.</summary>
+        private bool InBurst(int count)
+        {
+            long last = _lastBulkWrite;
+            if (count < BulkWriteBytes)
+            {
+                _lastBulkWrite = 0;
+                return false;
+            }
+
+            long now = Stopwatch.GetTimestamp();
+            _lastBulkWrite = now;
+            return last != 0 && now - last < BurstTicks;
+        }
+
+        public override void Flush()
+        {
+            if (_behind.IsActive)
+            {
+                _behind.DrainAsync().GetAwaiter().GetResult();
+            }
+        }
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => _behind.DrainAsync().WaitAsync(cancellationToken);
+
+        /// <summary>A close sends what the stream accepted first, as TCP's does (<see cref="WriteBehind.CloseWhenDrained"/>).</summary>
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing && _behind.CloseWhenDrained(() => base.Dispose(true), CloseLimit))
+            {
+                return;
+            }
+
+            base.Dispose(disposing);
+        }
+
+        /// <summary>A queued send failed: the connection ends now, with nothing after the lost bytes.</summary>
+        private void Abort() => Socket.Dispose();
 
         private async ValueTask FirstWriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
         {

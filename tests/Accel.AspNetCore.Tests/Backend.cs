@@ -102,6 +102,12 @@ public sealed class Backend : IAsyncDisposable
                 Interlocked.Decrement(ref backend._activeSingles);
             }
         });
+        app.MapPost("/check/{n:long}", async (long n, HttpContext ctx) =>
+        {
+            // Reads an upload and says whether it was exactly the pattern of n bytes ("ok", or the first difference).
+            ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = null;
+            return await Pattern.VerifyAsync(ctx.Request.Body, n, ctx.RequestAborted) ?? "ok";
+        });
         app.MapPost("/echo", async (HttpContext ctx) =>
         {
             Interlocked.Increment(ref backend._activeEchoes);
