@@ -12,7 +12,7 @@
 //                                                                                    raw and under HTTP load (1 minute)
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --concurrent-only the 64-way cases alone, against no
 //                                                                                    library and the ceiling (3 minutes)
-//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --large-only   the large downloads alone, with paced writes
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --large-only   the large downloads and uploads alone
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --factory-only the 64-way cases with and without
 //                                                                                    IHttpClientFactory's logging handlers
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --services-only the YARP gateway and gRPC cases alone

@@ -36,7 +36,7 @@ internal sealed class Report(Settings settings)
     {
         var md = new StringBuilder();
         WriteHead(md, "Quick benchmark results");
-        md.AppendLine("Quick mode: the cases and modes issue 11's target check needs, for judging a change to the data path. The full run (without `--quick`, [`benchmarks.md`](benchmarks.md)) adds the mixed deployments, large downloads, a YARP gateway, gRPC, the Redis protocol and the socket-level figures.");
+        md.AppendLine("Quick mode: the cases and modes issue 11's target check needs, for judging a change to the data path. The full run (without `--quick`, [`benchmarks.md`](benchmarks.md)) adds the mixed deployments, large downloads and uploads, a YARP gateway, gRPC, the Redis protocol and the socket-level figures.");
         md.AppendLine();
         WriteHttp(md, http);
         WriteRaw(md, raw);

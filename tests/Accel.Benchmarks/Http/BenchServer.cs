@@ -130,6 +130,22 @@ internal static class BenchServer
                 sent += chunk;
             }
         });
+        // Reads an upload to its end and says how many bytes came; Kestrel's 30 MB limit on a request body is lifted.
+        app.MapPost("/sink", async (HttpContext ctx) =>
+        {
+            ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = null;
+            long got = 0;
+            while (true)
+            {
+                var read = await ctx.Request.BodyReader.ReadAsync(ctx.RequestAborted);
+                got += read.Buffer.Length;
+                ctx.Request.BodyReader.AdvanceTo(read.Buffer.End);
+                if (read.IsCompleted)
+                {
+                    return got.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                }
+            }
+        });
         app.Map("/gw/{**rest}", async (string rest, HttpContext ctx, IHttpForwarder forwarder, Gateway gateway) =>
         {
             ctx.Request.Path = "/" + rest;

@@ -32,6 +32,7 @@ internal static class PairedHttpBenchmarks
         if (!settings.Quick)
         {
             cases.Add(Large(clients, "h2c", settings.LargeBody, settings.LargeSlice));
+            cases.AddRange(from proto in new[] { "h1", "h2c" } select Upload(clients, proto, settings.LargeBody, settings.LargeSlice));
         }
 
         await PairedRunner.RunAsync("http", settings.Quick ? QuickModes : Modes, settings.Rounds, cases, clients.RenewAsync);
@@ -213,22 +214,28 @@ internal static class PairedHttpBenchmarks
         return text.ToString();
     }
 
-    /// <summary>The large download alone, against no library and the one-lookup redirect (whose writer never waits: its
-    /// queue has no bound), printed with the server's paced writes (for working on pacing).</summary>
+    /// <summary>The large download and uploads alone, against no library and the one-lookup redirect (whose writer
+    /// never waits: its queue has no bound), printed with the server's paced writes (for working on pacing and on how
+    /// the client sends bodies).</summary>
     public static async Task<string> LargeOnlyAsync(KernelTestEnvironment env, Settings settings)
     {
         await using var rig = await HttpRig.StartAsync(env);
         ModeClients clients = rig.Clients;
-        PairedCase large = Large(clients, "h2c", settings.LargeBody, settings.LargeSlice);
+        PairedCase[] cases = [Large(clients, "h2c", settings.LargeBody, settings.LargeSlice),
+            .. from proto in new[] { "h1", "h2c" } select Upload(clients, proto, settings.LargeBody, settings.LargeSlice)];
         string[] modes = ["none", "none-aa", "accel", "handler", "floor"];
-        await PairedRunner.RunAsync("large", modes, settings.Rounds, [large]);
+        await PairedRunner.RunAsync("large", modes, settings.Rounds, cases);
         var stats = await AcceleratedAppStatsAsync(clients);
         var text = new System.Text.StringBuilder();
-        PairedReport.WriteTable(text, large.Metrics, "none", [("none-aa", "A/A"), ("accel", "accelerated / none"), ("handler", "handler / none"), ("floor", "one-lookup redirect / none")]);
-        PairedReport.WriteTable(text, large.Metrics, "floor", [("accel", "accelerated / floor"), ("handler", "handler / floor")]);
-        foreach (string mode in modes)
+        var metrics = cases.SelectMany(c => c.Metrics).ToList();
+        PairedReport.WriteTable(text, metrics, "none", [("none-aa", "A/A"), ("accel", "accelerated / none"), ("handler", "handler / none"), ("floor", "one-lookup redirect / none")]);
+        PairedReport.WriteTable(text, metrics, "floor", [("accel", "accelerated / floor"), ("handler", "handler / floor")]);
+        foreach (var metric in metrics)
         {
-            text.AppendLine($"{mode}: {string.Join(" ", large.Metrics[0].Rounds[mode].Select(v => v.ToString("0")))}");
+            foreach (string mode in modes)
+            {
+                text.AppendLine($"{metric.Id} {mode}: {string.Join(" ", metric.Rounds[mode].Select(v => v.ToString("0")))}");
+            }
         }
 
         text.AppendLine($"server paced writes {stats.GetProperty("pacedWrites").GetInt64()}, degraded directions {stats.GetProperty("degradedDirections").GetInt64()}");
@@ -385,6 +392,76 @@ internal static class PairedHttpBenchmarks
 
             return new Dictionary<string, double> { [rate.Id] = bytes / clock.Elapsed.TotalSeconds / 1e6 };
         });
+    }
+
+    /// <summary>Large uploads, the request body written 64 KiB at a time as a streaming client writes it, repeated
+    /// until the slice has lasted <paramref name="slice"/> (as <see cref="Large"/>): MB/s.</summary>
+    private static PairedCase Upload(ModeClients clients, string proto, long size, TimeSpan slice)
+    {
+        var rate = new Metric($"{proto}-upload", $"{Name(proto)} {size >> 20} MiB uploads on a warm connection, throughput", "MB/s", HigherIsBetter: true);
+        return new PairedCase(rate.Title, [rate], async mode =>
+        {
+            using HttpClient http = clients.Fresh(mode, proto);
+            await PostAsync(http, size);
+            var clock = Stopwatch.StartNew();
+            long bytes = 0;
+            do
+            {
+                await PostAsync(http, size);
+                bytes += size;
+            }
+            while (clock.Elapsed < slice);
+
+            return new Dictionary<string, double> { [rate.Id] = bytes / clock.Elapsed.TotalSeconds / 1e6 };
+        });
+    }
+
+    private static async Task PostAsync(HttpClient http, long size)
+    {
+        StallWatch.Enter(http, "/sink");
+        CancellationToken abort = StallWatch.AbortToken;
+        try
+        {
+            using var response = await http.PostAsync("/sink", new ChunkedUpload(size), abort);
+            response.EnsureSuccessStatusCode();
+            string got = await response.Content.ReadAsStringAsync(abort);
+            if (got != size.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            {
+                throw new InvalidOperationException($"/sink: the server read {got} bytes, expected {size}");
+            }
+        }
+        catch (OperationCanceledException e) when (abort.IsCancellationRequested)
+        {
+            throw new StalledRequestException($"{http.BaseAddress}sink: no progress for {StallWatch.AbortAfter.TotalSeconds:0} s (see the stall file)", e);
+        }
+        finally
+        {
+            StallWatch.Exit();
+        }
+    }
+
+    /// <summary>A request body of a known length, written 64 KiB at a time.</summary>
+    private sealed class ChunkedUpload(long size) : HttpContent
+    {
+        private static readonly byte[] Chunk = new byte[64 * 1024];
+
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context, CancellationToken cancellationToken)
+        {
+            for (long sent = 0; sent < size;)
+            {
+                int n = (int)Math.Min(Chunk.Length, size - sent);
+                await stream.WriteAsync(Chunk.AsMemory(0, n), cancellationToken);
+                sent += n;
+            }
+        }
+
+        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) => SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = size;
+            return true;
+        }
     }
 
     private static async Task GetAsync(HttpClient http, string path, long size, byte[] buffer)
