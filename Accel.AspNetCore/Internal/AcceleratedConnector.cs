@@ -177,7 +177,8 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
                 return FirstWriteAsync(buffer, cancellationToken);
             }
 
-            if (_behind.IsActive || InBurst(buffer.Length))
+            bool burst = InBurst(buffer.Length); // first: every write moves the burst on or ends it
+            if (burst || _behind.IsActive)
             {
                 return _behind.EnqueueAsync(buffer, cancellationToken);
             }
