@@ -216,7 +216,8 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
             }
         }
 
-        public override Task FlushAsync(CancellationToken cancellationToken) => _behind.DrainAsync().WaitAsync(cancellationToken);
+        public override Task FlushAsync(CancellationToken cancellationToken)
+            => _behind.IsActive ? _behind.DrainAsync().WaitAsync(cancellationToken) : Task.CompletedTask;
 
         /// <summary>A close sends what the stream accepted first, as TCP's does (<see cref="WriteBehind.CloseWhenDrained"/>).</summary>
         protected override void Dispose(bool disposing)
