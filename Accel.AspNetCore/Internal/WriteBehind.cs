@@ -172,10 +172,10 @@ internal sealed class WriteBehind(Func<ReadOnlyMemory<byte>, CancellationToken, 
             _sending = false;
             (room, drained, close) = (_room, _drained, _close);
             (_room, _drained, _close) = (null, null, null);
-            _spare = batch;
-            Return(ref _filling);
-            Return(ref _spare);
+            Return(ref _filling); // _spare is empty while a batch is out
         }
+
+        ArrayPool<byte>.Shared.Return(batch);
 
         room?.TrySetException(Failed());
         drained?.TrySetException(Failed());
