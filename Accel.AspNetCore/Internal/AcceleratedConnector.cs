@@ -68,14 +68,16 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
     /// (<see cref="SocketRegistration.TryLeaveFastPath"/>) and the stream passes everything straight through.</summary>
     private sealed class AcceleratedNetworkStream : NetworkStream
     {
-        /// <summary>The smallest write sent from behind: a full HTTP/2 DATA frame (16,384 B and its 9 B header) is one.
-        /// Smaller writes are requests and replies, whose latency a hop to the sending loop would only add to.</summary>
-        private const int BulkWriteBytes = 16 * 1024;
+        /// <summary>The smallest write that can start or carry on a burst: a full HTTP/2 DATA frame (16,393 B), and
+        /// the pieces SocketsHttpHandler's HTTP/1.1 sends a chunked body in (4,096 B from its buffer, the rest of a
+        /// write directly), are larger. Smaller writes go behind only while the loop is busy.</summary>
+        private const int BulkWriteBytes = 4 * 1024;
 
-        /// <summary>How soon after a large write another one counts as the same burst, if no small write came between
+        /// <summary>How soon after a large write another one counts as the same burst, if nothing was read between
         /// them. The first large write of a burst goes straight to the socket: a request's body in one write, after its
-        /// headers, would gain nothing from the hop. A burst's next writes find the sending loop busy, or follow
-        /// within this time.</summary>
+        /// headers and before its response is read, would gain nothing from the hop. A burst's next writes find the
+        /// sending loop busy, or follow within this time; small writes between them (HTTP/1.1's chunk headers) do not
+        /// end it.</summary>
         private static readonly long BurstTicks = Stopwatch.Frequency / 1000;
 
         /// <summary>How long a close waits for the loop to send what the stream accepted before it, if the reader
@@ -177,7 +179,7 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
                 return FirstWriteAsync(buffer, cancellationToken);
             }
 
-            bool burst = InBurst(buffer.Length); // first: every write moves the burst on or ends it
+            bool burst = InBurst(buffer.Length); // first: every large write moves the burst on
             if (burst || _behind.IsActive)
             {
                 return _behind.EnqueueAsync(buffer, cancellationToken);
@@ -192,18 +194,16 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
             return wait.IsCompletedSuccessfully ? base.WriteAsync(buffer, cancellationToken) : WriteAfterAsync(wait, buffer, cancellationToken);
         }
 
-        /// <summary>Whether this write is a large one that follows another within <see cref="BurstTicks"/>, with no
-        /// small write between them.</summary>
+        /// <summary>Whether this write is a large one that follows another within <see cref="BurstTicks"/>, with
+        /// nothing read between them (<see cref="Count"/> ends a burst).</summary>
         private bool InBurst(int count)
         {
-            long last = _lastBulkWrite;
             if (count < BulkWriteBytes)
             {
-                _lastBulkWrite = 0;
                 return false;
             }
 
-            long now = Stopwatch.GetTimestamp();
+            long now = Stopwatch.GetTimestamp(), last = _lastBulkWrite;
             _lastBulkWrite = now;
             return last != 0 && now - last < BurstTicks;
         }
@@ -271,6 +271,7 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
         {
             if (n > 0)
             {
+                _lastBulkWrite = 0; // a response came: the next large write starts a new burst
                 _read += n;
                 _registration.ReportConsumed(_read);
             }
