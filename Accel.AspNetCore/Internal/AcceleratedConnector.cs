@@ -139,10 +139,7 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
                 return;
             }
 
-            if (_behind.IsActive)
-            {
-                _behind.DrainAsync().GetAwaiter().GetResult(); // behind what an asynchronous write left queued
-            }
+            WaitForQueued(); // behind what an asynchronous write left queued
 
             bool first = Volatile.Read(ref _written) == 0 && count > 0;
             for (int end = offset + count; offset < end;)
@@ -208,7 +205,10 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
             return last != 0 && now - last < BurstTicks;
         }
 
-        public override void Flush()
+        public override void Flush() => WaitForQueued();
+
+        /// <summary>Blocks until the bytes queued behind (<see cref="WriteBehind"/>) are sent, if there are any.</summary>
+        private void WaitForQueued()
         {
             if (_behind.IsActive)
             {

@@ -422,7 +422,7 @@ internal static class PairedHttpBenchmarks
         CancellationToken abort = StallWatch.AbortToken;
         try
         {
-            using var response = await http.PostAsync("/sink", new ChunkedUpload(size), abort);
+            using var response = await http.PostAsync("/sink", new StreamedUpload(size), abort);
             response.EnsureSuccessStatusCode();
             string got = await response.Content.ReadAsStringAsync(abort);
             if (got != size.ToString(System.Globalization.CultureInfo.InvariantCulture))
@@ -440,8 +440,8 @@ internal static class PairedHttpBenchmarks
         }
     }
 
-    /// <summary>A request body of a known length, written 64 KiB at a time.</summary>
-    private sealed class ChunkedUpload(long size) : HttpContent
+    /// <summary>A request body of a known length (so not HTTP/1.1-chunked), written 64 KiB at a time.</summary>
+    private sealed class StreamedUpload(long size) : HttpContent
     {
         private static readonly byte[] Chunk = new byte[64 * 1024];
 
