@@ -4,7 +4,7 @@
 // socket, and a one-lookup sk_msg redirect without the library that measures the ceiling) and are reported as medians of paired ratios with 95% intervals; bulk, namespace, memory and start-up figures
 // follow. Needs root (like the tests: a private bpffs and cgroup).
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick     what the target check needs, about 5 minutes on 2 cores
-//   dotnet run -c Release --project tests/Accel.Benchmarks                every case and mode, about 19 minutes
+//   dotnet run -c Release --project tests/Accel.Benchmarks                every case and mode, about 23 minutes
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --redis-only   the Redis-protocol case alone, printed
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --tracker-only the read tracker's cost alone, printed
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --profile-only the CPU split of the HTTP load alone, printed

@@ -52,7 +52,7 @@ internal sealed class Report(Settings settings)
         WriteHttp(md, http);
         md.AppendLine("## A YARP gateway and gRPC (the same processes and slices)");
         md.AppendLine();
-        md.AppendLine("**YARP gateway**: the client calls the server app's `/gw/...`, which forwards with YARP's `IHttpForwarder` to the same app's HTTP/1.1 endpoint, two hops per request (the forwarder's handler set up as YARP's client factory does; with the library, `SidecarlessAcceleration.ConnectCallback`). **gRPC**: unary `Echo` of the gRPC example's Transfer service, a `GrpcChannel` over the mode's h2c client, 64 calls in flight on one connection.");
+        md.AppendLine("**YARP gateway**: the client calls the server app's `/gw/...`, which forwards with YARP's `IHttpForwarder` to the same app's HTTP/1.1 endpoint, two hops per request (the forwarder's handler set up as YARP's client factory does; with the library, `SidecarlessAcceleration.ConnectCallback`). **gRPC**: unary `Echo` of the gRPC example's Transfer contract, a `GrpcChannel` over the mode's h2c client, 64 calls in flight on one connection; and its streaming calls, 16 MiB per call in 64 KiB messages (uploads, downloads, and both ways at once with each message echoed as it comes), repeated for at least 400 ms per slice on a connection of the slice's own, warmed by one call that is not counted. The server's service does no work per byte (the example's makes and checksums every byte).");
         md.AppendLine();
         foreach (var (baseline, columns) in ServiceBenchmarks.Tables)
         {

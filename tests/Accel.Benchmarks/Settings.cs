@@ -4,7 +4,7 @@ namespace Accel.Benchmarks;
 /// trips; the HTTP sequential and 64-way cases in the modes the targets compare; syscalls, the CPU split and the
 /// sk_msg program's cost), a few minutes on 2 cores, for judging a change to the data path. Otherwise every case and
 /// mode (mixed deployments, large downloads and uploads, the YARP gateway, gRPC, the Redis protocol, bulk, namespaces, memory,
-/// the read tracker), about 19 minutes. Both run the same rounds, so a quick run's cells resolve what the full run's
+/// the read tracker), about 23 minutes. Both run the same rounds, so a quick run's cells resolve what the full run's
 /// do.</summary>
 internal sealed record Settings(bool Quick)
 {

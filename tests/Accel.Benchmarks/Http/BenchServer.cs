@@ -21,7 +21,8 @@ namespace Accel.Benchmarks.Http;
 /// one (a second no-library app measured 1.02 [1.01-1.03] of <c>none</c>, which also served four other modes, in h2c
 /// 1 KiB p50, and 0.99 [0.98-1.00] once it served three modes and <c>none</c> two). Each serves /data/{n} (n bytes, n up to 1 MiB),
 /// /stream/{n} (n bytes in 64 KiB writes), /stats (the acceleration health data), /gw/{path} (a YARP gateway: it forwards
-/// to the app's own HTTP/1.1 endpoint) and the gRPC example's Transfer service (on h2c), and a Redis-protocol cache on a
+/// to the app's own HTTP/1.1 endpoint) and the gRPC example's Transfer contract (on h2c, without work per byte:
+/// <see cref="BenchTransferService"/>), and a Redis-protocol cache on a
 /// third port (the process-scope example's; <see cref="Redis.RedisBenchmarks"/>).
 /// </summary>
 internal static class BenchServer
@@ -155,7 +156,7 @@ internal static class BenchServer
                 throw new InvalidOperationException($"gateway: {error}", ctx.Features.Get<IForwarderErrorFeature>()?.Exception);
             }
         });
-        app.MapGrpcService<Accel.GrpcDemo.TransferService>();
+        app.MapGrpcService<BenchTransferService>();
         // The whole process's allocations so far (every app's): the client reads it around a slice of one mode.
         app.MapGet("/allocated", () => GC.GetTotalAllocatedBytes().ToString(System.Globalization.CultureInfo.InvariantCulture));
         app.MapGet("/stats", async (HealthCheckService health) =>

@@ -48,6 +48,7 @@ internal static class ServiceBenchmarks
                 PairedHttpBenchmarks.Concurrent(clients, "h1", 1024, 64, settings.SliceDuration, gateway: true),
                 GrpcSequential(channels, 1024, settings.SequentialRequests(1024)),
                 GrpcConcurrent(channels, clients, 1024, 64, settings.SliceDuration),
+                .. GrpcStreaming.Cases(clients, settings.LargeSlice),
             ];
             await PairedRunner.RunAsync("services", Modes, settings.Rounds, cases, async modes =>
             {
