@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Accel.Benchmarks.Paired;
 using Accel.GrpcDemo;
 using Google.Protobuf;
@@ -46,16 +45,7 @@ internal static class GrpcStreaming
             using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             await Guarded(mode, id, call(client, limit.Token));
             ProcessCounters before = ProcessCounters.Read(self) + ProcessCounters.Read(clients.ServerPid);
-            var clock = Stopwatch.StartNew();
-            long bytes = 0;
-            do
-            {
-                await Guarded(mode, id, call(client, limit.Token));
-                bytes += CallBytes;
-            }
-            while (clock.Elapsed < slice);
-
-            double seconds = clock.Elapsed.TotalSeconds;
+            var (bytes, seconds) = await PairedHttpBenchmarks.RepeatForAsync(slice, CallBytes, () => Guarded(mode, id, call(client, limit.Token)));
             ProcessCounters used = ProcessCounters.Read(self) + ProcessCounters.Read(clients.ServerPid) - before;
             return new Dictionary<string, double>
             {

@@ -381,16 +381,8 @@ internal static class PairedHttpBenchmarks
         {
             using HttpClient http = clients.Fresh(mode, proto);
             await GetAsync(http, $"/stream/{size}", size, buffer);
-            var clock = Stopwatch.StartNew();
-            long bytes = 0;
-            do
-            {
-                await GetAsync(http, $"/stream/{size}", size, buffer);
-                bytes += size;
-            }
-            while (clock.Elapsed < slice);
-
-            return new Dictionary<string, double> { [rate.Id] = bytes / clock.Elapsed.TotalSeconds / 1e6 };
+            var (bytes, seconds) = await RepeatForAsync(slice, size, () => GetAsync(http, $"/stream/{size}", size, buffer));
+            return new Dictionary<string, double> { [rate.Id] = bytes / seconds / 1e6 };
         });
     }
 
@@ -403,17 +395,25 @@ internal static class PairedHttpBenchmarks
         {
             using HttpClient http = clients.Fresh(mode, proto);
             await PostAsync(http, size);
-            var clock = Stopwatch.StartNew();
-            long bytes = 0;
-            do
-            {
-                await PostAsync(http, size);
-                bytes += size;
-            }
-            while (clock.Elapsed < slice);
-
-            return new Dictionary<string, double> { [rate.Id] = bytes / clock.Elapsed.TotalSeconds / 1e6 };
+            var (bytes, seconds) = await RepeatForAsync(slice, size, () => PostAsync(http, size));
+            return new Dictionary<string, double> { [rate.Id] = bytes / seconds / 1e6 };
         });
+    }
+
+    /// <summary>Makes <paramref name="call"/>, each moving <paramref name="bytesPerCall"/>, one after another until
+    /// <paramref name="slice"/> has passed (once at least): the bytes moved and the seconds that took.</summary>
+    internal static async Task<(long Bytes, double Seconds)> RepeatForAsync(TimeSpan slice, long bytesPerCall, Func<Task> call)
+    {
+        var clock = Stopwatch.StartNew();
+        long bytes = 0;
+        do
+        {
+            await call();
+            bytes += bytesPerCall;
+        }
+        while (clock.Elapsed < slice);
+
+        return (bytes, clock.Elapsed.TotalSeconds);
     }
 
     private static async Task PostAsync(HttpClient http, long size)
