@@ -409,7 +409,7 @@ public sealed class AccelerationEngine : IDisposable
         {
             AccelSockState.ReasonPeerAbsent => "the peer was not in the fast path at this socket's first send",
             AccelSockState.ReasonNotInserted => "the socket was put into the map by someone other than this library",
-            AccelSockState.ReasonPeerGone => "the peer left the fast path",
+            AccelSockState.ReasonPeerGone => "the peer closed, and so left the fast path",
             AccelSockState.ReasonBacklog => "the reader left more redirected bytes unread than MaxRedirectedBacklogBytes allows",
             _ => null,
         };

@@ -48,8 +48,10 @@ public readonly record struct ConnectionStatistics(
 /// <param name="RedirectedBytes">Bytes redirected.</param>
 /// <param name="TcpMessages">sendmsg calls of registered sockets that went through TCP.</param>
 /// <param name="TcpBytes">Bytes of registered sockets that went through TCP.</param>
-/// <param name="DegradedDirections">Directions that switched from redirect to TCP (peer gone, or a writer that does not
-/// pace got <c>MaxRedirectedBacklogBytes</c> ahead of its reader).</param>
+/// <param name="DegradedDirections">Directions that switched from redirect to TCP while their peer was still open: a writer
+/// that does not pace got <c>MaxRedirectedBacklogBytes</c> ahead of its reader. A direction whose peer closed (an HTTP/2
+/// server's GOAWAY after its client closed, say) moves to TCP too, with nothing left to redirect to, and is not counted here;
+/// its <see cref="ConnectionStatistics.TcpReason"/> still says so.</param>
 public readonly record struct AccelerationStatistics(
     long RegisteredSockets,
     long RefusedSockets,

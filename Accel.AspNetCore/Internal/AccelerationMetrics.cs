@@ -30,7 +30,7 @@ internal sealed class AccelerationMetrics(IMeterFactory meters, AccelerationEngi
         _meter.CreateObservableCounter("accel.socket.refused", () => engine.Engine.GetStatistics().RefusedSockets, "{socket}",
             "Sockets that could not be put into the fast path (map full, duplicate key, early data).");
         _meter.CreateObservableCounter("accel.direction.degraded", () => engine.Engine.GetStatistics().DegradedDirections, "{direction}",
-            "Connection directions that moved from redirect to TCP (peer gone or backlog bound reached).");
+            "Connection directions that moved from redirect to TCP while their peer was open (backlog bound reached).");
         _meter.CreateObservableCounter("accel.write.paced", () => engine.Engine.GetStatistics().PacedWrites, "{write}",
             "Writes that waited for their reader to catch up instead of moving the connection to TCP.");
         _meter.CreateObservableCounter("accel.tracker.reports", () => engine.Engine.GetStatistics().TrackedReports, "{report}",

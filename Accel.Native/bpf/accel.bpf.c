@@ -418,7 +418,10 @@ int accel_msg(struct sk_msg_md *msg)
 		}
 		if (!first) {
 			st->left_ns = bpf_ktime_get_ns();
-			if (stats)
+			/* A peer leaves the map only when it closes (see the top): there is nothing left to redirect to, which is
+			 * the connection's end (an HTTP/2 server's GOAWAY after its client closed, say), not a direction that lost the
+			 * fast path. The socket's own state still says why. */
+			if (stats && st->reason == ACCEL_REASON_BACKLOG)
 				__sync_fetch_and_add(&stats->degraded, 1);
 		}
 	}

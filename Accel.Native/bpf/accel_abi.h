@@ -139,7 +139,7 @@ struct accel_owner_stats {
 	__u64 inserted;        /* sockets sock_ops put into the map */
 	__u64 insert_failed;   /* sockets sock_ops could not put into the map (full, duplicate key) */
 	__u64 skipped_remote;  /* opted-in sockets whose peer cannot be on this host */
-	__u64 degraded;        /* directions that switched from redirect to TCP */
+	__u64 degraded;        /* directions that switched from redirect to TCP while their peer was open (the bound) */
 	__u64 skipped_plain_peer; /* accepted sockets whose peer is not in the map (ACCEL_JOIN_SKIPPED_PLAIN_PEER) */
 };
 

@@ -59,6 +59,42 @@ public sealed class FastPathTests(KernelFixture fixture)
     }
 
     /// <summary>
+    /// A peer that closes leaves the map, so the other side's next send finds nothing to redirect to and goes through
+    /// TCP. That is the connection's end, not a direction that lost the fast path: the socket's own figures say why,
+    /// and the process's count of degraded directions (which a backlog bound does move, see BacklogTests) stays where
+    /// it was. Until the program told the two apart, such a send counted as degraded: benchmark runs showed a few, 17 B
+    /// through TCP each, most likely Kestrel's GOAWAY after its client had closed.
+    /// </summary>
+    [KernelFact]
+    public async Task A_send_after_the_peer_closed_goes_through_TCP_and_is_not_counted_as_degraded()
+    {
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        using var pair = await SocketPair.ConnectAsync(engine);
+        byte[] message = "redirected, then the peer closes"u8.ToArray();
+        await pair.Client.SendAsync(message);
+        byte[] got = new byte[message.Length];
+        for (int read = 0; read < got.Length;)
+        {
+            read += await pair.Server.ReceiveAsync(got.AsMemory(read));
+        }
+
+        Assert.Equal(message, got);
+        long degraded = engine.GetStatistics().DegradedDirections;
+
+        pair.Server.Close(); // close() takes the socket out of the map
+        Assert.Equal(message.Length, await pair.Client.SendAsync(message)); // accepted; the closed peer answers with a reset
+
+        ConnectionStatistics stats = pair.ClientRegistration.GetStatistics();
+        Assert.Equal(DirectionPath.Tcp, stats.Path);
+        Assert.Equal("the peer closed, and so left the fast path", stats.TcpReason);
+        Assert.NotNull(stats.LeftFastPathAt);
+        Assert.Equal(message.Length, stats.RedirectedBytes);
+        Assert.Equal(message.Length, stats.TcpBytes);
+        Assert.Equal(degraded, engine.GetStatistics().DegradedDirections);
+    }
+
+    /// <summary>
     /// A socket stays in the sockhash until close(), also after its connection has ended. When a new
     /// connection reuses the same 4-tuple (loopback reuses them within a second), a key made of the 4-tuple
     /// alone would point the new client's bytes at the old, still open server socket. Keys carry the
