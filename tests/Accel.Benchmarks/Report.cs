@@ -167,7 +167,7 @@ internal sealed class Report(Settings settings)
         md.AppendLine("The library's own effect, against an IHttpClientFactory client without it (both clients then pay the factory's handlers):");
         md.AppendLine();
         PairedReport.WriteTable(md, http.Metrics, "factory", [("off", "off / factory"), ("accel", "accelerated / factory")]);
-        md.AppendLine(CultureInfo.InvariantCulture, $"Evidence: the accelerated server app redirected {http.RedirectedShare:P1} of the bytes its registered sockets sent; its writers waited for their readers {http.PacedWrites} times; {http.DegradedDirections} connection directions left the fast path.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Evidence: the accelerated server app redirected {http.RedirectedShare:P1} of the bytes its registered sockets sent; its writers waited for their readers {http.PacedWrites} times; {http.DegradedDirections} connection directions left the fast path while their peer was open.");
         md.AppendLine();
         if (http.SyscallsPerRequest.Count > 0)
         {
