@@ -129,7 +129,12 @@ static __always_inline int same_key(const struct accel_key *a, const struct acce
 }
 
 /* Writes a tracked reader's slot in accel_track and bumps its block's change count, which is what the tracker watches;
- * false when the reader has no slot (yet). */
+ * false when the reader has no slot (yet). Only while the slot holds this reader's tag: a slot whose engine ended (or
+ * whose tracker let it go) is freed while a connection may still name it, and given to another reader with another tag,
+ * so an unconditional write, the close mark above all, could land on that reader's reports. Its engine writes the tag
+ * before any entry names the slot. A compare-and-swap, against the reader's own stores; a write that keeps losing to
+ * them is dropped: a publish is written again by the next send near the bound, and a mark that never lands only keeps
+ * the slot from its next reader (a tracker forgets a closed connection's slot anyway). */
 static __always_inline int write_slot(const struct accel_flow *flow, __u64 value)
 {
 	__u32 slot = flow->slot;
@@ -137,12 +142,22 @@ static __always_inline int write_slot(const struct accel_flow *flow, __u64 value
 		return 0;
 	__u32 index = slot - 1;
 	__u64 *entry = bpf_map_lookup_elem(&accel_track, &index);
-	if (entry)
-		*entry = ((__u64)(flow->tag & 0xffff) << 48) | value;
-	__u32 changed = index / ACCEL_TRACK_BLOCK * ACCEL_TRACK_BLOCK + ACCEL_TRACK_CHANGED;
-	__u64 *count = bpf_map_lookup_elem(&accel_track, &changed);
-	if (count)
-		__sync_fetch_and_add(count, 1);
+	if (!entry)
+		return 1;
+	__u64 tag = (__u64)(flow->tag & 0xffff) << 48;
+#pragma unroll
+	for (int attempt = 0; attempt < 4; attempt++) {
+		__u64 current = *(volatile __u64 *)entry;
+		if ((current & ~ACCEL_TRACK_SENT_MASK) != tag)
+			return 1; /* another reader's slot now, or not this one's yet */
+		if (__sync_val_compare_and_swap(entry, current, tag | value) == current) {
+			__u32 changed = index / ACCEL_TRACK_BLOCK * ACCEL_TRACK_BLOCK + ACCEL_TRACK_CHANGED;
+			__u64 *count = bpf_map_lookup_elem(&accel_track, &changed);
+			if (count)
+				__sync_fetch_and_add(count, 1);
+			return 1;
+		}
+	}
 	return 1;
 }
 

@@ -75,7 +75,8 @@ struct accel_flow {
  * connection closed, or tag << 48 | ACCEL_TRACK_PEER_ABSENT once its own first send found no peer. An engine also takes
  * blocks for the readers of its process that report themselves (the library's transports): their slots hold
  * tag << 48 | the reader's running total, written by the reader, and tag << 48 | ACCEL_TRACK_CLOSED once accel_sockops
- * saw the connection close, after which the engine gives the slot to another socket. 256 blocks (2 MiB): one per
+ * saw the connection close, after which the engine gives the slot to another socket. The programs write a slot only while
+ * it holds the tag of the entry that names it: its engine writes the tag first. 256 blocks (2 MiB): one per
  * engine covers a node's pods (Kubernetes' default is 110 per node) with room for engines that need several. */
 #define ACCEL_TRACK_BLOCK      1024u
 #define ACCEL_TRACK_BLOCKS     256u

@@ -15,9 +15,10 @@ namespace Accel.Internal;
 /// and pacer read it from there. The program stays correct without it: a slot whose tag differs, or which is marked
 /// closed, is ignored, and the entry's own total is a lower bound. When the connection closes, accel_sockops marks the
 /// slot closed (the reader's compare-and-swap then fails, so it never overwrites the mark), and the slot is given to
-/// another socket once the free ones run out (a slot is only ever freed by that mark, or at once when its entry could
-/// not be written: accel_sockops writes the mark with the tag its connection's entry names, so a slot that an entry
-/// still names and that was freed any other way could have the mark of a closed connection land on its next reader).
+/// another socket once the free ones run out. The kernel writes a slot only while it holds the tag its connection's
+/// entry names, so a slot that is freed while an entry still names it (a block whose engine ended before its
+/// connections closed, leased again) is safe from that entry's mark: the slot is written with its new tag before any
+/// entry names it.
 /// Without a free slot or block, readers report by syscall, as before; a reader without a slot asks again at its next
 /// report, which costs a look at each held block's count of marks (the slots are only scanned when it moved) and, at
 /// most every <see cref="BlockRetryMs"/>, an attempt to lease another block.
@@ -197,7 +198,8 @@ internal sealed unsafe class ReportSlots : IDisposable
         if (now >= _blocksRetryAt && TrackerBlocks.TryTake(_os, _directory, AccelTrack.Blocks) is var (lease, taken))
         {
             _blocks.Add(new HeldBlock(lease, taken, Volatile.Read(ref _entries[taken * AccelTrack.Block + AccelTrack.Changed])));
-            // An earlier holder's slots mean nothing now; a stale socket that still names one sees another tag.
+            // An earlier holder's slots mean nothing now: a connection of its that still names one has another tag, which
+            // the kernel does not write over (its close mark would otherwise end the reports of this slot's next reader).
             for (int i = (taken + 1) * AccelTrack.Block - 1; i >= taken * AccelTrack.Block + AccelTrack.FirstSlot; i--)
             {
                 Volatile.Write(ref _entries[i], 0);

@@ -201,4 +201,62 @@ public sealed class ReportSlotTests(KernelFixture fixture, ITestOutputHelper out
         Assert.NotNull(next);
         Assert.Equal(closing, next.Slot);
     }
+
+    /// <summary>A connection can outlive the engine that gave its reader a slot (an application's host stopped, its
+    /// sockets still open): the next engine leases the freed block and gives its first reader the same slot. When the old
+    /// connection closes, accel_sockops must not mark that slot, which is no longer the old reader's (its tag differs):
+    /// the mark would end the new reader's stores, and its writer, seeing no report, would move to TCP at the bound.</summary>
+    [KernelFact]
+    public async Task A_connection_that_outlives_its_engine_leaves_the_slot_of_the_next_engines_reader_alone()
+    {
+        SocketPair old;
+        AccelKey oldKey;
+        uint oldSlot;
+        using (var first = AccelerationEngine.Start(fixture.Environment.Options()))
+        {
+            Assert.True(first.IsEnabled, first.Status.Message);
+            old = await SocketPair.ConnectAsync(first, reportsConsumption: true);
+            (oldKey, oldSlot, _) = await ReadPastTheFirstReportAsync(first, old);
+        }
+
+        using (old)
+        using (var second = AccelerationEngine.Start(fixture.Environment.Options()))
+        using (var pair = await SocketPair.ConnectAsync(second, reportsConsumption: true))
+        {
+            Assert.True(second.IsEnabled, second.Status.Message);
+            (_, uint slot, uint tag) = await ReadPastTheFirstReportAsync(second, pair);
+            output.WriteLine($"the old reader's slot {oldSlot}, the new reader's slot {slot} (tag {tag})");
+            // What makes this test: the freed block is the lowest, so the next engine leases it and hands out its first slot.
+            Assert.Equal(oldSlot, slot);
+            long? before = second.ReportSlots!.Read(slot, tag);
+            Assert.NotNull(before);
+
+            old.Dispose();
+            var clock = Stopwatch.StartNew();
+            while (second.Kernel!.ReadFlow(oldKey, out _) >= 0 && clock.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                await Task.Delay(10); // accel_sockops deletes the old reader's entry when its connection closes
+            }
+
+            Assert.True(second.Kernel.ReadFlow(oldKey, out _) < 0, "the old connection's entry outlived its close");
+            ulong value = second.ReportSlots.Peek(slot);
+            output.WriteLine($"the slot after the old connection closed: {value:x16}");
+            Assert.Equal(before, second.ReportSlots.Read(slot, tag));
+            pair.ServerRegistration.ReportConsumed(before.Value + second.ReportStep);
+            Assert.Equal(before.Value + second.ReportStep, second.ReportSlots.Read(slot, tag)); // its stores go on
+        }
+    }
+
+    /// <summary>Sends past the reader's first report and reads it all, reporting: the reader then has a slot.</summary>
+    private static async Task<(AccelKey Key, uint Slot, uint Tag)> ReadPastTheFirstReportAsync(AccelerationEngine engine, SocketPair pair)
+    {
+        long total = engine.ReportStep + 4096;
+        Task write = CounterStream.WriteAsync(pair.Client, total, 64 * 1024, CancellationToken.None);
+        Assert.Null(await CounterStream.VerifyAsync(pair.Server, total, pause: null, CancellationToken.None, pair.ServerRegistration.ReportConsumed));
+        await write;
+        AccelKey key = engine.ReadState(pair.Server)!.Value.Key;
+        Assert.True(engine.Kernel!.ReadFlow(key, out AccelFlow flow) >= 0);
+        Assert.NotEqual(0u, flow.Slot);
+        return (key, flow.Slot, flow.Tag);
+    }
 }
