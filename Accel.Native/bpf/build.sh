@@ -9,7 +9,8 @@ out=${1:-$here}
 mkdir -p "$out"
 for src in "$here"/*.bpf.c; do
   name=$(basename "$src" .c)
-  # v3: the compare-and-swap of a slot's write (kernel 5.12 on). No -g: the loader synthesises the BTF it needs, and the object stays byte-for-byte reproducible.
+  # -mcpu=v3: a slot's write is a compare-and-swap (kernel 5.12 on). No -g: the loader synthesises the BTF it needs,
+  # and the object stays byte-for-byte reproducible.
   clang -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -I"$here" -I/usr/include/x86_64-linux-gnu \
     -fno-ident -Wall -Werror -c "$src" -o "$out/$name.o"
 done
