@@ -76,7 +76,8 @@ struct accel_flow {
  * blocks for the readers of its process that report themselves (the library's transports): their slots hold
  * tag << 48 | the reader's running total, written by the reader, and tag << 48 | ACCEL_TRACK_CLOSED once accel_sockops
  * saw the connection close, after which the engine gives the slot to another socket. The programs write a slot only while
- * it holds the tag of the entry that names it: its engine writes the tag first. 256 blocks (2 MiB): one per
+ * it holds the tag of the entry that names it: its engine writes the tag first, one past the slot's last (a slot keeps its
+ * tag while free, whoever holds its block). 256 blocks (2 MiB): one per
  * engine covers a node's pods (Kubernetes' default is 110 per node) with room for engines that need several. */
 #define ACCEL_TRACK_BLOCK      1024u
 #define ACCEL_TRACK_BLOCKS     256u

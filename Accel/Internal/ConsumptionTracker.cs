@@ -62,7 +62,6 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     private ulong _waitingSeen;
     private ulong _absentSeen;
     private ulong _insertedSeen;
-    private uint _nextTag;
     private long _publications;
     private long _left;
 
@@ -87,7 +86,6 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         _entries = (ulong*)mapping;
         _waitingSeen = Volatile.Read(ref _entries[WaitingIndex]);
         _absentSeen = Volatile.Read(ref _entries[AbsentIndex]);
-        _nextTag = (uint)Random.Shared.Next(1, 0xffff);
         AddBlock(lease, block);
         _thread = new Thread(Run) { IsBackground = true, Name = "Accel read tracker" };
         _thread.Start();
@@ -389,7 +387,7 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                 }
 
                 // The tag first, before the entry names the slot: the kernel writes only a slot that holds its reader's tag.
-                var t = new Tracked(fd, state.Key, slot, NextTag());
+                var t = new Tracked(fd, state.Key, slot, ReportSlots.NextTag(Volatile.Read(ref _entries[slot])));
                 Volatile.Write(ref _entries[slot], ReportSlots.Value(t.Tag, 0));
                 _tracked[fd] = t;
                 if (!Publish(t, flow.Sent) || (t.Published == 0 && _kernel.WriteFlow(t.Key, Flow(t, 0, flow.Sent)) < 0))
@@ -432,7 +430,7 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     {
         if (_tracked.Remove(fd, out Tracked? t))
         {
-            Volatile.Write(ref _entries[t.Slot], 0);
+            Volatile.Write(ref _entries[t.Slot], (ulong)t.Tag << 48); // the tag stays: the slot's next reader gets the one after it
             _freeSlots.Push(t.Slot);
         }
     }
@@ -463,12 +461,6 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         {
             _freeSlots.Push(block * AccelTrack.Block + i);
         }
-    }
-
-    private uint NextTag()
-    {
-        _nextTag = _nextTag % 0xffff + 1; // 1..65535: an entry of 0 never matches
-        return _nextTag;
     }
 
     [DllImport("libc", SetLastError = true)]

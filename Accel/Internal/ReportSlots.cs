@@ -17,8 +17,8 @@ namespace Accel.Internal;
 /// slot closed (the reader's compare-and-swap then fails, so it never overwrites the mark), and the slot is given to
 /// another socket once the free ones run out. The kernel writes a slot only while it holds the tag its connection's
 /// entry names, so a slot that is freed while an entry still names it (a block whose engine ended before its
-/// connections closed, leased again) is safe from that entry's mark: the slot is written with its new tag before any
-/// entry names it.
+/// connections closed, leased again) is safe from that entry's mark: the slot is written with its new tag, the one after
+/// its last (<see cref="NextTag"/>), before any entry names it.
 /// Without a free slot or block, readers report by syscall, as before; a reader without a slot asks again at its next
 /// report, which costs a look at each held block's count of marks (the slots are only scanned when it moved) and, at
 /// most every <see cref="BlockRetryMs"/>, an attempt to lease another block.
@@ -37,7 +37,6 @@ internal sealed unsafe class ReportSlots : IDisposable
     private readonly object _gate = new();
     private readonly Stack<int> _free = new();
     private readonly List<HeldBlock> _blocks = new();
-    private uint _nextTag = (uint)Random.Shared.Next(1, 0xffff);
     private long _blocksRetryAt;
     private bool _disposed;
 
@@ -74,8 +73,7 @@ internal sealed unsafe class ReportSlots : IDisposable
                 return null;
             }
 
-            uint tag = _nextTag;
-            _nextTag = _nextTag % 0xffff + 1; // 1 to 0xffff: a slot's value is never 0 while used
+            uint tag = NextTag(Volatile.Read(ref _entries[index]));
             ulong value = Value(tag, total);
             Volatile.Write(ref _entries[index], value);
             return new ReportSlot(this, index, tag, value);
@@ -132,6 +130,12 @@ internal sealed unsafe class ReportSlots : IDisposable
             }
         }
     }
+
+    /// <summary>The tag a slot gets when it is given to its next reader: one past the tag it holds (1 to 0xffff, so a used
+    /// slot's value is never 0). A slot keeps its tag while it is free, in whichever engine's hands, so a connection that
+    /// still names it (its engine ended first) can only match again after 65,535 more readers had the slot: the kernel
+    /// writes only a slot that holds the tag its connection's entry names.</summary>
+    internal static uint NextTag(ulong slotValue) => (uint)(slotValue >> 48) % 0xffff + 1;
 
     internal static ulong Value(uint tag, long total) => ((ulong)(tag & 0xffff) << 48) | ((ulong)total & (AccelTrack.Closed - 1));
 
@@ -198,11 +202,12 @@ internal sealed unsafe class ReportSlots : IDisposable
         if (now >= _blocksRetryAt && TrackerBlocks.TryTake(_os, _directory, AccelTrack.Blocks) is var (lease, taken))
         {
             _blocks.Add(new HeldBlock(lease, taken, Volatile.Read(ref _entries[taken * AccelTrack.Block + AccelTrack.Changed])));
-            // An earlier holder's slots mean nothing now: a connection of its that still names one has another tag, which
-            // the kernel does not write over (its close mark would otherwise end the reports of this slot's next reader).
+            // An earlier holder's slots mean nothing now, but keep their tags: the next reader of each gets the one after
+            // it, which a connection of that holder that still names the slot does not have, so the kernel does not write
+            // over it for that connection (its close mark would otherwise end the reports of the slot's next reader).
             for (int i = (taken + 1) * AccelTrack.Block - 1; i >= taken * AccelTrack.Block + AccelTrack.FirstSlot; i--)
             {
-                Volatile.Write(ref _entries[i], 0);
+                Volatile.Write(ref _entries[i], Volatile.Read(ref _entries[i]) & ~AccelTrack.SentMask);
                 _free.Push(i);
             }
 

@@ -211,12 +211,12 @@ public sealed class ReportSlotTests(KernelFixture fixture, ITestOutputHelper out
     {
         SocketPair old;
         AccelKey oldKey;
-        uint oldSlot;
+        uint oldSlot, oldTag;
         using (var first = AccelerationEngine.Start(fixture.Environment.Options()))
         {
             Assert.True(first.IsEnabled, first.Status.Message);
             old = await SocketPair.ConnectAsync(first, reportsConsumption: true);
-            (oldKey, oldSlot, _) = await ReadPastTheFirstReportAsync(first, old);
+            (oldKey, oldSlot, oldTag) = await ReadPastTheFirstReportAsync(first, old);
         }
 
         using (old)
@@ -228,6 +228,9 @@ public sealed class ReportSlotTests(KernelFixture fixture, ITestOutputHelper out
             output.WriteLine($"the old reader's slot {oldSlot}, the new reader's slot {slot} (tag {tag})");
             // What makes this test: the freed block is the lowest, so the next engine leases it and hands out its first slot.
             Assert.Equal(oldSlot, slot);
+            // The slot kept its tag while free, and its next reader got the one after it: the old connection's tag could
+            // match again only after 65,535 more readers.
+            Assert.Equal(oldTag % 0xffff + 1, tag);
             long? before = second.ReportSlots!.Read(slot, tag);
             Assert.NotNull(before);
 
