@@ -171,13 +171,7 @@ public sealed class ReportSlotTests(KernelFixture fixture, ITestOutputHelper out
         using (var pair = await SocketPair.ConnectAsync(engine, reportsConsumption: true))
         {
             // A reader past its first report: its slot is in the block the engine leased for it.
-            long total = engine.ReportStep + 4096;
-            Task write = CounterStream.WriteAsync(pair.Client, total, 64 * 1024, CancellationToken.None);
-            Assert.Null(await CounterStream.VerifyAsync(pair.Server, total, pause: null, CancellationToken.None, pair.ServerRegistration.ReportConsumed));
-            await write;
-            Assert.True(engine.Kernel!.ReadFlow(engine.ReadState(pair.Server)!.Value.Key, out AccelFlow flow) >= 0);
-            closing = flow.Slot;
-            Assert.NotEqual(0u, closing);
+            (_, closing, _) = await ReadPastTheFirstReportAsync(engine, pair);
 
             held.TakeEvery(engine);
             int taken = 0;
