@@ -430,7 +430,7 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     {
         if (_tracked.Remove(fd, out Tracked? t))
         {
-            Volatile.Write(ref _entries[t.Slot], (ulong)t.Tag << 48); // the tag stays: the slot's next reader gets the one after it
+            Volatile.Write(ref _entries[t.Slot], ReportSlots.Value(t.Tag, 0)); // the tag stays: the slot's next reader gets the one after it
             _freeSlots.Push(t.Slot);
         }
     }
