@@ -32,7 +32,7 @@ public sealed class SocketRegistration
         _last = new ConnectionStatistics(outcome == RegistrationOutcome.Registered ? DirectionPath.Undecided : DirectionPath.Tcp, detail, 0, 0, 0, 0);
         if (outcome == RegistrationOutcome.Registered)
         {
-            _pacer = new SendPacer(engine, socket, PeerKey(key));
+            _pacer = new SendPacer(engine, socket, key.Peer);
         }
     }
 
@@ -139,21 +139,5 @@ public sealed class SocketRegistration
         }
 
         return _pacer is null ? _last : _last with { PacedWrites = _pacer.PacedWrites, PacedTime = Stopwatch.GetElapsedTime(0, _pacer.PacedTicks) };
-    }
-
-    /// <summary>The key under which the peer socket is in the map: this socket's own key seen from the other end.</summary>
-    private static unsafe AccelKey PeerKey(AccelKey own)
-    {
-        var peer = new AccelKey
-        {
-            LocalPort = own.RemotePort,
-            RemotePort = own.LocalPort,
-            NetnsCookie = own.NetnsCookie,
-            LocalSeq = own.RemoteSeq,
-            RemoteSeq = own.LocalSeq,
-        };
-        new Span<byte>(own.RemoteIp, 16).CopyTo(new Span<byte>(peer.LocalIp, 16));
-        new Span<byte>(own.LocalIp, 16).CopyTo(new Span<byte>(peer.RemoteIp, 16));
-        return peer;
     }
 }

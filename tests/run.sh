@@ -11,6 +11,7 @@ need=()
 command -v clang >/dev/null || need+=(clang)                 # checks the committed BPF objects against their sources
 [ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)  # headers for that check only
 command -v ip >/dev/null || need+=(iproute2)                  # network namespaces and veth
+command -v nft >/dev/null || need+=(nftables)                # address translation (NAT) inside the test namespaces
 command -v curl >/dev/null || need+=(curl)
 command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v capsh >/dev/null || need+=(libcap2-bin)           # capability-drop tests

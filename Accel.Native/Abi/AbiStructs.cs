@@ -4,18 +4,23 @@ namespace Accel.Native.Abi;
 
 // Managed mirrors of bpf/accel_abi.h. AbiLayoutTests checks their sizes against the object's map definitions.
 
-/// <summary>struct accel_key: a socket's own 4-tuple (IPv6 form, ports in host order), netns cookie and
-/// the sequence numbers at establishment. Only accel_sockops writes keys.</summary>
+/// <summary>struct accel_key: one end of one connection, named by what both ends see alike even through NAT of the
+/// server's address: the connecting end's address (IPv6 form) and port (host order), which end, the netns cookie
+/// (loopback only) and both initial sequence numbers. Only accel_sockops writes keys.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct AccelKey
 {
-    public fixed byte LocalIp[16];
-    public fixed byte RemoteIp[16];
-    public uint LocalPort;
-    public uint RemotePort;
+    public fixed byte ClientIp[16];
+    public uint ClientPort;
+
+    /// <summary>1 for the accepting end's socket, 0 for the connecting end's.</summary>
+    public uint ServerEnd;
     public ulong NetnsCookie;
-    public uint LocalSeq;
-    public uint RemoteSeq;
+    public uint ClientSeq;
+    public uint ServerSeq;
+
+    /// <summary>The key of the connection's other end.</summary>
+    public readonly AccelKey Peer => this with { ServerEnd = ServerEnd ^ 1 };
 }
 
 /// <summary>struct accel_sock_config: written by user space, inherited by accepted sockets.</summary>

@@ -3,7 +3,8 @@
  * The fast path. Two programs share one SOCKHASH:
  *
  *  accel_sockops  (cgroup sock_ops)  puts a socket that user space opted in into the map under its
- *                 own 4-tuple the moment the kernel establishes it, before user space can write (an
+ *                 own key (accel_abi.h: the connecting end's address and port and both initial sequence
+ *                 numbers) the moment the kernel establishes it, before user space can write (an
  *                 accepted socket only when its peer is in the map: otherwise it could only pay the
  *                 sk_msg path, for a verdict of TCP).
  *  accel_msg      (sk_msg verdict)   on each sendmsg of a socket in the map, redirects the bytes into
@@ -110,7 +111,7 @@ static __always_inline int same_ip(const __u32 a[4], const __u32 b[4])
 }
 
 /* Loopback traffic never leaves its namespace, and several namespaces can hold the same loopback
- * 4-tuple: key it by namespace. Other addresses are unique on a host and cross namespaces (veth). */
+ * connection: key it by namespace. Other addresses are unique on a host and cross namespaces (veth). */
 static __always_inline __u64 key_netns(const __u32 local[4], const __u32 remote[4], __u64 cookie)
 {
 	return (is_loopback(remote) || same_ip(local, remote)) ? cookie : 0;
@@ -208,14 +209,29 @@ int accel_sockops(struct bpf_sock_ops *skops)
 	}
 	st->owner = owner;
 
-	struct accel_key key = {};
-	TO_V6(key.local_ip, skops->family, skops->local_ip4, skops->local_ip6);
-	TO_V6(key.remote_ip, skops->family, skops->remote_ip4, skops->remote_ip6);
-	key.local_port = skops->local_port;
-	key.remote_port = bpf_ntohl(skops->remote_port);
-	key.netns_cookie = key_netns(key.local_ip, key.remote_ip, bpf_get_netns_cookie(skops));
-	key.local_seq = skops->snd_nxt;
-	key.remote_seq = skops->rcv_nxt;
+	__u32 local_ip[4], remote_ip[4];
+	TO_V6(local_ip, skops->family, skops->local_ip4, skops->local_ip6);
+	TO_V6(remote_ip, skops->family, skops->remote_ip4, skops->remote_ip6);
+	__u32 local_port = CTX(skops->local_port), remote_port = bpf_ntohl(CTX(skops->remote_port));
+	__u32 snd_nxt = CTX(skops->snd_nxt), rcv_nxt = CTX(skops->rcv_nxt);
+	int server_end = op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
+	struct accel_key key = {
+		.server_end = server_end,
+		.netns_cookie = key_netns(local_ip, remote_ip, bpf_get_netns_cookie(skops)),
+	};
+	/* The connecting end's address as both ends see it: its own local one, or the accepting end's remote one. The
+	 * accepting end's address is left out, as the connecting end may know it only as a VIP that NAT rewrites. */
+	if (server_end) {
+		__builtin_memcpy(key.client_ip, remote_ip, 16);
+		key.client_port = remote_port;
+		key.client_seq = rcv_nxt;
+		key.server_seq = snd_nxt;
+	} else {
+		__builtin_memcpy(key.client_ip, local_ip, 16);
+		key.client_port = local_port;
+		key.client_seq = snd_nxt;
+		key.server_seq = rcv_nxt;
+	}
 
 	/* Attached to a cgroup and to one of its ancestors (a container's and a host service's), the program runs
 	 * once per attachment for the same event. The first run decides; a second one would find the socket's own
@@ -223,19 +239,14 @@ int accel_sockops(struct bpf_sock_ops *skops)
 	if (st->join != ACCEL_JOIN_NONE && same_key(&st->key, &key))
 		return 1;
 	st->key = key;
-	__builtin_memcpy(st->peer.local_ip, key.remote_ip, 16);
-	__builtin_memcpy(st->peer.remote_ip, key.local_ip, 16);
-	st->peer.local_port = key.remote_port;
-	st->peer.remote_port = key.local_port;
-	st->peer.netns_cookie = key.netns_cookie;
-	st->peer.local_seq = key.remote_seq;
-	st->peer.remote_seq = key.local_seq;
+	st->peer = key;
+	st->peer.server_end = !server_end;
 	st->consumed_seen = 0;
 
 	/* A peer that cannot be on this host would only make this socket pay the sk_msg path. */
-	if (!is_loopback(key.remote_ip) && !same_ip(key.local_ip, key.remote_ip)) {
+	if (!is_loopback(remote_ip) && !same_ip(local_ip, remote_ip)) {
 		struct accel_prefix p = { .prefixlen = 128 };
-		__builtin_memcpy(p.addr, key.remote_ip, 16);
+		__builtin_memcpy(p.addr, remote_ip, 16);
 		if (!bpf_map_lookup_elem(&accel_local_prefixes, &p)) {
 			st->join = ACCEL_JOIN_SKIPPED_REMOTE;
 			if (stats)

@@ -11,21 +11,28 @@
 #include <linux/types.h>
 
 /* Identity of one end of one TCP connection, built by accel_sockops from the kernel's own view of the
- * socket at establishment (user space never writes a key).
- * Addresses are IPv6 in network byte order (IPv4 as ::ffff:a.b.c.d), ports in host order.
- * netns_cookie is the socket's network namespace cookie for loopback peers (two namespaces may hold the
- * same loopback 4-tuple) and 0 otherwise.
- * local_seq/remote_seq are snd_nxt/rcv_nxt at establishment (ISN + 1 of each side): they tell apart two
- * connections that reuse one 4-tuple. A socket stays in the sockhash until close(), also after its
- * connection ended; without them a new connection on the same 4-tuple would redirect into the old socket. */
+ * socket at establishment (user space never writes a key). A connection is named by what both of its ends see
+ * alike, even through NAT of the server's address (DNAT: a Kubernetes ClusterIP through kube-proxy): the
+ * connecting end's address and port, and both initial sequence numbers, which address translation
+ * leaves alone. The accepting end's address and port are not in it: the connecting end may know them only as a
+ * VIP. server_end tells the connection's two ends apart.
+ * client_ip is IPv6 in network byte order (IPv4 as ::ffff:a.b.c.d), client_port in host order.
+ * netns_cookie is the socket's network namespace cookie for loopback peers (two namespaces may hold the same
+ * loopback connection) and 0 otherwise.
+ * client_seq/server_seq are each end's ISN + 1 (snd_nxt/rcv_nxt at establishment). They tell apart two
+ * connections from one client address and port: to two servers (connect() shares a local port between
+ * destinations), or one after the other (a socket stays in the sockhash until close(), also after its connection
+ * ended; without them a new connection would redirect into the old socket). Both are chosen by the kernel, per
+ * connection, from a keyed hash of its addresses and a clock, so two live connections share a key only if 64 bits
+ * of them match by chance. A client whose own address is rewritten (SNAT, masquerade) gets a key its server
+ * never sees, and both ends use TCP. */
 struct accel_key {
-	__u32 local_ip[4];
-	__u32 remote_ip[4];
-	__u32 local_port;
-	__u32 remote_port;
+	__u32 client_ip[4];
+	__u32 client_port;
+	__u32 server_end;     /* 1 for the accepting end's socket, 0 for the connecting end's */
 	__u64 netns_cookie;
-	__u32 local_seq;
-	__u32 remote_seq;
+	__u32 client_seq;
+	__u32 server_seq;
 };
 
 /* Written by user space, or copied from accel_scope by accel_sock_create; inherited by accepted sockets

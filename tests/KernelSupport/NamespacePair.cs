@@ -7,16 +7,24 @@ namespace Accel.Testing;
 /// </summary>
 public sealed class NamespacePair : IDisposable
 {
-    private NamespacePair(string a, string b, int subnet)
+    private NamespacePair(string id, int subnet)
     {
-        A = a;
-        B = b;
+        A = $"accel-{id}-a";
+        B = $"accel-{id}-b";
+        DeviceA = $"ac{id}a";
+        DeviceB = $"ac{id}b";
         Subnet = subnet;
     }
 
     public string A { get; }
 
     public string B { get; }
+
+    /// <summary>A's end of the veth pair.</summary>
+    public string DeviceA { get; }
+
+    /// <summary>B's end of the veth pair.</summary>
+    public string DeviceB { get; }
 
     public int Subnet { get; }
 
@@ -38,17 +46,17 @@ public sealed class NamespacePair : IDisposable
         // Distinct within a test run: the peer-range table of the run's pin directory keeps every pair's addresses, so a
         // pair that drew an earlier pair's subnet would find its peer already listed as "on this host".
         int subnet = Interlocked.Increment(ref s_nextSubnet) % 249 + 1;
-        var pair = new NamespacePair($"accel-{id}-a", $"accel-{id}-b", subnet);
+        var pair = new NamespacePair(id, subnet);
         try
         {
             Ip($"netns add {pair.A}");
             Ip($"netns add {pair.B}");
-            Ip($"link add ac{id}a netns {pair.A} type veth peer name ac{id}b netns {pair.B}");
-            Ip($"-n {pair.A} addr add {pair.AddressA}/24 dev ac{id}a");
-            Ip($"-n {pair.B} addr add {pair.AddressB}/24 dev ac{id}b");
-            Ip($"-n {pair.A} -6 addr add {pair.AddressA6}/64 dev ac{id}a nodad"); // nodad: usable at once
-            Ip($"-n {pair.B} -6 addr add {pair.AddressB6}/64 dev ac{id}b nodad");
-            foreach (var (ns, dev) in new[] { (pair.A, $"ac{id}a"), (pair.B, $"ac{id}b") })
+            Ip($"link add {pair.DeviceA} netns {pair.A} type veth peer name {pair.DeviceB} netns {pair.B}");
+            Ip($"-n {pair.A} addr add {pair.AddressA}/24 dev {pair.DeviceA}");
+            Ip($"-n {pair.B} addr add {pair.AddressB}/24 dev {pair.DeviceB}");
+            Ip($"-n {pair.A} -6 addr add {pair.AddressA6}/64 dev {pair.DeviceA} nodad"); // nodad: usable at once
+            Ip($"-n {pair.B} -6 addr add {pair.AddressB6}/64 dev {pair.DeviceB} nodad");
+            foreach (var (ns, dev) in new[] { (pair.A, pair.DeviceA), (pair.B, pair.DeviceB) })
             {
                 Ip($"-n {ns} link set lo up");
                 Ip($"-n {ns} link set {dev} up");

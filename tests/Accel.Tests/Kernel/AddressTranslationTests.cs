@@ -1,0 +1,84 @@
+using Accel.Testing;
+using Accel.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Accel.Tests.Kernel;
+
+/// <summary>
+/// Connections whose addresses are rewritten on the way, by nftables NAT in the client's namespace: a client that
+/// calls a virtual address the kernel rewrites to its server's (DNAT, as kube-proxy does for a Kubernetes ClusterIP)
+/// is in the fast path, because a connection's key holds only what both ends see
+/// alike; a client whose own address is rewritten (SNAT, masquerade) cannot be paired with its server and uses TCP.
+/// Every byte is checked both ways.
+/// </summary>
+[Collection(KernelCollection.Name)]
+public sealed class AddressTranslationTests(KernelFixture fixture, ITestOutputHelper output)
+{
+    private const int Connections = 100;
+    private const int VirtualPort = 80;
+
+    [KernelFact(Tools = "ip:iproute2 nft:nftables")]
+    public async Task A_client_calling_a_virtual_address_that_NAT_rewrites_to_its_server_shares_the_fast_path()
+    {
+        using var net = NamespacePair.Create();
+        string vip = $"10.214.{net.Subnet}.10";
+        var (server, client) = await RunAsync(net, vip, clientRanges: $"{vip}/32", port =>
+        {
+            Command.Run("ip", $"-n {net.A} route add {vip}/32 via {net.AddressB}");
+            Nft(net.A, "add chain ip accel_test out { type nat hook output priority -100 ; }");
+            Nft(net.A, $"add rule ip accel_test out ip daddr {vip} tcp dport {VirtualPort} dnat to {net.AddressB}:{port}");
+        });
+
+        Assert.All(client.Results, r => Assert.Equal((nameof(RegistrationOutcome.Registered), "Redirected"), (r.Outcome, r.Path)));
+        Assert.All(server.Results, r => Assert.Equal((nameof(RegistrationOutcome.Registered), "Redirected"), (r.Outcome, r.Path)));
+        Assert.Equal(0, server.Statistics.TcpBytes + client.Statistics.TcpBytes);
+        Assert.Equal(server.Results.Sum(r => r.RedirectedBytes), server.Statistics.RedirectedBytes);
+        Assert.True(server.Statistics.RedirectedBytes > 0 && client.Statistics.RedirectedBytes > 0);
+    }
+
+    /// <summary>The server sees another client address than the client's own, so no key of one end names the other:
+    /// the accepted end stays out of the map (its peer has no entry under the key it sees) and the client's first
+    /// send finds no peer.</summary>
+    [KernelFact(Tools = "ip:iproute2 nft:nftables")]
+    public async Task A_client_whose_own_address_NAT_rewrites_gets_TCP_and_every_byte()
+    {
+        using var net = NamespacePair.Create();
+        string rewritten = $"10.213.{net.Subnet}.3";
+        var (server, client) = await RunAsync(net, net.AddressB, clientRanges: "", _ =>
+        {
+            Command.Run("ip", $"-n {net.A} addr add {rewritten}/24 dev {net.DeviceA}");
+            Nft(net.A, "add chain ip accel_test post { type nat hook postrouting priority 100 ; }");
+            Nft(net.A, $"add rule ip accel_test post ip saddr {net.AddressA} ip daddr {net.AddressB} snat to {rewritten}");
+        });
+
+        Assert.All(client.Results, r => Assert.Equal(("Tcp", 0L), (r.Path, r.RedirectedBytes)));
+        Assert.All(server.Results, r => Assert.Equal(0L, r.RedirectedBytes));
+        Assert.Equal(0, server.Statistics.RedirectedBytes + client.Statistics.RedirectedBytes);
+    }
+
+    /// <summary>A server in namespace B and a client in namespace A that connects to <paramref name="target"/> (port
+    /// <see cref="VirtualPort"/> when that is not B's address), after <paramref name="translate"/> (given the server's
+    /// port) set up the rewriting in A, in a table of A's own that goes with the namespace.</summary>
+    private async Task<(StressPeerOutput Server, StressPeerOutput Client)> RunAsync(NamespacePair net, string target, string clientRanges,
+        Action<int> translate)
+    {
+        string[] common = ["--connections", Connections.ToString(), "--messages", "16", "--max-size", "8192"];
+        using var server = NamespacePeers.Start(net.B, fixture.Environment, ["serve", .. common, "--accel", "true", "--address", net.AddressB, "--ranges", ""]);
+        int port = await Peer.ReadPortAsync(server);
+        Nft(net.A, "add table ip accel_test");
+        translate(port);
+        int connectPort = target == net.AddressB ? port : VirtualPort;
+        using var client = NamespacePeers.Start(net.A, fixture.Environment,
+            ["connect", .. common, "--address", target, "--ports", $"{connectPort},{connectPort},{connectPort}", "--mixed", "false", "--ranges", clientRanges]);
+        StressPeerOutput c = await Peer.ResultAsync(client);
+        StressPeerOutput s = await Peer.ResultAsync(server);
+        output.WriteLine($"server: {s.Statistics}");
+        output.WriteLine($"client: {c.Statistics}");
+        Assert.Equal(Connections, s.Results.Length);
+        Assert.Equal(Connections, c.Results.Length);
+        Assert.Empty(s.Results.Concat(c.Results).Where(r => r.Error is not null).Select(r => r.Error).Take(10));
+        return (s, c);
+    }
+
+    private static void Nft(string ns, string command) => Command.Run("ip", $"netns exec {ns} nft {command}");
+}
