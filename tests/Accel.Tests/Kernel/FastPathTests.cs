@@ -1,6 +1,7 @@
 using Accel.Testing;
 using System.Net;
 using System.Net.Sockets;
+using Accel.Native.Abi;
 using Accel.Tests.Infrastructure;
 
 namespace Accel.Tests.Kernel;
@@ -220,5 +221,50 @@ public sealed class FastPathTests(KernelFixture fixture)
         Assert.Equal(second, buf[..n]);
         Assert.Equal(DirectionPath.Redirected, c2.GetStatistics().Path);
         Assert.Equal(0, server1.Available);
+    }
+
+    /// <summary>
+    /// Keys leave out the accepting end's address (NAT may rewrite it on the way), so two live connections from one
+    /// client address and port to two servers, which connect() allows, share every part of their keys but the two
+    /// initial sequence numbers. Those must keep them apart: each server gets its own client's bytes and no other.
+    /// </summary>
+    [KernelFact]
+    public async Task Two_connections_from_one_client_port_to_two_servers_each_reach_only_their_own_server()
+    {
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        using Socket listener1 = PreparedListener(engine), listener2 = PreparedListener(engine);
+        using var client1 = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        using var client2 = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        client1.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        client2.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        client1.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        client2.Bind(client1.LocalEndPoint!);
+        engine.PrepareConnect(client1);
+        engine.PrepareConnect(client2);
+        await client1.ConnectAsync(listener1.LocalEndPoint!);
+        await client2.ConnectAsync(listener2.LocalEndPoint!);
+        using var server1 = await listener1.AcceptAsync();
+        using var server2 = await listener2.AcceptAsync();
+        Assert.Equal(server1.RemoteEndPoint, server2.RemoteEndPoint);
+        var registrations = new[] { client1, client2, server1, server2 }.Select(s => engine.Register(s)).ToArray();
+        Assert.All(registrations, r => Assert.Equal(RegistrationOutcome.Registered, r.Outcome));
+        AccelKey key1 = engine.ReadState(client1)!.Value.Key, key2 = engine.ReadState(client2)!.Value.Key;
+        Assert.Equal(key1 with { ClientSeq = 0, ServerSeq = 0 }, key2 with { ClientSeq = 0, ServerSeq = 0 });
+
+        // Both ways, several rounds, each connection with text of its own.
+        for (int round = 0; round < 20; round++)
+        {
+            foreach (var (client, server, name) in new[] { (client1, server1, "one"), (client2, server2, "two") })
+            {
+                string request = $"to server {name}, round {round:00}", reply = $"from server {name}, round {round:00}";
+                await client.SendAsync(System.Text.Encoding.ASCII.GetBytes(request));
+                Assert.Equal(request, await ReceiveTextAsync(server, request.Length));
+                await server.SendAsync(System.Text.Encoding.ASCII.GetBytes(reply));
+                Assert.Equal(reply, await ReceiveTextAsync(client, reply.Length));
+            }
+        }
+
+        Assert.All(registrations, r => Assert.Equal(DirectionPath.Redirected, r.GetStatistics().Path));
+        Assert.All(new[] { client1, client2, server1, server2 }, s => Assert.Equal(0, s.Available));
     }
 }
