@@ -257,13 +257,16 @@ public sealed class LargeBodyTests(KernelFixture fixture, ITestOutputHelper outp
     }
 
     /// <summary>The same mix between two services in two network namespaces joined by veth (two pods on a node), each
-    /// a process of its own: the client in one namespace, the server in the other.</summary>
-    [KernelTheory(Tools = "ip:iproute2")]
-    [InlineData("h1", 4)]
-    [InlineData("h2c", 4)]
-    [InlineData("h1", 6)]
-    [InlineData("h2c", 6)]
-    public async Task Bodies_from_0_B_to_64_MiB_between_two_network_namespaces_are_redirected(string client, int ipVersion)
+    /// a process of its own: the client in one namespace, the server in the other. Through NAT, the client calls a
+    /// virtual address that nftables rewrites to the server's, as kube-proxy does for a Kubernetes ClusterIP.</summary>
+    [KernelTheory(Tools = "ip:iproute2 nft:nftables")]
+    [InlineData("h1", 4, false)]
+    [InlineData("h2c", 4, false)]
+    [InlineData("h1", 6, false)]
+    [InlineData("h2c", 6, false)]
+    [InlineData("h1", 4, true)]
+    [InlineData("h2c", 4, true)]
+    public async Task Bodies_from_0_B_to_64_MiB_between_two_network_namespaces_are_redirected(string client, int ipVersion, bool throughNat)
     {
         using var net = NamespacePair.Create();
         string serverAddress = ipVersion == 6 ? net.AddressB6 : net.AddressB;
@@ -274,8 +277,16 @@ public sealed class LargeBodyTests(KernelFixture fixture, ITestOutputHelper outp
             string? portLine = await server.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
             Assert.True(portLine?.StartsWith("PORT ", StringComparison.Ordinal) == true, $"server: {portLine} {(server.HasExited ? await server.StandardError.ReadToEndAsync() : "")}");
             string[] ports = portLine!.Split(' ');
+            string[] target = [$"http://{host}:{ports[1]}", $"http://{host}:{ports[2]}"], ranges = [];
+            if (throughNat)
+            {
+                net.AddVirtualAddressInA((80, int.Parse(ports[1])), (81, int.Parse(ports[2])));
+                target = [$"http://{net.VirtualAddress}:80", $"http://{net.VirtualAddress}:81"];
+                ranges = ["--SidecarlessAcceleration:SameHostPeerRanges:0", $"{net.VirtualAddress}/32"]; // as a Service range
+            }
+
             using Process fetch = HttpPeerProcess.Start(fixture.Environment, net.A, "fetch",
-                "--h1", $"http://{host}:{ports[1]}", "--h2c", $"http://{host}:{ports[2]}", "--proto", client);
+                ["--h1", target[0], "--h2c", target[1], "--proto", client, .. ranges]);
             Task<string> stdout = fetch.StandardOutput.ReadToEndAsync();
             Task<string> stderr = fetch.StandardError.ReadToEndAsync();
             Assert.True(fetch.WaitForExit(TimeSpan.FromMinutes(3)), "the client did not finish in 3 minutes");
@@ -285,7 +296,7 @@ public sealed class LargeBodyTests(KernelFixture fixture, ITestOutputHelper outp
             long Delta(string name) => root.GetProperty("after").GetProperty(name).GetInt64() - root.GetProperty("before").GetProperty(name).GetInt64();
             long redirected = Delta("redirectedBytes"), tcp = Delta("tcpBytes");
             double share = redirected / (double)Math.Max(1, redirected + tcp);
-            output.WriteLine($"{client} to {host}: {root.GetProperty("bytes").GetInt64() >> 20} MiB of bodies; server: {redirected} B redirected, {tcp} B through TCP ({share:P1}), {Delta("pacedWrites")} paced writes, {Delta("degradedDirections")} directions left the fast path");
+            output.WriteLine($"{client} to {target[0]}: {root.GetProperty("bytes").GetInt64() >> 20} MiB of bodies; server: {redirected} B redirected, {tcp} B through TCP ({share:P1}), {Delta("pacedWrites")} paced writes, {Delta("degradedDirections")} directions left the fast path");
             Assert.Equal(System.Text.Json.JsonValueKind.Null, root.GetProperty("error").ValueKind);
             Assert.True(share >= 0.95, $"{share:P1} of the server's bytes were redirected");
             Assert.Equal(0, Delta("degradedDirections"));

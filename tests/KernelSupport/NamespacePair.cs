@@ -71,6 +71,25 @@ public sealed class NamespacePair : IDisposable
         }
     }
 
+    /// <summary>An address in B's subnet's neighbourhood that no interface has, for <see cref="AddVirtualAddressInA"/>.</summary>
+    public string VirtualAddress => $"10.214.{Subnet}.10";
+
+    /// <summary>Runs an nft command in namespace A; its tables go with the namespace.</summary>
+    public void NftInA(string command) => Command.Run("ip", $"netns exec {A} nft {command}");
+
+    /// <summary>Makes <see cref="VirtualAddress"/> lead from A to B, as kube-proxy makes a Kubernetes ClusterIP lead to a
+    /// pod: a route to it, and DNAT of each virtual port to B's address and a port there (nftables, in A).</summary>
+    public void AddVirtualAddressInA(params (int VirtualPort, int Port)[] ports)
+    {
+        Ip($"-n {A} route add {VirtualAddress}/32 via {AddressB}");
+        NftInA("add table ip accel_vip");
+        NftInA("add chain ip accel_vip out { type nat hook output priority -100 ; }");
+        foreach (var (virtualPort, port) in ports)
+        {
+            NftInA($"add rule ip accel_vip out ip daddr {VirtualAddress} tcp dport {virtualPort} dnat to {AddressB}:{port}");
+        }
+    }
+
     public void Dispose()
     {
         foreach (string ns in new[] { A, B })

@@ -21,13 +21,8 @@ public sealed class AddressTranslationTests(KernelFixture fixture, ITestOutputHe
     public async Task A_client_calling_a_virtual_address_that_NAT_rewrites_to_its_server_shares_the_fast_path()
     {
         using var net = NamespacePair.Create();
-        string vip = $"10.214.{net.Subnet}.10";
-        var (server, client) = await RunAsync(net, vip, clientRanges: $"{vip}/32", port =>
-        {
-            Command.Run("ip", $"-n {net.A} route add {vip}/32 via {net.AddressB}");
-            Nft(net.A, "add chain ip accel_test out { type nat hook output priority -100 ; }");
-            Nft(net.A, $"add rule ip accel_test out ip daddr {vip} tcp dport {VirtualPort} dnat to {net.AddressB}:{port}");
-        });
+        var (server, client) = await RunAsync(net, net.VirtualAddress, clientRanges: $"{net.VirtualAddress}/32",
+            port => net.AddVirtualAddressInA((VirtualPort, port)));
 
         Assert.All(client.Results, r => Assert.Equal((nameof(RegistrationOutcome.Registered), "Redirected"), (r.Outcome, r.Path)));
         Assert.All(server.Results, r => Assert.Equal((nameof(RegistrationOutcome.Registered), "Redirected"), (r.Outcome, r.Path)));
@@ -47,8 +42,9 @@ public sealed class AddressTranslationTests(KernelFixture fixture, ITestOutputHe
         var (server, client) = await RunAsync(net, net.AddressB, clientRanges: "", _ =>
         {
             Command.Run("ip", $"-n {net.A} addr add {rewritten}/24 dev {net.DeviceA}");
-            Nft(net.A, "add chain ip accel_test post { type nat hook postrouting priority 100 ; }");
-            Nft(net.A, $"add rule ip accel_test post ip saddr {net.AddressA} ip daddr {net.AddressB} snat to {rewritten}");
+            net.NftInA("add table ip accel_snat");
+            net.NftInA("add chain ip accel_snat post { type nat hook postrouting priority 100 ; }");
+            net.NftInA($"add rule ip accel_snat post ip saddr {net.AddressA} ip daddr {net.AddressB} snat to {rewritten}");
         });
 
         Assert.All(client.Results, r => Assert.Equal(("Tcp", 0L), (r.Path, r.RedirectedBytes)));
@@ -58,14 +54,13 @@ public sealed class AddressTranslationTests(KernelFixture fixture, ITestOutputHe
 
     /// <summary>A server in namespace B and a client in namespace A that connects to <paramref name="target"/> (port
     /// <see cref="VirtualPort"/> when that is not B's address), after <paramref name="translate"/> (given the server's
-    /// port) set up the rewriting in A, in a table of A's own that goes with the namespace.</summary>
+    /// port) set up the rewriting in A.</summary>
     private async Task<(StressPeerOutput Server, StressPeerOutput Client)> RunAsync(NamespacePair net, string target, string clientRanges,
         Action<int> translate)
     {
         string[] common = ["--connections", Connections.ToString(), "--messages", "16", "--max-size", "8192"];
         using var server = NamespacePeers.Start(net.B, fixture.Environment, ["serve", .. common, "--accel", "true", "--address", net.AddressB, "--ranges", ""]);
         int port = await Peer.ReadPortAsync(server);
-        Nft(net.A, "add table ip accel_test");
         translate(port);
         int connectPort = target == net.AddressB ? port : VirtualPort;
         using var client = NamespacePeers.Start(net.A, fixture.Environment,
@@ -79,6 +74,4 @@ public sealed class AddressTranslationTests(KernelFixture fixture, ITestOutputHe
         Assert.Empty(s.Results.Concat(c.Results).Where(r => r.Error is not null).Select(r => r.Error).Take(10));
         return (s, c);
     }
-
-    private static void Nft(string ns, string command) => Command.Run("ip", $"netns exec {ns} nft {command}");
 }
