@@ -71,7 +71,7 @@ public sealed class NamespacePair : IDisposable
         }
     }
 
-    /// <summary>An address in B's subnet's neighbourhood that no interface has, for <see cref="AddVirtualAddressInA"/>.</summary>
+    /// <summary>An address that no interface has, a virtual one for <see cref="AddVirtualAddressInA"/> (like a ClusterIP).</summary>
     public string VirtualAddress => $"10.214.{Subnet}.10";
 
     /// <summary>Runs an nft command in namespace A; its tables go with the namespace.</summary>
