@@ -90,9 +90,13 @@ public sealed class NamespacePair : IDisposable
         }
     }
 
-    public void Dispose()
+    public void Dispose() => Delete(A, B);
+
+    /// <summary>Deletes the network namespaces <paramref name="namespaces"/> (with their veth ends and nftables rules),
+    /// passing over any that were not created.</summary>
+    internal static void Delete(params string[] namespaces)
     {
-        foreach (string ns in new[] { A, B })
+        foreach (string ns in namespaces)
         {
             try
             {

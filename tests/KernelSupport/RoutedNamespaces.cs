@@ -76,20 +76,7 @@ public sealed class RoutedNamespaces : IDisposable
         Nft($"add rule ip accel_svc pre ip daddr {ServiceAddress} tcp dport {servicePort} dnat to {AddressB}:{port}");
     }
 
-    public void Dispose()
-    {
-        foreach (string ns in new[] { A, B, Node })
-        {
-            try
-            {
-                Ip($"netns del {ns}");
-            }
-            catch (InvalidOperationException)
-            {
-                // not created
-            }
-        }
-    }
+    public void Dispose() => NamespacePair.Delete(A, B, Node);
 
     private void Nft(string command) => Ip($"netns exec {Node} nft {command}");
 
