@@ -24,7 +24,8 @@ namespace Accel;
 /// How a socket gets into the fast path: <see cref="PrepareListener"/> (server) or <see cref="PrepareConnect"/>
 /// (client) opts it in before the connection exists, and the kernel inserts it at establishment, before either
 /// side can write, under a key that names that very connection as both of its ends see it (the connecting end's
-/// address and port and both initial sequence numbers, so a server address rewritten by NAT does not matter). <see cref="Register"/> then reports what the kernel did, in one syscall.
+/// address and port and both initial sequence numbers, so a server address rewritten by NAT does not matter).
+/// <see cref="Register"/> then reports what the kernel did, in one syscall.
 /// User space never inserts sockets: a connection that already exists stays on plain TCP.
 /// Each socket's first send decides its direction for life: redirected if its peer is in the fast path,
 /// TCP otherwise, so bytes are never reordered. Nothing runs in user space per message.

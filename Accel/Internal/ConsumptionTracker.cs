@@ -387,8 +387,7 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                 }
 
                 // The tag first, before the entry names the slot: the kernel writes only a slot that holds its reader's tag.
-                var t = new Tracked(fd, state.Key, slot, ReportSlots.NextTag(Volatile.Read(ref _entries[slot])));
-                Volatile.Write(ref _entries[slot], ReportSlots.Value(t.Tag, 0));
+                var t = new Tracked(fd, state.Key, slot, ReportSlots.Renew(ref _entries[slot], 0));
                 _tracked[fd] = t;
                 if (!Publish(t, flow.Sent) || (t.Published == 0 && _kernel.WriteFlow(t.Key, Flow(t, 0, flow.Sent)) < 0))
                 {

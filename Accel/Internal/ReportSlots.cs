@@ -18,7 +18,7 @@ namespace Accel.Internal;
 /// another socket once the free ones run out. The kernel writes a slot only while it holds the tag its connection's
 /// entry names, so a slot that is freed while an entry still names it (a block whose engine ended before its
 /// connections closed, leased again) is safe from that entry's mark: the slot is written with its new tag, the one after
-/// its last (<see cref="NextTag"/>), before any entry names it.
+/// its last (<see cref="Renew"/>), before any entry names it.
 /// Without a free slot or block, readers report by syscall, as before; a reader without a slot asks again at its next
 /// report, which costs a look at each held block's count of marks (the slots are only scanned when it moved) and, at
 /// most every <see cref="BlockRetryMs"/>, an attempt to lease another block.
@@ -73,10 +73,8 @@ internal sealed unsafe class ReportSlots : IDisposable
                 return null;
             }
 
-            uint tag = NextTag(Volatile.Read(ref _entries[index]));
-            ulong value = Value(tag, total);
-            Volatile.Write(ref _entries[index], value);
-            return new ReportSlot(this, index, tag, value);
+            uint tag = Renew(ref _entries[index], total);
+            return new ReportSlot(this, index, tag, Value(tag, total));
         }
     }
 
@@ -131,11 +129,17 @@ internal sealed unsafe class ReportSlots : IDisposable
         }
     }
 
-    /// <summary>The tag a slot gets when it is given to its next reader: one past the tag it holds (1 to 0xffff, so a used
-    /// slot's value is never 0). A slot keeps its tag while it is free, in whichever engine's hands, so a connection that
-    /// still names it (its engine ended first) can only match again after 65,535 more readers had the slot: the kernel
-    /// writes only a slot that holds the tag its connection's entry names.</summary>
-    internal static uint NextTag(ulong slotValue) => (uint)(slotValue >> 48) % 0xffff + 1;
+    /// <summary>Gives the slot <paramref name="entry"/> to its next reader, holding <paramref name="total"/>, and returns
+    /// the reader's tag: one past the tag the slot holds (1 to 0xffff, so a used slot's value is never 0). A slot keeps its
+    /// tag while it is free, in whichever engine's or tracker's hands, so a connection that still names it (its engine
+    /// ended first) can only match again after 65,535 more readers had the slot: the kernel writes only a slot that holds
+    /// the tag its connection's entry names. Written before any entry names the slot.</summary>
+    internal static uint Renew(ref ulong entry, long total)
+    {
+        uint tag = (uint)(Volatile.Read(ref entry) >> 48) % 0xffff + 1;
+        Volatile.Write(ref entry, Value(tag, total));
+        return tag;
+    }
 
     internal static ulong Value(uint tag, long total) => ((ulong)(tag & 0xffff) << 48) | ((ulong)total & (AccelTrack.Closed - 1));
 
