@@ -4,11 +4,14 @@
 //                Pattern.Blocks, /stats the acceleration health data.
 //   fetch        --h1 <base url> --h2c <base url> --proto h1|h2c: through IHttpClientFactory with the library, 32 GETs
 //                of /blocks/{0 B..64 MiB} at once, every byte checked; prints one JSON line: body bytes, the first
-//                error, and the server's /stats before and after.
+//                error, the server's /stats before and after, and the client's own at the end.
 //   echo-client  --url <url> [--h2c true]: POSTs an endless pattern body to <url> through IHttpClientFactory with
 //                the library; prints "STREAMING" once 1 MiB is sent.
-// Library options come as configuration arguments, e.g. --SidecarlessAcceleration:PinRoot /path.
+// Library options come as configuration arguments, e.g. --SidecarlessAcceleration:PinRoot /path. It also runs published
+// with native AOT (NativeAotTests), so it uses no reflection: its JSON goes through PeerJson's generated code.
+using System.Text.Json.Serialization;
 using Accel.Testing;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 string role = args[0];
 string[] config = args[1..];
@@ -34,8 +37,7 @@ if (role == "serve")
         ctx.Response.ContentLength = n;
         await Pattern.Blocks.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
     });
-    app.MapGet("/stats", async (Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckService health)
-        => Results.Json((await health.CheckHealthAsync()).Entries["sidecarless-acceleration"].Data));
+    app.MapGet("/stats", async (HealthCheckService health) => Results.Text(await StatsAsync(health), "application/json"));
     await app.StartAsync();
     Console.WriteLine($"PORT {string.Join(' ', app.Urls.Select(u => new Uri(u).Port))}");
     await app.WaitForShutdownAsync();
@@ -111,9 +113,21 @@ if (role == "fetch")
         Interlocked.Add(ref bytes, size);
     });
     string after = await clients.CreateClient("h1").GetStringAsync("/stats");
-    Console.WriteLine($"{{\"bytes\":{bytes},\"error\":{System.Text.Json.JsonSerializer.Serialize(error)},\"before\":{before},\"after\":{after}}}");
+    string own = await StatsAsync(host.Services.GetRequiredService<HealthCheckService>());
+    Console.WriteLine($"{{\"bytes\":{bytes},\"error\":{System.Text.Json.JsonSerializer.Serialize(error, PeerJson.Default.String)},\"before\":{before},\"after\":{after},\"client\":{own}}}");
     return 0;
 }
 
 Console.Error.WriteLine($"unknown role {role}");
 return 2;
+
+// The library's health data: the process's bypass counts.
+static async Task<string> StatsAsync(HealthCheckService health)
+    => System.Text.Json.JsonSerializer.Serialize((await health.CheckHealthAsync()).Entries["sidecarless-acceleration"].Data, PeerJson.Default.IReadOnlyDictionaryStringObject);
+
+/// <summary>The JSON this program writes, with the types the health data's values have.</summary>
+[JsonSerializable(typeof(IReadOnlyDictionary<string, object>))]
+[JsonSerializable(typeof(string))]
+[JsonSerializable(typeof(bool))]
+[JsonSerializable(typeof(long))]
+internal sealed partial class PeerJson : JsonSerializerContext;
