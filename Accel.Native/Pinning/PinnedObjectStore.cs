@@ -302,6 +302,20 @@ internal sealed class PinnedObjectStore : IDisposable
                 return;
             }
 
+            // A kernel that refuses tracing programs (no CAP_PERFMON, lockdown, a security module) refuses them before it
+            // looks at what they would attach to, and one that takes them refuses a load naming nothing with EINVAL. Asked
+            // first, this spares every engine on such a host reading the kernel's BTF (5 MB, about 30 ms of its start) for a
+            // load that fails; the refusal throws here, as the real load would.
+            var fds = _maps.ToDictionary(m => m.Key, m => m.Value.Value);
+            byte[] instructions = spec.Relocate(fds);
+            try
+            {
+                _bpf.LoadProgram(spec.Name, spec.Type, spec.AttachType, instructions, license).Dispose();
+            }
+            catch (BpfException e) when (e.Errno == Errno.EINVAL)
+            {
+            }
+
             byte[] vmlinux;
             try
             {
@@ -320,8 +334,7 @@ internal sealed class PinnedObjectStore : IDisposable
                 return;
             }
 
-            var fds = _maps.ToDictionary(m => m.Key, m => m.Value.Value);
-            using KernelFd program = _bpf.LoadProgram(spec.Name, spec.Type, spec.AttachType, spec.Relocate(fds), license, btfId.Value);
+            using KernelFd program = _bpf.LoadProgram(spec.Name, spec.Type, spec.AttachType, instructions, license, btfId.Value);
             int r = _bpf.TryOpenTracingLink(program, out KernelFd? link);
             if (r < 0)
             {

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using Accel.Native.Bpf;
+using Accel.Native.Btf;
 using Accel.Native.Interop;
 using Accel.Native.Loading;
 using Accel.Native.Pinning;
@@ -141,6 +142,71 @@ public sealed class ErrorPathTests
         Assert.Contains("key 8 B", e.Message);
         Assert.DoesNotContain(BpfCommand.MapCreate, kernel.Calls);
     }
+
+    [Fact]
+    public void A_kernel_that_refuses_tracing_programs_is_asked_before_its_BTF_is_read()
+    {
+        var loads = new List<(BpfProgramType Type, uint BtfId)>();
+        var kernel = TracingKernel(loads, permitted: false);
+        using var store = PinnedObjectStore.OpenOrCreate(new BpfSyscalls(kernel), EmbeddedObjects.Accel, "/sys/fs/bpf");
+
+        Assert.False(store.TracksConsumption);
+        Assert.Matches("EPERM|CAP_PERFMON", store.ConsumptionTrackingProblem);
+        // Refused at the load that names no target (and once more, for the verifier log), never with a BTF id: the
+        // kernel's BTF, which only a target's id needs, was not needed.
+        Assert.Equal([0u, 0u], loads.Where(l => l.Type == BpfProgramType.Tracing).Select(l => l.BtfId));
+        Assert.DoesNotContain(BpfCommand.RawTracepointOpen, kernel.Calls);
+    }
+
+    [Fact]
+    public void A_kernel_that_takes_tracing_programs_gets_the_consumption_program_on_its_function()
+    {
+        var loads = new List<(BpfProgramType Type, uint BtfId)>();
+        var kernel = TracingKernel(loads, permitted: true);
+        using var store = PinnedObjectStore.OpenOrCreate(new BpfSyscalls(kernel), EmbeddedObjects.Accel, "/sys/fs/bpf");
+
+        uint[] tracingLoads = loads.Where(l => l.Type == BpfProgramType.Tracing).Select(l => l.BtfId).ToArray();
+        if (!File.Exists(KernelBtf.VmlinuxPath))
+        {
+            Assert.Contains(KernelBtf.VmlinuxPath, store.ConsumptionTrackingProblem); // a kernel without BTF: named, and no load with a target
+            Assert.All(tracingLoads, id => Assert.Equal(0u, id));
+            return;
+        }
+
+        // The load that names no target is refused with EINVAL where tracing is permitted; the real one names the function.
+        uint? function = KernelBtf.FindFunction(File.ReadAllBytes(KernelBtf.VmlinuxPath), "__sk_msg_recvmsg");
+        Assert.NotNull(function);
+        Assert.Equal(function, tracingLoads[^1]);
+        Assert.Equal(0u, tracingLoads[0]);
+        Assert.True(store.TracksConsumption, store.ConsumptionTrackingProblem);
+        Assert.Contains(BpfCommand.RawTracepointOpen, kernel.Calls);
+    }
+
+    /// <summary>A kernel with nothing pinned yet that creates and loads what it is asked to, recording each program load's
+    /// type and attach BTF id. Tracing programs are refused with EPERM, or (<paramref name="permitted"/>) taken when they
+    /// name a target and refused with EINVAL when they do not, as the kernel does.</summary>
+    private static FakeKernel TracingKernel(List<(BpfProgramType Type, uint BtfId)> loads, bool permitted) => new()
+    {
+        EffectiveUserId = 0,
+        OnStat = path => Path.GetFileName(path) is "bpf" or "accel" || Path.GetFileName(path).StartsWith("v1-", StringComparison.Ordinal)
+            ? (0, new FileFacts(0, 0x41C0, KernelSupportProbe.BpffsMagic, true, 1))
+            : (-Errno.ENOENT, default),
+        OnBpf = (cmd, attr) =>
+        {
+            switch (cmd)
+            {
+                case BpfCommand.ProgLoad:
+                    var type = (BpfProgramType)MemoryMarshal.Read<uint>(attr);
+                    uint btfId = MemoryMarshal.Read<uint>(attr[108..]);
+                    loads.Add((type, btfId));
+                    return type != BpfProgramType.Tracing ? 7 : !permitted ? -Errno.EPERM : btfId == 0 ? -Errno.EINVAL : 8;
+                case BpfCommand.ProgQuery:
+                    return -Errno.EINVAL; // as kernels that cannot list a sockmap's programs: nothing to check
+                default:
+                    return 9;
+            }
+        },
+    };
 
     [Fact]
     public void Verifier_log_tail_keeps_short_logs_whole()
