@@ -55,7 +55,7 @@ public sealed class NativeAotTests(KernelFixture fixture, NativeAotTests.Publish
             await _gate.WaitAsync();
             try
             {
-                return _executable ??= await PublishAsync(output);
+                return _executable ??= Publish(output);
             }
             finally
             {
@@ -63,36 +63,14 @@ public sealed class NativeAotTests(KernelFixture fixture, NativeAotTests.Publish
             }
         }
 
-        private async Task<string> PublishAsync(ITestOutputHelper output)
+        private string Publish(ITestOutputHelper output)
         {
-            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (string arg in new[]
-            {
+            var clock = Stopwatch.StartNew();
+            string log = DotnetCli.Run(TimeSpan.FromMinutes(8),
                 "publish", Path.Combine(Repository.Root, "tests", "Accel.HttpPeer", "Accel.HttpPeer.csproj"),
                 "-c", "Release", "--use-current-runtime", "-p:PublishAot=true",
                 "--artifacts-path", Path.Combine(_directory, "artifacts"), "-o", Path.Combine(_directory, "out"),
-                // No build servers left running after the test.
-                "-nodeReuse:false", "-p:UseSharedCompilation=false",
-            })
-            {
-                psi.ArgumentList.Add(arg);
-            }
-
-            psi.Environment["DOTNET_CLI_USE_MSBUILD_SERVER"] = "0";
-            psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-            psi.Environment["DOTNET_NOLOGO"] = "1";
-            var clock = Stopwatch.StartNew();
-            using Process publish = Process.Start(psi)!;
-            Task<string> stdout = publish.StandardOutput.ReadToEndAsync();
-            Task<string> stderr = publish.StandardError.ReadToEndAsync();
-            if (!publish.WaitForExit(TimeSpan.FromMinutes(8)))
-            {
-                publish.Kill(entireProcessTree: true);
-            }
-
-            await publish.WaitForExitAsync();
-            string log = await stdout + await stderr;
-            Assert.True(publish.ExitCode == 0, $"dotnet publish with native AOT failed ({publish.ExitCode}):\n{log}");
+                "-nodeReuse:false", "-p:UseSharedCompilation=false"); // no build servers left running after the test
 
             // Trim and AOT analysis of the whole program, the library's code included: what a service's own publish would report.
             string[] warnings = log.Split('\n').Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"warning IL\d{4}")).Distinct().ToArray();

@@ -13,6 +13,8 @@ namespace Accel.AspNetCore.Tests;
 [Collection(KernelCollection.Name)]
 public sealed class PackageTests(KernelFixture fixture, ITestOutputHelper output)
 {
+    private static readonly TimeSpan Step = TimeSpan.FromMinutes(5);
+
     [KernelFact]
     public async Task A_new_web_app_that_references_the_package_is_accelerated()
     {
@@ -23,11 +25,11 @@ public sealed class PackageTests(KernelFixture fixture, ITestOutputHelper output
         {
             foreach (string project in new[] { "Accel.Native", "Accel", "Accel.AspNetCore" })
             {
-                Run("dotnet", "pack", Path.Combine(Repository.Root, project, $"{project}.csproj"), "-c", "Release", "-o", feed, "-p:Version=0.0.1-test");
+                DotnetCli.Run(Step, "pack", Path.Combine(Repository.Root, project, $"{project}.csproj"), "-c", "Release", "-o", feed, "-p:Version=0.0.1-test");
             }
 
             Assert.Contains("Accel.AspNetCore.0.0.1-test.snupkg", Directory.GetFiles(feed).Select(Path.GetFileName));
-            Run("dotnet", "new", "web", "-o", app, "-n", "FreshApp", "--no-restore");
+            DotnetCli.Run(Step, "new", "web", "-o", app, "-n", "FreshApp", "--no-restore");
             File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
                 <?xml version="1.0" encoding="utf-8"?>
                 <configuration>
@@ -65,7 +67,7 @@ public sealed class PackageTests(KernelFixture fixture, ITestOutputHelper output
                 app.MapGet("/stats", async (HealthCheckService health) => (await health.CheckHealthAsync()).Entries["sidecarless-acceleration"].Data);
                 app.Run();
                 """);
-            Run("dotnet", "build", app, "-c", "Release");
+            DotnetCli.Run(Step, "build", app, "-c", "Release");
 
             int port = LoopbackPort.Free();
             var psi = new ProcessStartInfo("dotnet", [Path.Combine(app, "bin", "Release", "net10.0", "FreshApp.dll"), "--urls", $"http://127.0.0.1:{port}", "--SelfUrl", $"http://127.0.0.1:{port}"])
@@ -110,16 +112,5 @@ public sealed class PackageTests(KernelFixture fixture, ITestOutputHelper output
         {
             Directory.Delete(work, recursive: true);
         }
-    }
-
-    private void Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        psi.Environment["DOTNET_NOLOGO"] = "1";
-        using Process p = Process.Start(psi)!;
-        Task<string> stdout = p.StandardOutput.ReadToEndAsync(), stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(5)), $"{file} {string.Join(' ', args)} did not finish in 5 minutes");
-        Assert.True(p.ExitCode == 0, $"{file} {string.Join(' ', args)} failed ({p.ExitCode}):\n{stdout.Result}\n{stderr.Result}");
     }
 }
