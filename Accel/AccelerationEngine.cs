@@ -130,18 +130,15 @@ public sealed class AccelerationEngine : IDisposable
             store.AttachSockOps(AbiNames.SockOpsProgram, cgroup);
             var fastPath = new KernelFastPath(bpf, store);
             var peers = new PeerRanges(options.SameHostPeerRanges, options.IncludeHostAddresses);
-            foreach (IPNetwork range in peers.Ranges)
+            foreach (IPNetwork range in fastPath.PublishPeerRanges(peers.Ranges))
             {
-                if (!fastPath.AddPeerRange(range))
-                {
-                    Log.PeerRangesFull(logger, range.ToString());
-                }
+                Log.PeerRangesFull(logger, range.ToString());
             }
 
             fastPath.Announce(owner, options.ServiceName ?? DefaultServiceName(), Environment.MachineName, Environment.ProcessId);
             if (store.RemovedDetachedLinks > 0 || store.EndedInstancesForgotten > 0)
             {
-                Log.RemovedLeftovers(logger, store.EndedInstancesForgotten, store.RemovedDetachedLinks, store.Directory);
+                Log.RemovedLeftovers(logger, store.EndedInstancesForgotten, store.RemovedPeerEntries, store.RemovedDetachedLinks, store.Directory);
             }
 
             Log.Enabled(logger, store.Directory, store.Created ? "created by this process" : "shared with other processes", cgroup);

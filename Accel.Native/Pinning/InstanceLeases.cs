@@ -12,7 +12,8 @@ namespace Accel.Native.Pinning;
 /// </summary>
 internal static class InstanceLeases
 {
-    private const string Prefix = "instance_";
+    /// <summary>How every instance directory's name begins.</summary>
+    public const string Prefix = "instance_";
     private const int LockExclusiveNonBlocking = FileConstants.LockExclusive | FileConstants.LockNonBlocking;
 
     /// <summary>Creates and locks this instance's directory; the lease lasts until the handle is closed.
@@ -115,14 +116,15 @@ internal static class InstanceLeases
         return kernel.Flock(fd, LockExclusiveNonBlocking) == 0;
     }
 
-    private static string PathOf(string directory, ulong owner) =>
+    /// <summary>The directory of the instance <paramref name="owner"/>.</summary>
+    public static string PathOf(string directory, ulong owner) =>
         Path.Combine(directory, Prefix + owner.ToString("x16", CultureInfo.InvariantCulture));
 
     private static void TryRemove(string path)
     {
         try
         {
-            System.IO.Directory.Delete(path);
+            System.IO.Directory.Delete(path, recursive: true); // with what the instance kept in it (PeerClaims)
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

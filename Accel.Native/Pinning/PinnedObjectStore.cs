@@ -24,6 +24,7 @@ internal sealed class PinnedObjectStore : IDisposable
     private readonly Dictionary<string, KernelFd> _programs = new();
     private KernelFd? _lease;
     private ulong _instance;
+    private bool _claims;
 
     private PinnedObjectStore(BpfSyscalls bpf, string directory)
     {
@@ -87,9 +88,14 @@ internal sealed class PinnedObjectStore : IDisposable
                 store.RemoveDetachedCgroupLinks();
                 if (instance is ulong owner)
                 {
-                    store.EndedInstancesForgotten = InstanceLeases.SweepEnded(bpf.Kernel, dir, store.ForgetInstance);
+                    store.EndedInstancesForgotten = InstanceLeases.SweepEnded(bpf.Kernel, dir, ended =>
+                    {
+                        store.ForgetInstance(ended);
+                        store.RemovedPeerEntries += store.RemoveUnclaimedPeerEntries(InstanceLeases.PathOf(dir, ended));
+                    });
                     store._lease = InstanceLeases.Hold(bpf.Kernel, dir, owner);
                     store._instance = owner;
+                    store._claims = store._lease is not null && PeerClaims.Begin(InstanceLeases.PathOf(dir, owner));
                 }
             }
             finally
@@ -196,6 +202,65 @@ internal sealed class PinnedObjectStore : IDisposable
         }
     }
 
+    /// <summary>How many entries of the table of possibly same-host peers this process removed when it opened the
+    /// store: entries that only instances that ended without stopping had published.</summary>
+    public int RemovedPeerEntries { get; private set; }
+
+    /// <summary>Inserts each of <paramref name="keys"/> into the host-wide table of possibly same-host peers with
+    /// <paramref name="insert"/> (false: the table is full), claiming it for this instance first, under the pin
+    /// directory's lock (see <see cref="PeerClaims"/>). Returns the keys that were not inserted.</summary>
+    public IReadOnlyList<byte[]> PublishPeerEntries(IEnumerable<byte[]> keys, Func<byte[], bool> insert)
+    {
+        var refused = new List<byte[]>();
+        using KernelFd lockFd = LockDirectory(_bpf.Kernel, Directory);
+        try
+        {
+            string lease = InstanceLeases.PathOf(Directory, _instance);
+            foreach (byte[] key in keys)
+            {
+                // Unclaimed (no lease, or the claim could not be made), the entry stays after this instance, as before claims.
+                bool claimed = _claims && PeerClaims.Claim(lease, key);
+                if (!insert(key))
+                {
+                    refused.Add(key);
+                    if (claimed)
+                    {
+                        PeerClaims.Unclaim(lease, key);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            _bpf.Kernel.Flock(lockFd.Value, FileConstants.Unlock);
+        }
+
+        return refused;
+    }
+
+    /// <summary>Removes from the table of possibly same-host peers the entries that the instance whose lease directory
+    /// is <paramref name="lease"/> claimed and no other running instance claims; nothing while a running instance does
+    /// not claim. Called under the pin directory's lock. Returns how many it removed.</summary>
+    private int RemoveUnclaimedPeerEntries(string lease)
+    {
+        if (!_maps.TryGetValue(AbiNames.LocalPrefixes, out KernelFd? table)
+            || PeerClaims.OfRunningInstances(_bpf.Kernel, Directory, except: lease) is not { } claimedByOthers)
+        {
+            return 0;
+        }
+
+        int removed = 0;
+        foreach (byte[] key in PeerClaims.Of(lease))
+        {
+            if (key.Length == Marshal.SizeOf<AccelPrefix>() && !claimedByOthers.Contains(Convert.ToHexString(key)) && _bpf.TryDelete(table, key) == 0)
+            {
+                removed++;
+            }
+        }
+
+        return removed;
+    }
+
     /// <summary>How many pinned cgroup links of removed cgroups this process unpinned when it opened the store.</summary>
     public int RemovedDetachedLinks { get; private set; }
 
@@ -236,13 +301,34 @@ internal sealed class PinnedObjectStore : IDisposable
     {
         if (_lease is not null)
         {
-            InstanceLeases.Release(_lease, Directory, _instance);
+            ReleaseLease(_lease);
             _lease = null;
         }
 
         foreach (KernelFd fd in _maps.Values.Concat(_programs.Values))
         {
             fd.Dispose();
+        }
+    }
+
+    /// <summary>Ends this instance's lease, first taking out of the table of same-host peers what only it published, under
+    /// the pin directory's lock (so that no instance starting meanwhile publishes, or sweeps, in between).</summary>
+    private void ReleaseLease(KernelFd lease)
+    {
+        KernelFd? lockFd = null;
+        try
+        {
+            lockFd = LockDirectory(_bpf.Kernel, Directory);
+            RemoveUnclaimedPeerEntries(InstanceLeases.PathOf(Directory, _instance));
+        }
+        catch (Exception e) when (e is UnavailableException or IOException or UnauthorizedAccessException)
+        {
+            // The pin directory is gone or cannot be locked: its entries are not this instance's to look after any more.
+        }
+        finally
+        {
+            InstanceLeases.Release(lease, Directory, _instance);
+            lockFd?.Dispose();
         }
     }
 

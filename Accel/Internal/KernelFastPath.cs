@@ -130,20 +130,36 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
         Bpf.TryUpdate(Store.Map(AbiNames.Services), AsBytes(ref owner), AsBytes(ref service), BpfFlags.Any);
     }
 
-    /// <summary>Adds <paramref name="range"/> to the host-wide table of possibly same-host peers; false when
-    /// the table is full.</summary>
-    public unsafe bool AddPeerRange(IPNetwork range)
+    /// <summary>Adds <paramref name="ranges"/> to the host-wide table of possibly same-host peers, each claimed by this
+    /// instance so that it leaves the table when no running instance needs it; returns those that did not fit (the
+    /// table is full).</summary>
+    public unsafe IReadOnlyList<IPNetwork> PublishPeerRanges(IReadOnlyList<IPNetwork> ranges)
     {
-        var prefix = new AccelPrefix { PrefixLength = (uint)range.PrefixLength };
-        range.BaseAddress.GetAddressBytes().CopyTo(new Span<byte>(prefix.Address, 16));
-        uint one = 1;
-        int r = Bpf.TryUpdate(Store.Map(AbiNames.LocalPrefixes), AsBytes(ref prefix), AsBytes(ref one), BpfFlags.Any);
-        if (r < 0 && -r != Errno.ENOSPC && -r != Errno.E2BIG)
+        var byKey = new Dictionary<string, IPNetwork>();
+        var keys = new List<byte[]>();
+        foreach (IPNetwork range in ranges)
         {
-            throw new BpfException($"BPF_MAP_UPDATE_ELEM {AbiNames.LocalPrefixes} {range}", -r);
+            var prefix = new AccelPrefix { PrefixLength = (uint)range.PrefixLength };
+            range.BaseAddress.GetAddressBytes().CopyTo(new Span<byte>(prefix.Address, 16));
+            byte[] key = AsBytes(ref prefix).ToArray();
+            if (byKey.TryAdd(Convert.ToHexString(key), range))
+            {
+                keys.Add(key);
+            }
         }
 
-        return r >= 0;
+        IReadOnlyList<byte[]> refused = Store.PublishPeerEntries(keys, key =>
+        {
+            uint one = 1;
+            int r = Bpf.TryUpdate(Store.Map(AbiNames.LocalPrefixes), key, AsBytes(ref one), BpfFlags.Any);
+            if (r < 0 && -r != Errno.ENOSPC && -r != Errno.E2BIG)
+            {
+                throw new BpfException($"BPF_MAP_UPDATE_ELEM {AbiNames.LocalPrefixes} {byKey[Convert.ToHexString(key)]}", -r);
+            }
+
+            return r >= 0;
+        });
+        return [.. refused.Select(key => byKey[Convert.ToHexString(key)])];
     }
 
     public void Dispose() => Store.Dispose();

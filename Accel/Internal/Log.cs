@@ -28,11 +28,11 @@ internal static partial class Log
     [LoggerMessage(10, LogLevel.Warning, "Bpffs was not mounted at {PinRoot} in this container; mounted a new one, which no other container sees: calls to services in other containers use plain TCP. Mount the host's /sys/fs/bpf at {PinRoot} (see examples/deploy) to share the fast path across containers.")]
     public static partial void MountedBpffsInContainer(ILogger logger, string pinRoot);
 
-    [LoggerMessage(9, LogLevel.Warning, "The host-wide table of possibly same-host peer addresses is full: {Range} was not added, so connections with peers there use plain TCP. Addresses of containers that are gone stay in it; narrow SameHostPeerRanges, or clear it by removing the pin directory while no service runs.")]
+    [LoggerMessage(9, LogLevel.Warning, "The host-wide table of possibly same-host peer addresses is full: {Range} was not added, so connections with peers there use plain TCP. A service's entries leave it when the service stops, or when the next one starts after it was killed, unless another running service published them too (or runs a build of the library from before such claims); narrow SameHostPeerRanges, or clear the table by removing the pin directory while no service runs.")]
     public static partial void PeerRangesFull(ILogger logger, string range);
 
-    [LoggerMessage(8, LogLevel.Information, "Removed what services that are gone left in {PinDirectory}: {Services} service record(s) of processes that ended without stopping, {Links} sock_ops link(s) of removed cgroups.")]
-    public static partial void RemovedLeftovers(ILogger logger, int services, int links, string pinDirectory);
+    [LoggerMessage(8, LogLevel.Information, "Removed what services that are gone left in {PinDirectory}: {Services} service record(s) of processes that ended without stopping, {Addresses} same-host peer address(es) that only they had published, {Links} sock_ops link(s) of removed cgroups.")]
+    public static partial void RemovedLeftovers(ILogger logger, int services, int addresses, int links, string pinDirectory);
 
     [LoggerMessage(11, LogLevel.Information, "Process scope: every TCP socket this process (id {Tgid} on the host) creates from now on is opted into the fast path; reads of sockets the library does not see are reported by its tracker (block {Block}).")]
     public static partial void ProcessScopeEntered(ILogger logger, uint tgid, int block);
