@@ -15,8 +15,8 @@ namespace Accel.Internal;
 /// <remarks>
 /// Without reports, a writer may redirect only its first bound's worth of bytes. The tracker gives every socket of
 /// the process that the kernel put into the fast path a slot in a shared, memory-mapped BPF array, soon after the
-/// kernel inserted it (it looks for new sockets when the engine's count of inserted sockets moves, and twice more in
-/// the next second, for a server's sockets accepted after it looked). Once a writer is
+/// kernel inserted it (it looks for new sockets when the engine's count of inserted sockets moves, which it reads every 10 ms, and
+/// twice more in the next second, for a server's sockets accepted after it looked). Once a writer is
 /// past a quarter of its bound, its sk_msg program writes its redirected total into its reader's slot and bumps the
 /// block's change count. Every millisecond (every fourth when nothing moved for 100 ms) the tracker reads the change counts of its blocks from memory, without a
 /// syscall, and for a slot that moved publishes <c>sent - FIONREAD</c>, a lower bound of what the reader consumed
@@ -158,13 +158,19 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
         // machine, let it run first when it wakes (it uses little CPU). Allowed with CAP_SYS_NICE; harmless without.
         setpriority(0 /* PRIO_PROCESS */, (uint)ThreadId, -10);
 
-        long lastSweep = Stopwatch.GetTimestamp(), lastDiscovery = 0;
+        long lastSweep = Stopwatch.GetTimestamp(), lastDiscovery = 0, lastInsertedRead = 0;
         long lastChange = 0;
         TimeSpan lookAgainAfter = TimeSpan.Zero; // zero: no pass pending
         while (!_stop.IsCancellationRequested)
         {
             // Every millisecond while writers are near their bounds; every fourth after 100 ms without (wakeups cost).
-            _stop.Token.WaitHandle.WaitOne(Stopwatch.GetElapsedTime(lastChange) < QuietAfter ? Period : QuietPeriod);
+            // A plain sleep: stopping waits for the end of it, at most a few milliseconds.
+            FineSleep.For(Stopwatch.GetElapsedTime(lastChange) < QuietAfter ? Period : QuietPeriod);
+            if (_stop.IsCancellationRequested)
+            {
+                break;
+            }
+
             try
             {
                 ulong waiting = Volatile.Read(ref _entries[WaitingIndex]);
@@ -178,7 +184,6 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                 }
                 else if (Stopwatch.GetElapsedTime(lastDiscovery) >= DiscoverAtMostEvery)
                 {
-                    ulong inserted = _kernel.ReadOwner(_owner).Inserted;
                     bool due = lookAgainAfter > TimeSpan.Zero && Stopwatch.GetElapsedTime(lastDiscovery) >= lookAgainAfter;
                     ulong absent = Volatile.Read(ref _entries[AbsentIndex]);
                     if (absent != _absentSeen)
@@ -191,15 +196,22 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
                         Discover(everyDescriptor: true);
                         lastDiscovery = Stopwatch.GetTimestamp();
                     }
-                    else if (inserted != _insertedSeen || due)
+                    else if (due || Stopwatch.GetElapsedTime(lastInsertedRead) >= DiscoverAtMostEvery)
                     {
-                        // A server's socket is inserted at the handshake but has a descriptor only once the application
-                        // accepts it, which may come after this pass: two more passes, 100 ms and then 1 s later, find
-                        // it even when nothing else is inserted meanwhile (a later accept still has the waiting count).
-                        lookAgainAfter = inserted != _insertedSeen ? LookAgainFirst : lookAgainAfter < LookAgainLast ? lookAgainAfter * 10 : TimeSpan.Zero;
-                        _insertedSeen = inserted;
-                        Discover(everyDescriptor: false);
-                        lastDiscovery = Stopwatch.GetTimestamp();
+                        // The engine's count of inserted sockets costs a syscall: read at most every 10 ms, not at every
+                        // wake-up. It only starts discovery early; a writer nearing its bound reports through memory.
+                        lastInsertedRead = Stopwatch.GetTimestamp();
+                        ulong inserted = _kernel.ReadOwner(_owner).Inserted;
+                        if (inserted != _insertedSeen || due)
+                        {
+                            // A server's socket is inserted at the handshake but has a descriptor only once the application
+                            // accepts it, which may come after this pass: two more passes, 100 ms and then 1 s later, find
+                            // it even when nothing else is inserted meanwhile (a later accept still has the waiting count).
+                            lookAgainAfter = inserted != _insertedSeen ? LookAgainFirst : lookAgainAfter < LookAgainLast ? lookAgainAfter * 10 : TimeSpan.Zero;
+                            _insertedSeen = inserted;
+                            Discover(everyDescriptor: false);
+                            lastDiscovery = Stopwatch.GetTimestamp();
+                        }
                     }
                 }
 

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 
 namespace Accel.Internal;
 
@@ -14,9 +13,8 @@ namespace Accel.Internal;
 /// one slice) and completes the delays that are due; the callers continue on the thread pool. While no delay is pending
 /// the thread blocks and costs nothing.
 /// </remarks>
-internal static partial class PacingClock
+internal static class PacingClock
 {
-    private const int ClockMonotonic = 1;
     private static readonly long Slice = Stopwatch.Frequency / 4000; // 250 us
     private static readonly long Coarse = Stopwatch.Frequency / 500; // 2 ms: longer waits block on the monitor
     private static readonly object Gate = new();
@@ -96,25 +94,8 @@ internal static partial class PacingClock
             }
             else
             {
-                Sleep(sleep);
+                FineSleep.For(sleep); // an interruption only ends this slice early
             }
         }
     }
-
-    private static void Sleep(long ticks)
-    {
-        long ns = (long)(ticks * (1e9 / Stopwatch.Frequency));
-        var request = new Timespec { Seconds = ns / 1_000_000_000, Nanoseconds = ns % 1_000_000_000 };
-        clock_nanosleep(ClockMonotonic, 0, in request, 0); // an interruption only ends this slice early
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Timespec
-    {
-        public long Seconds;
-        public long Nanoseconds;
-    }
-
-    [LibraryImport("libc")]
-    private static partial int clock_nanosleep(int clock, int flags, in Timespec request, nint remaining);
 }
