@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.NetworkInformation;
 using System.Net.Sockets;
 
 namespace Accel.Internal;
@@ -19,17 +18,9 @@ internal sealed class PeerRanges
 
         if (includeHostAddresses)
         {
-            foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
+            foreach (IPAddress a in HostAddresses.Read())
             {
-                foreach (var address in nic.GetIPProperties().UnicastAddresses)
-                {
-                    IPAddress a = address.Address;
-                    if (a.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6 && !a.IsIPv6LinkLocal)
-                    {
-                        var bare = new IPAddress(a.GetAddressBytes()); // without an IPv6 scope id
-                        _ranges.Add(Normalize(new IPNetwork(bare, bare.AddressFamily == AddressFamily.InterNetwork ? 32 : 128)));
-                    }
-                }
+                _ranges.Add(Normalize(new IPNetwork(a, a.AddressFamily == AddressFamily.InterNetwork ? 32 : 128)));
             }
         }
     }
