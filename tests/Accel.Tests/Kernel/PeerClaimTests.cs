@@ -71,6 +71,59 @@ public sealed class PeerClaimTests(KernelFixture fixture)
         Assert.Contains(logger.Entries, e => e.Message.Contains("1 service record(s) of processes that ended without stopping, 1 same-host peer address(es) that only they had published", StringComparison.Ordinal));
     }
 
+    /// <summary>Services that start, stop and are killed at the same time never take out what a running service
+    /// published, and leave nothing of their own behind: four rounds of four processes at once (two that stop by
+    /// themselves, two killed once they listen), each publishing a range the running service published too and one of
+    /// its own. Nothing publishes again, so an entry taken out at any moment would be missing at the end of the round.</summary>
+    [KernelFact]
+    public async Task Services_starting_stopping_and_killed_at_once_leave_a_running_services_entries_and_none_of_theirs()
+    {
+        using var running = AccelerationEngine.Start(Options(hostAddresses: true, "10.123.0.0/24", "10.128.0.0/16"));
+        Assert.True(running.IsEnabled, running.Status.Message);
+        HashSet<string> before = Entries();
+        for (int round = 0; round < 4; round++)
+        {
+            var peers = Enumerable.Range(0, 4).Select(i => Peer.Start(fixture.Environment, [],
+                i < 2 ? "status" : "serve", "--connections", "1", "--ranges", $"10.123.0.0/24,10.129.{round}.{i}/32")).ToList();
+            try
+            {
+                foreach (var serving in peers[2..])
+                {
+                    await Peer.ReadPortAsync(serving);
+                    serving.Kill();
+                }
+
+                foreach (var peer in peers)
+                {
+                    await peer.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+                }
+
+                Assert.All(peers[..2], p => Assert.Equal(0, p.ExitCode));
+            }
+            finally
+            {
+                foreach (var peer in peers)
+                {
+                    if (!peer.HasExited)
+                    {
+                        peer.Kill();
+                    }
+
+                    peer.Dispose();
+                }
+            }
+
+            Assert.Subset(Entries(), before);
+        }
+
+        using (AccelerationEngine.Start(Options(hostAddresses: false)))
+        {
+            // Its start forgets the last round's killed services.
+        }
+
+        Assert.Equal(before, Entries());
+    }
+
     /// <summary>A running instance that does not claim its entries (a build of the library from before claims, on the
     /// same pins) may need any entry: while one runs, a service that stops removes nothing.</summary>
     [KernelFact]
