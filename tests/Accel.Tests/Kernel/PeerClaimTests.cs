@@ -169,26 +169,24 @@ public sealed class PeerClaimTests(KernelFixture fixture)
     }
 
     /// <summary>Every entry of the table, exactly (a lookup in an LPM trie would match a wider entry too).</summary>
-    private HashSet<string> Entries()
-    {
-        var bpf = new BpfSyscalls(LinuxKernel.Instance);
-        Assert.True(bpf.TryGetPinned(Path.Combine(Directory, AbiNames.LocalPrefixes), out KernelFd? table) >= 0);
-        using (table)
-        {
-            return [.. bpf.Keys(table!, sizeof(uint) + 16).Select(k =>
-                new IPNetwork(new IPAddress(k.AsSpan(4, 16)), (int)BitConverter.ToUInt32(k, 0)).ToString())];
-        }
-    }
+    private HashSet<string> Entries() => WithTable((bpf, table) => bpf.Keys(table, sizeof(uint) + 16)
+        .Select(k => new IPNetwork(new IPAddress(k.AsSpan(4, 16)), (int)BitConverter.ToUInt32(k, 0)).ToString())
+        .ToHashSet());
 
     private void Delete(string entry)
     {
         IPNetwork n = IPNetwork.Parse(entry);
         byte[] key = [.. BitConverter.GetBytes((uint)n.PrefixLength), .. n.BaseAddress.GetAddressBytes()];
+        WithTable((bpf, table) => bpf.TryDelete(table, key));
+    }
+
+    private T WithTable<T>(Func<BpfSyscalls, KernelFd, T> use)
+    {
         var bpf = new BpfSyscalls(LinuxKernel.Instance);
         Assert.True(bpf.TryGetPinned(Path.Combine(Directory, AbiNames.LocalPrefixes), out KernelFd? table) >= 0);
         using (table)
         {
-            bpf.TryDelete(table!, key);
+            return use(bpf, table!);
         }
     }
 }
