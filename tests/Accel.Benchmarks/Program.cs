@@ -17,6 +17,8 @@
 //                                                                                    IHttpClientFactory's logging handlers
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --services-only the YARP gateway and gRPC cases alone
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --latency-only the sequential HTTP cases alone (2 minutes)
+//   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --connect-only  sequential requests, each on a new
+//                                                                                    connection, every mode
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --syscalls-only which syscalls each mode makes per request
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --bulk-only    raw bulk throughput, and where its bytes went
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --raw-only     the raw round trips alone, with the kernel's floor
@@ -102,6 +104,7 @@ var parts = new (string Flag, Func<Task<string>> Run)[]
     ("--services-only", () => PairedHttpBenchmarks.ServicesOnlyAsync(env, settings)),
     ("--large-only", () => PairedHttpBenchmarks.LargeOnlyAsync(env, settings)),
     ("--latency-only", () => PairedHttpBenchmarks.LatencyOnlyAsync(env, settings)),
+    ("--connect-only", () => PairedHttpBenchmarks.ConnectOnlyAsync(env, settings)),
     ("--syscalls-only", () => PairedHttpBenchmarks.SyscallsOnlyAsync(env)),
     ("--bulk-only", () => Task.FromResult(RawSocketBenchmarks.BulkOnly(engine, settings))),
     ("--raw-only", async () =>

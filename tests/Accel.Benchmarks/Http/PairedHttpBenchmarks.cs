@@ -198,6 +198,41 @@ internal static class PairedHttpBenchmarks
         return text.ToString();
     }
 
+    /// <summary>Requests one after another, each on a new connection (<c>Connection: close</c>), every mode, printed:
+    /// what the library adds to a connection's set-up and close (its opt-in, the kernel inserting both ends, their
+    /// registration, the first write's check for a peer without the library), against what skipping the TCP/IP stack
+    /// saves on the request itself. The one-lookup redirect's connect also checks that both ends are in its map (two
+    /// lookups, about 4 us).</summary>
+    public static async Task<string> ConnectOnlyAsync(KernelTestEnvironment env, Settings settings)
+    {
+        await using var rig = await HttpRig.StartAsync(env);
+        ModeClients clients = rig.Clients;
+        string[] modes = ["none", "none-aa", "factory", "off", "accel", "handler", "floor", "plain", "to-plain", "uds"];
+        List<PairedCase> cases = [.. from size in new[] { 1024, 256 * 1024 } select NewConnectionPerRequest(clients, size, 200)];
+        await PairedRunner.RunAsync("connect", modes, settings.Rounds, cases, clients.RenewAsync);
+        var stats = await AcceleratedAppStatsAsync(clients);
+        var text = new System.Text.StringBuilder();
+        var metrics = cases.SelectMany(c => c.Metrics).ToList();
+        PairedReport.WriteTable(text, metrics, "none", [.. modes.Skip(1).Select(m => (m, $"{m} / none"))]);
+        PairedReport.WriteTable(text, metrics, "factory", [("off", "off / factory"), ("accel", "accelerated / factory")]);
+        PairedReport.WriteTable(text, metrics, "floor", [("accel", "accelerated / floor"), ("handler", "handler / floor")]);
+        text.AppendLine($"accelerated server app: {stats.GetProperty("registeredSockets").GetInt64()} sockets registered, {stats.GetProperty("redirectedBytes").GetInt64()} bytes redirected, {stats.GetProperty("tcpBytes").GetInt64()} through TCP");
+        return text.ToString();
+    }
+
+    /// <summary>HTTP/1.1 requests one after another, each on a connection of its own (<c>Connection: close</c>: the server
+    /// closes it after the response): p50 and p99, connect and close included.</summary>
+    internal static PairedCase NewConnectionPerRequest(ModeClients clients, int size, int requests)
+    {
+        byte[] buffer = new byte[64 * 1024];
+        string path = $"/data/{size}";
+        return LatencyCase($"h1-{size}-connect", $"HTTP/1.1 {Report.Size(size)} sequential, a new connection per request", requests, mode =>
+        {
+            HttpClient http = clients[mode, "h1"];
+            return () => GetAsync(http, path, size, buffer, closeConnection: true);
+        });
+    }
+
     /// <summary>The sk_msg program's cost per message under the same HTTP load as a full run's, beside the one-lookup
     /// redirect's, three times, printed (for working on the program).</summary>
     public static async Task<string> ProgramUnderLoadAsync(KernelTestEnvironment env, AccelerationEngine engine)
@@ -464,13 +499,19 @@ internal static class PairedHttpBenchmarks
         }
     }
 
-    private static async Task GetAsync(HttpClient http, string path, long size, byte[] buffer)
+    private static async Task GetAsync(HttpClient http, string path, long size, byte[] buffer, bool closeConnection = false)
     {
         StallWatch.Enter(http, path);
         CancellationToken abort = StallWatch.AbortToken;
         try
         {
-            using var response = await http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, abort);
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            if (closeConnection)
+            {
+                request.Headers.ConnectionClose = true;
+            }
+
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, abort);
             response.EnsureSuccessStatusCode();
             await using Stream body = await response.Content.ReadAsStreamAsync(abort);
             long got = 0;
