@@ -505,13 +505,9 @@ internal static class PairedHttpBenchmarks
         CancellationToken abort = StallWatch.AbortToken;
         try
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, path);
-            if (closeConnection)
-            {
-                request.Headers.ConnectionClose = true;
-            }
-
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, abort);
+            using var response = closeConnection
+                ? await http.SendAsync(new HttpRequestMessage(HttpMethod.Get, path) { Headers = { ConnectionClose = true } }, HttpCompletionOption.ResponseHeadersRead, abort)
+                : await http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, abort);
             response.EnsureSuccessStatusCode();
             await using Stream body = await response.Content.ReadAsStreamAsync(abort);
             long got = 0;
