@@ -15,8 +15,8 @@ namespace Accel.Internal;
 /// <remarks>
 /// Without reports, a writer may redirect only its first bound's worth of bytes. The tracker gives every socket of
 /// the process that the kernel put into the fast path a slot in a shared, memory-mapped BPF array, soon after the
-/// kernel inserted it (it looks for new sockets when the engine's count of inserted sockets moves, which it reads every 10 ms, and
-/// twice more in the next second, for a server's sockets accepted after it looked). Once a writer is
+/// kernel inserted it (it looks for new sockets when the engine's count of inserted sockets moves, which it reads
+/// every 10 ms, and twice more in the next second, for a server's sockets accepted after it looked). Once a writer is
 /// past a quarter of its bound, its sk_msg program writes its redirected total into its reader's slot and bumps the
 /// block's change count. Every millisecond (every fourth when nothing moved for 100 ms) the tracker reads the change counts of its blocks from memory, without a
 /// syscall, and for a slot that moved publishes <c>sent - FIONREAD</c>, a lower bound of what the reader consumed
