@@ -63,8 +63,7 @@ internal sealed class PinnedObjectStore : IDisposable
         var store = new PinnedObjectStore(bpf, dir);
         try
         {
-            using KernelFd lockFd = LockDirectory(bpf.Kernel, dir);
-            try
+            using (PinDirectoryLock.Take(bpf.Kernel, dir))
             {
                 foreach (MapSpec map in spec.Maps)
                 {
@@ -97,10 +96,6 @@ internal sealed class PinnedObjectStore : IDisposable
                     store._instance = owner;
                     store._claims = store._lease is not null && PeerClaims.Begin(InstanceLeases.PathOf(dir, owner));
                 }
-            }
-            finally
-            {
-                bpf.Kernel.Flock(lockFd.Value, FileConstants.Unlock);
             }
 
             return store;
@@ -212,27 +207,20 @@ internal sealed class PinnedObjectStore : IDisposable
     public IReadOnlyList<byte[]> PublishPeerEntries(IEnumerable<byte[]> keys, Func<byte[], bool> insert)
     {
         var refused = new List<byte[]>();
-        using KernelFd lockFd = LockDirectory(_bpf.Kernel, Directory);
-        try
+        using PinDirectoryLock directoryLock = PinDirectoryLock.Take(_bpf.Kernel, Directory);
+        string lease = InstanceLeases.PathOf(Directory, _instance);
+        foreach (byte[] key in keys)
         {
-            string lease = InstanceLeases.PathOf(Directory, _instance);
-            foreach (byte[] key in keys)
+            // Unclaimed (no lease, or the claim could not be made), the entry stays after this instance, as before claims.
+            bool claimed = _claims && PeerClaims.Claim(lease, key);
+            if (!insert(key))
             {
-                // Unclaimed (no lease, or the claim could not be made), the entry stays after this instance, as before claims.
-                bool claimed = _claims && PeerClaims.Claim(lease, key);
-                if (!insert(key))
+                refused.Add(key);
+                if (claimed)
                 {
-                    refused.Add(key);
-                    if (claimed)
-                    {
-                        PeerClaims.Unclaim(lease, key);
-                    }
+                    PeerClaims.Unclaim(lease, key);
                 }
             }
-        }
-        finally
-        {
-            _bpf.Kernel.Flock(lockFd.Value, FileConstants.Unlock);
         }
 
         return refused;
@@ -315,10 +303,10 @@ internal sealed class PinnedObjectStore : IDisposable
     /// the pin directory's lock (so that no instance starting meanwhile publishes, or sweeps, in between).</summary>
     private void ReleaseLease(KernelFd lease)
     {
-        KernelFd? lockFd = null;
+        PinDirectoryLock? directoryLock = null;
         try
         {
-            lockFd = LockDirectory(_bpf.Kernel, Directory);
+            directoryLock = PinDirectoryLock.Take(_bpf.Kernel, Directory);
             RemoveUnclaimedPeerEntries(InstanceLeases.PathOf(Directory, _instance));
         }
         catch (Exception e) when (e is UnavailableException or IOException or UnauthorizedAccessException)
@@ -328,7 +316,7 @@ internal sealed class PinnedObjectStore : IDisposable
         finally
         {
             InstanceLeases.Release(lease, Directory, _instance);
-            lockFd?.Dispose();
+            directoryLock?.Dispose();
         }
     }
 
@@ -629,24 +617,5 @@ internal sealed class PinnedObjectStore : IDisposable
             throw new UnavailableException(Unavailability.UnsafePinnedObjects,
                 $"{path} has mode {Convert.ToString(facts.Mode & 0xFFF, 8)}: other users could reach the fast path through it. Make it owner-only (chmod go-rwx) or remove it once no service uses it.");
         }
-    }
-
-    private static KernelFd LockDirectory(IKernel k, string dir)
-    {
-        int fd = k.Open(dir, FileConstants.OpenDirectory);
-        if (fd < 0)
-        {
-            throw new UnavailableException(Unavailability.BpffsUnavailable, $"Cannot open {dir}: {Errno.Describe(-fd)}.");
-        }
-
-        var handle = new KernelFd(k, fd);
-        int r = k.Flock(fd, FileConstants.LockExclusive);
-        if (r < 0)
-        {
-            handle.Dispose();
-            throw new UnavailableException(Unavailability.BpffsUnavailable, $"Cannot lock {dir}: {Errno.Describe(-r)}.");
-        }
-
-        return handle;
     }
 }
