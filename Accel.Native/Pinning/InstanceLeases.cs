@@ -27,16 +27,7 @@ internal static class InstanceLeases
     /// closed or the process ends. Null when it cannot be made or another holder has it.</summary>
     public static KernelFd? TryLock(IKernel kernel, string path)
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return null;
-        }
-
-        try
-        {
-            System.IO.Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        if (!OwnerOnlyDirectory.TryCreate(path))
         {
             return null;
         }

@@ -22,10 +22,10 @@ internal static class PeerClaims
     private const string ClaimsDirectory = "claims";
 
     /// <summary>Marks the instance whose lease directory is <paramref name="lease"/> as one that claims its entries.</summary>
-    public static bool Begin(string lease) => TryCreate(Path.Combine(lease, ClaimsDirectory));
+    public static bool Begin(string lease) => OwnerOnlyDirectory.TryCreate(Path.Combine(lease, ClaimsDirectory));
 
     /// <summary>Records that the instance claims <paramref name="key"/>; false when that cannot be recorded.</summary>
-    public static bool Claim(string lease, ReadOnlySpan<byte> key) => TryCreate(PathOf(lease, key));
+    public static bool Claim(string lease, ReadOnlySpan<byte> key) => OwnerOnlyDirectory.TryCreate(PathOf(lease, key));
 
     /// <summary>Takes back a claim recorded for an entry that was not inserted.</summary>
     public static void Unclaim(string lease, ReadOnlySpan<byte> key)
@@ -103,24 +103,6 @@ internal static class PeerClaims
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
-        }
-    }
-
-    private static bool TryCreate(string path)
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            return false;
-        }
-
-        try
-        {
-            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
         }
     }
 }
