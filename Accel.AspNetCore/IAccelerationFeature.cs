@@ -4,6 +4,13 @@ namespace Accel.AspNetCore;
 /// Acceleration of one connection, on <c>ConnectionContext.Features</c> and <c>HttpContext.Features</c> of
 /// connections accepted by the accelerated Kestrel transport.
 /// </summary>
+/// <remarks>
+/// What the kernel did with the connection's socket is read (one syscall) the first time <see cref="IsAccelerated"/>,
+/// <see cref="Outcome"/>, <see cref="Detail"/> or <see cref="Outbound"/> is asked for, or when the transport needs it, not
+/// when the connection is accepted: a connection that carries one small request pays nothing for it. Ask while the
+/// connection is open (during a request); asked first after it closed, they say
+/// <see cref="RegistrationOutcome.NotEstablished"/>.
+/// </remarks>
 public interface IAccelerationFeature
 {
     /// <summary>The connection is in the fast path: bytes this side sends are redirected whenever the peer's

@@ -217,19 +217,31 @@ public sealed class AccelerationEngine : IDisposable
     public SocketRegistration Register(Socket socket)
     {
         ArgumentNullException.ThrowIfNull(socket);
+        return new SocketRegistration(this, socket, ReadJoin(socket), ReportEvery);
+    }
+
+    /// <summary>The registration of a connected socket that was opted in, read from the kernel only when something needs it
+    /// (<see cref="SocketRegistration(AccelerationEngine, Socket, long)"/>): the transport's and the HttpClient stream's,
+    /// for which a connection that carries one small request costs no syscall of its own.</summary>
+    internal SocketRegistration RegisterOnFirstUse(Socket socket)
+        => _kernel is null ? Register(socket) : new SocketRegistration(this, socket, ReportEvery);
+
+    /// <summary>What the kernel did with the socket at establishment (one syscall).</summary>
+    internal JoinResult ReadJoin(Socket socket)
+    {
         if (_kernel is null)
         {
-            return new SocketRegistration(this, socket, RegistrationOutcome.Disabled, Status.Message);
-        }
-
-        if (socket.ProtocolType != ProtocolType.Tcp || socket.RemoteEndPoint is not IPEndPoint)
-        {
-            return Refused(socket, RegistrationOutcome.NotTcp, "Only connected IPv4/IPv6 TCP sockets can be accelerated.");
+            return new JoinResult(RegistrationOutcome.Disabled, Status.Message);
         }
 
         try
         {
-            return WithFd(socket, fd => RegisterFd(socket, fd));
+            if (socket.ProtocolType != ProtocolType.Tcp || socket.RemoteEndPoint is not IPEndPoint)
+            {
+                return Refused(socket, RegistrationOutcome.NotTcp, "Only connected IPv4/IPv6 TCP sockets can be accelerated.");
+            }
+
+            return WithFd(socket, fd => ToJoin(socket, _kernel.ReadState(fd, out AccelSockState state), state));
         }
         catch (ObjectDisposedException)
         {
@@ -338,8 +350,10 @@ public sealed class AccelerationEngine : IDisposable
     }
 
     /// <summary>Takes a socket out of the map when its first send found no peer and nothing redirected waits in its
-    /// queue; see <see cref="SocketRegistration.TryLeaveFastPath"/> and <see cref="KernelFastPath.TryLeave"/>.</summary>
-    internal bool TryLeave(Socket socket, AccelKey key)
+    /// queue; see <see cref="SocketRegistration.TryLeaveFastPath"/> and
+    /// <see cref="KernelFastPath.TryLeave(int, AccelSockState, AccelKey)"/>. The one read of the socket's state also
+    /// settles a registration made on first use.</summary>
+    internal bool TryLeave(Socket socket, SocketRegistration registration)
     {
         if (_kernel is null)
         {
@@ -348,7 +362,12 @@ public sealed class AccelerationEngine : IDisposable
 
         try
         {
-            if (!WithFd(socket, fd => _kernel.TryLeave(fd, key)))
+            if (!WithFd(socket, fd =>
+                {
+                    int read = _kernel.ReadState(fd, out AccelSockState state);
+                    JoinResult join = registration.Decided(ToJoin(socket, read, state));
+                    return read == 0 && join.IsRegistered && _kernel.TryLeave(fd, state, join.Key);
+                }))
             {
                 return false;
             }
@@ -383,6 +402,10 @@ public sealed class AccelerationEngine : IDisposable
     /// for their reader: half the bound, so that a reader that has caught up always makes room for it, and a large write
     /// goes in paced pieces instead of moving the direction to TCP.</summary>
     internal long PacedPieceBytes => Math.Max(1, BacklogBytes / 2);
+
+    /// <summary>How far a registered reader reads between its reports before it has a slot: none where the kernel tracks
+    /// consumption itself.</summary>
+    private long ReportEvery => _kernelTracksConsumption ? 0 : ReportStep;
 
     /// <summary>Readers publish their progress first when it reaches this much (one syscall, which also gives them a slot
     /// in shared memory for every later report: <see cref="SocketRegistration.ReportConsumed"/>); without a slot, each
@@ -443,10 +466,11 @@ public sealed class AccelerationEngine : IDisposable
         }
     }
 
-    private SocketRegistration RegisterFd(Socket socket, int fd)
+    /// <summary>What a read of the socket's accel_state entry (<paramref name="read"/>: 0 or -errno) says the kernel did with
+    /// it at establishment.</summary>
+    private JoinResult ToJoin(Socket socket, int read, in AccelSockState state)
     {
-        // One syscall: what accel_sockops did with this socket when its connection was established.
-        if (_kernel!.ReadState(fd, out AccelSockState state) < 0)
+        if (read < 0)
         {
             return Refused(socket, RegistrationOutcome.NotPrepared,
                 "The socket was not opted in before its connection was established; call PrepareConnect (client) or PrepareListener (server) first.");
@@ -454,12 +478,11 @@ public sealed class AccelerationEngine : IDisposable
 
         return state.Join switch
         {
-            AccelSockState.JoinInserted => new SocketRegistration(this, socket, RegistrationOutcome.Registered, null,
-                state.Key, _kernelTracksConsumption ? 0 : ReportStep),
+            AccelSockState.JoinInserted => new JoinResult(RegistrationOutcome.Registered, null, state.Key),
             AccelSockState.JoinSkippedRemote => Refused(socket, RegistrationOutcome.PeerNotOnHost,
-                $"{socket.RemoteEndPoint} is outside loopback, this host's addresses and SameHostPeerRanges."),
+                $"{EndPointText(socket, local: false)} is outside loopback, this host's addresses and SameHostPeerRanges."),
             AccelSockState.JoinSkippedPlainPeer => Refused(socket, RegistrationOutcome.PeerNotAccelerated,
-                $"The peer {socket.RemoteEndPoint} is not in the fast path (its process does not use the library, or did not opt the socket in)."),
+                $"The peer {EndPointText(socket, local: false)} is not in the fast path (its process does not use the library, or did not opt the socket in)."),
             AccelSockState.JoinSkippedEarly => Refused(socket, RegistrationOutcome.AlreadyWritten,
                 "The socket sent data before its connection was established (TCP Fast Open)."),
             AccelSockState.JoinFailed => Refused(socket, -state.InsertError switch
@@ -473,14 +496,27 @@ public sealed class AccelerationEngine : IDisposable
         };
     }
 
-    private SocketRegistration Refused(Socket socket, RegistrationOutcome outcome, string detail)
+    private JoinResult Refused(Socket socket, RegistrationOutcome outcome, string detail)
     {
         if (_logger.IsEnabled(LogLevel.Debug))
         {
-            Log.NotRegistered(_logger, socket.LocalEndPoint?.ToString() ?? "?", socket.RemoteEndPoint?.ToString() ?? "?", outcome, detail);
+            Log.NotRegistered(_logger, EndPointText(socket, local: true), EndPointText(socket, local: false), outcome, detail);
         }
 
-        return new SocketRegistration(this, socket, outcome, detail);
+        return new JoinResult(outcome, detail);
+    }
+
+    /// <summary>An end's address for a log line; a socket closed meanwhile has none any more.</summary>
+    private static string EndPointText(Socket socket, bool local)
+    {
+        try
+        {
+            return (local ? socket.LocalEndPoint : socket.RemoteEndPoint)?.ToString() ?? "?";
+        }
+        catch (ObjectDisposedException)
+        {
+            return "?";
+        }
     }
 
     private bool OptIn(Socket socket, bool reportsConsumption)

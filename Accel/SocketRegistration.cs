@@ -10,40 +10,50 @@ public sealed class SocketRegistration
 {
     private readonly AccelerationEngine _engine;
     private readonly Socket _socket;
-    private readonly AccelKey _key;
-    private readonly long _reportEvery;
     private readonly long _storeEvery;
     private readonly SendPacer? _pacer;
-    private ConnectionStatistics _last;
+    private JoinResult? _join; // null until read from the kernel (a registration made on first use)
+    private ConnectionStatistics? _last;
+    private long _reportEvery;
     private long _lastReported;
     private ReportSlot? _slot;
     private bool _noSlot;
     private volatile bool _left;
+    private volatile bool _inert; // not in the fast path: nothing to pace, report or leave
 
-    internal SocketRegistration(AccelerationEngine engine, Socket socket, RegistrationOutcome outcome, string? detail, AccelKey key = default, long reportEvery = 0)
+    /// <summary>A registration whose outcome is known.</summary>
+    internal SocketRegistration(AccelerationEngine engine, Socket socket, JoinResult join, long reportEvery = 0)
+        : this(engine, socket, join.IsRegistered ? reportEvery : 0, paced: join.IsRegistered)
     {
-        _key = key;
-        _reportEvery = reportEvery;
-        _storeEvery = Math.Max(1, reportEvery / 4);
+        _join = join;
+        _inert = !join.IsRegistered;
+    }
+
+    /// <summary>A registration of a socket that was opted in, read from the kernel only when something needs it: a
+    /// report, a wait, the check after the first write, its outcome or figures. A connection that carries one small
+    /// exchange then pays no syscall for it, or shares the one of its first write's check.</summary>
+    internal SocketRegistration(AccelerationEngine engine, Socket socket, long reportEvery)
+        : this(engine, socket, reportEvery, paced: true)
+    {
+    }
+
+    private SocketRegistration(AccelerationEngine engine, Socket socket, long reportEvery, bool paced)
+    {
         _engine = engine;
         _socket = socket;
-        Outcome = outcome;
-        Detail = detail;
-        _last = new ConnectionStatistics(outcome == RegistrationOutcome.Registered ? DirectionPath.Undecided : DirectionPath.Tcp, detail, 0, 0, 0, 0);
-        if (outcome == RegistrationOutcome.Registered)
-        {
-            _pacer = new SendPacer(engine, socket, key.Peer);
-        }
+        _reportEvery = reportEvery;
+        _storeEvery = Math.Max(1, reportEvery / 4);
+        _pacer = paced ? new SendPacer(engine, socket, this) : null;
     }
 
     /// <summary>What registration did.</summary>
-    public RegistrationOutcome Outcome { get; }
+    public RegistrationOutcome Outcome => Join.Outcome;
 
     /// <summary>The socket is in the fast path (its sends are redirected when its peer's is too).</summary>
     public bool IsRegistered => Outcome == RegistrationOutcome.Registered;
 
     /// <summary>Why the socket is not (fully) in the fast path, or <c>null</c>.</summary>
-    public string? Detail { get; }
+    public string? Detail => Join.Detail;
 
     /// <summary>
     /// Tells the fast path how many bytes the application has read from this socket so far (a running total,
@@ -77,17 +87,24 @@ public sealed class SocketRegistration
             // reports go by syscall from here on (on a closed connection they find no entry and do nothing).
             _slot = null;
             _noSlot = true;
-            _engine.WriteConsumed(_key, totalBytesRead);
+            _engine.WriteConsumed(Join.Key, totalBytesRead);
             return;
         }
 
         if (_reportEvery > 0 && totalBytesRead - _lastReported >= _reportEvery && !_left)
         {
+            JoinResult join = Join;
+            if (!join.IsRegistered)
+            {
+                _reportEvery = 0; // no peer can redirect to it: nothing to report
+                return;
+            }
+
             _lastReported = totalBytesRead;
-            _slot = _noSlot ? null : _engine.TryTakeReportSlot(_key, totalBytesRead);
+            _slot = _noSlot ? null : _engine.TryTakeReportSlot(join.Key, totalBytesRead);
             if (_slot is null)
             {
-                _engine.WriteConsumed(_key, totalBytesRead);
+                _engine.WriteConsumed(join.Key, totalBytesRead);
             }
         }
     }
@@ -105,22 +122,47 @@ public sealed class SocketRegistration
     /// <param name="count">Bytes about to be written.</param>
     /// <param name="cancellationToken">Ends the wait with <see cref="OperationCanceledException"/>.</param>
     public ValueTask WaitToSendAsync(long count, CancellationToken cancellationToken = default)
-        => _pacer is null || _left ? ValueTask.CompletedTask : _pacer.WaitAsync(count, cancellationToken);
+        => _pacer is null || _left || _inert ? ValueTask.CompletedTask : _pacer.WaitAsync(count, cancellationToken);
 
     /// <summary>Whether <see cref="TryLeaveFastPath"/> took the socket out of the fast path.</summary>
     internal bool HasLeft => _left;
+
+    /// <summary>Whether what the kernel did with the socket has been read (always, but for a registration made on first use
+    /// that nothing has needed yet).</summary>
+    internal bool IsSettled => Volatile.Read(ref _join) is not null;
+
+    /// <summary>Whether the socket is known to be out of the fast path (it left, or was never in it): its reads need
+    /// no counting and its writes no pacing.</summary>
+    internal bool PassesThrough => _left || _inert;
+
+    /// <summary>What the kernel did with the socket; read from it (one syscall) the first time a registration made on first
+    /// use needs it.</summary>
+    internal JoinResult Join => Volatile.Read(ref _join) ?? Decided(_engine.ReadJoin(_socket));
+
+    /// <summary>Keeps the first outcome read (every read of the same socket finds the same one).</summary>
+    internal JoinResult Decided(JoinResult join)
+    {
+        JoinResult kept = Interlocked.CompareExchange(ref _join, join, null) ?? join;
+        if (!kept.IsRegistered)
+        {
+            _inert = true;
+        }
+
+        return kept;
+    }
 
     /// <summary>
     /// Call once after the socket's first write has returned. When that write found no peer in the fast path (its
     /// verdict is TCP, "peer absent": a same-host server without the library), the socket would pay the fast path's
     /// sk_msg program and copy on every send for nothing. The kernel made sure at that write that nothing can be
     /// redirected into the socket any more, so it can leave the map, unless redirected bytes are still waiting to be
-    /// read (a peer that wrote and closed before the first write), which leaving would discard. Costs up to three
-    /// syscalls. Its figures stop at this point; it stays on TCP for life.
+    /// read (a peer that wrote and closed before the first write), which leaving would discard. Reads the socket's state
+    /// (one syscall, which also settles a registration made on first use); leaving costs up to four more. Its figures
+    /// stop at this point; it stays on TCP for life.
     /// </summary>
     internal bool TryLeaveFastPath()
     {
-        if (Outcome != RegistrationOutcome.Registered || _left || !_engine.TryLeave(_socket, _key))
+        if (_left || _inert || !_engine.TryLeave(_socket, this))
         {
             return false;
         }
@@ -133,11 +175,13 @@ public sealed class SocketRegistration
     /// the last figures read are returned.</summary>
     public ConnectionStatistics GetStatistics()
     {
-        if (Outcome == RegistrationOutcome.Registered && _engine.ReadConnection(_socket) is { } now)
+        JoinResult join = Join;
+        if (join.IsRegistered && _engine.ReadConnection(_socket) is { } now)
         {
             _last = now;
         }
 
-        return _pacer is null ? _last : _last with { PacedWrites = _pacer.PacedWrites, PacedTime = Stopwatch.GetElapsedTime(0, _pacer.PacedTicks) };
+        ConnectionStatistics last = _last ??= new ConnectionStatistics(join.IsRegistered ? DirectionPath.Undecided : DirectionPath.Tcp, join.Detail, 0, 0, 0, 0);
+        return _pacer is null ? last : last with { PacedWrites = _pacer.PacedWrites, PacedTime = Stopwatch.GetElapsedTime(0, _pacer.PacedTicks) };
     }
 }

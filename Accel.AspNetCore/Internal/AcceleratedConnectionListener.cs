@@ -6,8 +6,9 @@ using Microsoft.AspNetCore.Connections.Features;
 namespace Accel.AspNetCore.Internal;
 
 /// <summary>Kestrel's socket listener, with each accepted connection registered before Kestrel uses it: the
-/// connection gets <see cref="IAccelerationFeature"/>, and when it is in the fast path its reads are counted (for the
-/// backlog bound) and its writes paced.</summary>
+/// connection gets <see cref="IAccelerationFeature"/>, and while acceleration is on its reads are counted (for the
+/// backlog bound) and its writes paced, which costs nothing for a connection that turns out not to be in the fast
+/// path.</summary>
 internal sealed class AcceleratedConnectionListener(IConnectionListener inner, AccelerationEngine engine) : IConnectionListener
 {
     public EndPoint EndPoint => inner.EndPoint;
@@ -20,12 +21,13 @@ internal sealed class AcceleratedConnectionListener(IConnectionListener inner, A
             return context;
         }
 
-        // The kernel put the socket into the fast path when the connection was established; this only reads what it
-        // did (one syscall) and never fails the connection.
-        SocketRegistration registration = engine.Register(socket);
+        // The kernel put the socket into the fast path when the connection was established. What it did is read only
+        // when something needs it (a report, a wait for the reader, the feature's figures), so a connection that carries
+        // a small request pays no syscall for it; reading never fails the connection.
+        SocketRegistration registration = engine.RegisterOnFirstUse(socket);
         var feature = new AccelerationFeature(registration);
         context.Features.Set<IAccelerationFeature>(feature);
-        if (registration.IsRegistered)
+        if (!registration.PassesThrough)
         {
             context.Transport = new CountedDuplexPipe(new CountingPipeReader(context.Transport.Input, feature), new PacingPipeWriter(context.Transport.Output, registration, engine.PacedPieceBytes));
         }

@@ -24,10 +24,14 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
             var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
             {
-                accel.PrepareConnect(socket, reportsConsumption: true); // AcceleratedNetworkStream reports
+                bool prepared = accel.PrepareConnect(socket, reportsConsumption: true); // AcceleratedNetworkStream reports
                 await socket.ConnectAsync(new IPEndPoint(address, target.Port), cancellationToken).ConfigureAwait(false);
-                SocketRegistration registration = accel.Register(socket);
-                return registration.IsRegistered ? new AcceleratedNetworkStream(socket, registration, accel.PacedPieceBytes) : new NetworkStream(socket, ownsSocket: true);
+
+                // What the kernel did is read with the check after the first write, not here: one syscall per connection
+                // instead of two. A socket that did not join (a remote server) passes through from then on.
+                return prepared
+                    ? new AcceleratedNetworkStream(socket, accel.RegisterOnFirstUse(socket), accel.PacedPieceBytes)
+                    : new NetworkStream(socket, ownsSocket: true);
             }
             catch (SocketException e)
             {

@@ -6,8 +6,9 @@ namespace Accel.AspNetCore.Internal;
 /// <summary>Counts what the client consumes, for the backlog bound of the server's redirected responses, and
 /// paces what it writes (request bodies) so that a large upload stays in the fast path. A body written in a burst
 /// of large writes is sent from behind (<see cref="WriteBehind"/>), gathered into fewer sends. When the first write
-/// finds no server in the fast path (a same-host server without the library), the socket leaves the map
-/// (<see cref="SocketRegistration.TryLeaveFastPath"/>) and the stream passes everything straight through. A
+/// finds no server in the fast path (a same-host server without the library), the socket leaves the map as the
+/// second write begins (<see cref="SocketRegistration.TryLeaveFastPath"/>) and the stream passes everything straight
+/// through, as it does for a socket that the same check finds was never in the map (a remote server). A
 /// zero-byte read right after a read that filled its buffer completes at once (<see cref="ReadAsync(Memory{byte}, CancellationToken)"/>).</summary>
 internal sealed class AcceleratedNetworkStream : NetworkStream
 {
@@ -32,7 +33,7 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
     private readonly ObservedRead<int> _pending;
     private readonly WriteBehind _behind;
     private long _read;
-    private int _written;
+    private int _writes; // 0: none yet; 1: the first one began; 2: the check after it is done
     private long _lastBulkWrite;
     private int _asked; // the size of the last read
     private bool _filled; // whether it filled its buffer, and no zero-byte read came after it
@@ -45,6 +46,8 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
         _pending = new ObservedRead<int>(Count);
         _behind = new WriteBehind(WriteInChunksAsync, Abort, capacity: 256 * 1024);
     }
+
+    public SocketRegistration Registration => _registration;
 
     // The synchronous calls: only the array overloads are overridden. For a derived type NetworkStream sends its
     // span and single-byte overloads through Stream's, which call these (so that an override of them sees every
@@ -76,7 +79,7 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
 
         _asked = buffer.Length;
         ValueTask<int> read = base.ReadAsync(buffer, cancellationToken);
-        if (_registration.HasLeft)
+        if (_registration.PassesThrough)
         {
             _filled = false;
             return read;
@@ -96,15 +99,19 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
 
     public override void Write(byte[] buffer, int offset, int count)
     {
-        if (_registration.HasLeft)
+        if (_registration.PassesThrough)
         {
             base.Write(buffer, offset, count);
             return;
         }
 
         WaitForQueued(); // behind what an asynchronous write left queued
+        if (count > 0 && LeftAfterFirstWrite())
+        {
+            base.Write(buffer, offset, count);
+            return;
+        }
 
-        bool first = Volatile.Read(ref _written) == 0 && count > 0;
         for (int end = offset + count; offset < end;)
         {
             int chunk = (int)Math.Min(end - offset, _maxChunk);
@@ -117,11 +124,6 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
             base.Write(buffer, offset, chunk);
             offset += chunk;
         }
-
-        if (first)
-        {
-            AfterWrite();
-        }
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
@@ -129,14 +131,21 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (_registration.HasLeft)
+        if (_registration.PassesThrough)
         {
             return base.WriteAsync(buffer, cancellationToken);
         }
 
-        if (Volatile.Read(ref _written) == 0 && !buffer.IsEmpty)
+        if (!buffer.IsEmpty && _writes == 0)
         {
-            return FirstWriteAsync(buffer, cancellationToken);
+            // Straight to the socket, never behind: the check at the next write needs it sent.
+            _writes = 1;
+            return WriteInChunksAsync(buffer, cancellationToken);
+        }
+
+        if (!buffer.IsEmpty && LeftAfterFirstWrite())
+        {
+            return base.WriteAsync(buffer, cancellationToken);
         }
 
         bool burst = InBurst(buffer.Length); // first: every large write moves the burst on
@@ -196,19 +205,26 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
     /// <summary>A queued send failed: the connection ends now, with nothing after the lost bytes.</summary>
     private void Abort() => Socket.Dispose();
 
-    private async ValueTask FirstWriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    /// <summary>
+    /// Called as a write begins; true when the socket has just left the fast path and the write goes straight through.
+    /// The first write decided the socket's path in the kernel, and a socket whose server is not in the fast path
+    /// leaves it (<see cref="SocketRegistration.TryLeaveFastPath"/>). That check, a syscall, waits for the second
+    /// write: a connection that carries one request (<c>Connection: close</c>) never pays it, and one that carries
+    /// more pays it once, as before. A write never begins before the one before it has returned, and the first write
+    /// goes straight to the socket, so the first send has been made by then.
+    /// </summary>
+    private bool LeftAfterFirstWrite()
     {
-        await WriteInChunksAsync(buffer, cancellationToken).ConfigureAwait(false);
-        AfterWrite();
-    }
-
-    /// <summary>The first write decided the socket's path in the kernel; a socket whose server is not in the fast
-    /// path leaves it now.</summary>
-    private void AfterWrite()
-    {
-        if (Interlocked.Exchange(ref _written, 1) == 0)
+        switch (_writes)
         {
-            _registration.TryLeaveFastPath();
+            case 0:
+                _writes = 1;
+                return false;
+            case 1:
+                _writes = 2;
+                return _registration.TryLeaveFastPath();
+            default:
+                return false;
         }
     }
 

@@ -4,6 +4,8 @@ internal sealed class AccelerationFeature(SocketRegistration registration) : IAc
 {
     private long _inbound;
 
+    public SocketRegistration Registration => registration;
+
     public bool IsAccelerated => registration.IsRegistered;
 
     public RegistrationOutcome Outcome => registration.Outcome;

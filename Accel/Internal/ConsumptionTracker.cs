@@ -27,7 +27,7 @@ namespace Accel.Internal;
 /// <para>
 /// It also takes out of the map the sockets whose first send found no peer (a same-host database or cache without the
 /// library), which would otherwise pay the sk_msg path on every send for a verdict of TCP
-/// (<see cref="KernelFastPath.TryLeave"/>: the same rule as the library's HTTP client's). The sk_msg program marks such
+/// (<see cref="KernelFastPath.TryLeave(int, AccelSockState, AccelKey)"/>: the same rule as the library's HTTP client's). The sk_msg program marks such
 /// a socket's slot, or, when it has none yet, bumps the first block's count of them, after which the tracker checks
 /// every descriptor.
 /// </para>
@@ -428,7 +428,7 @@ internal sealed unsafe class ConsumptionTracker : IDisposable
     }
 
     /// <summary>Takes the socket out of the map if its first send found no peer and nothing can be lost
-    /// (<see cref="KernelFastPath.TryLeave"/>, which also checks that the descriptor still holds that socket).</summary>
+    /// (<see cref="KernelFastPath.TryLeave(int, AccelSockState, AccelKey)"/>, which also checks that the descriptor still holds that socket).</summary>
     private void Leave(int fd, AccelKey key)
     {
         if (_kernel.TryLeave(fd, key))

@@ -71,9 +71,13 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
     /// <see cref="SocketRegistration.TryLeaveFastPath"/>).</summary>
     public int RemoveFromSockhash(AccelKey key) => Bpf.TryDelete(Store.Map(AbiNames.SockHash), AsBytes(ref key));
 
+    /// <summary>Reads the socket's state, then <see cref="TryLeave(int, AccelSockState, AccelKey)"/>.</summary>
+    public bool TryLeave(int socketFd, AccelKey key)
+        => ReadState(socketFd, out AccelSockState state) == 0 && TryLeave(socketFd, state, key);
+
     /// <summary>
     /// Takes the socket at <paramref name="socketFd"/>, in the map under <paramref name="key"/>, out of the map when its
-    /// first send found no peer (a same-host peer without the library): in the map it would pay the sk_msg path on every
+    /// <paramref name="state"/>, read just before through the same descriptor, says that its first send found no peer (a same-host peer without the library): in the map it would pay the sk_msg path on every
     /// send for a verdict of TCP. False, and the socket stays, when leaving could lose a byte:
     /// <list type="bullet">
     /// <item>its peer is in the map. The peer's sock_ops callback checks this socket's accel_consumed entry after inserting
@@ -89,12 +93,12 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
     /// another thread, such as the read tracker's). Until it is gone, a peer inserted from now on would stay in the map
     /// and could redirect here after the checks above.</item>
     /// </list>
-    /// Also false when the descriptor holds another socket by now (its key differs) or the socket decided otherwise.
+    /// Also false when the descriptor holds another socket by now (its key differs) or the socket decided otherwise. The
+    /// verdict is final once decided, so the state read before these checks still holds after them.
     /// </summary>
-    public bool TryLeave(int socketFd, AccelKey key)
+    public bool TryLeave(int socketFd, AccelSockState state, AccelKey key)
     {
-        if (ReadState(socketFd, out AccelSockState state) < 0
-            || state.Verdict != AccelSockState.VerdictTcp || state.Reason != AccelSockState.ReasonPeerAbsent
+        if (state.Verdict != AccelSockState.VerdictTcp || state.Reason != AccelSockState.ReasonPeerAbsent
             || !AsBytes(ref state.Key).SequenceEqual(AsBytes(ref key)))
         {
             return false;

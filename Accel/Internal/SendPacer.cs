@@ -25,7 +25,7 @@ namespace Accel.Internal;
 /// Task.Delay's millisecond ticks came about 4 ms late while the CPUs moved the bytes, and the reader ran dry
 /// meanwhile), and backs off to 16 ms while the reader makes no progress.</para>
 /// </remarks>
-internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelKey peerKey)
+internal sealed class SendPacer(AccelerationEngine engine, Socket socket, SocketRegistration registration)
 {
     private const int TcpInfo = 11, TcpEstablished = 1;
     private static readonly long MinDelay = Stopwatch.Frequency / 20_000; // 50 us
@@ -126,11 +126,17 @@ internal sealed class SendPacer(AccelerationEngine engine, Socket socket, AccelK
         }
     }
 
-    /// <summary>Reads the reader's progress; false when waiting cannot help any more: the peer is not (or no longer)
-    /// in the fast path or does not report, this direction already uses TCP, or the connection is closing.</summary>
+    /// <summary>Reads the reader's progress; false when waiting cannot help any more: this socket or the peer is not (or
+    /// no longer) in the fast path or does not report, this direction already uses TCP, or the connection is closing.</summary>
     private bool Refresh()
     {
-        var (present, reports, consumed, slot, tag) = engine.ReadPeerConsumed(peerKey);
+        // The registration's outcome, read now if nothing needed it before (a socket not in the fast path has nothing to pace).
+        if (registration.Join is not { IsRegistered: true } join)
+        {
+            return false;
+        }
+
+        var (present, reports, consumed, slot, tag) = engine.ReadPeerConsumed(join.Key.Peer);
         if (!present || !reports)
         {
             return false;

@@ -37,6 +37,9 @@ public sealed class Backend : IAsyncDisposable
     /// <summary>Responses of /single still being written.</summary>
     public int ActiveSingles => Volatile.Read(ref _activeSingles);
 
+    /// <summary>The connection feature of the last request to /noted/{n}.</summary>
+    public IAccelerationFeature? NotedFeature { get; private set; }
+
     public IServiceProvider Services => _app.Services;
 
     /// <param name="address">Where it listens: 127.0.0.1 unless given (for example ::1).</param>
@@ -69,6 +72,12 @@ public sealed class Backend : IAsyncDisposable
         var backend = new Backend(app);
         app.MapGet("/bytes/{n:int}", async (int n, HttpContext ctx) =>
         {
+            ctx.Response.ContentLength = n;
+            await Pattern.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
+        });
+        app.MapGet("/noted/{n:int}", async (int n, HttpContext ctx) =>
+        {
+            backend.NotedFeature = ctx.Features.Get<IAccelerationFeature>();
             ctx.Response.ContentLength = n;
             await Pattern.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
         });

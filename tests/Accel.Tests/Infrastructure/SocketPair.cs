@@ -23,7 +23,9 @@ public sealed class SocketPair : IDisposable
     public SocketRegistration ServerRegistration { get; }
 
     /// <param name="reportsConsumption">Both ends are opted in as readers that report what they consume.</param>
-    public static async Task<SocketPair> ConnectAsync(AccelerationEngine engine, bool prepareClient = true, bool prepareServer = true, IPAddress? address = null, bool reportsConsumption = false)
+    /// <param name="onFirstUse">Both ends are registered as the transport and the HttpClient stream register theirs:
+    /// what the kernel did is read only when something needs it (<see cref="AccelerationEngine.RegisterOnFirstUse"/>).</param>
+    public static async Task<SocketPair> ConnectAsync(AccelerationEngine engine, bool prepareClient = true, bool prepareServer = true, IPAddress? address = null, bool reportsConsumption = false, bool onFirstUse = false)
     {
         address ??= IPAddress.Loopback;
         using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -47,7 +49,9 @@ public sealed class SocketPair : IDisposable
 
         await client.ConnectAsync(new IPEndPoint(address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : address, ((IPEndPoint)listener.LocalEndPoint!).Port));
         Socket server = await listener.AcceptAsync();
-        return new SocketPair(client, server, engine.Register(client), engine.Register(server));
+        return onFirstUse
+            ? new SocketPair(client, server, engine.RegisterOnFirstUse(client), engine.RegisterOnFirstUse(server))
+            : new SocketPair(client, server, engine.Register(client), engine.Register(server));
     }
 
     public void Dispose()
