@@ -365,7 +365,7 @@ public sealed class AccelerationEngine : IDisposable
             if (!WithFd(socket, fd =>
                 {
                     int read = _kernel.ReadState(fd, out AccelSockState state);
-                    JoinResult join = registration.Decided(ToJoin(socket, read, state));
+                    JoinResult join = registration.IsSettled ? registration.Join : registration.Decided(ToJoin(socket, read, state));
                     return read == 0 && join.IsRegistered && _kernel.TryLeave(fd, state, join.Key);
                 }))
             {

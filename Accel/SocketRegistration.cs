@@ -135,6 +135,10 @@ public sealed class SocketRegistration
     /// no counting and its writes no pacing.</summary>
     internal bool PassesThrough => _left || _inert;
 
+    /// <summary>Whether the socket is out of the fast path (it left, or was never in it), read from the kernel (one syscall)
+    /// if nothing has needed that yet.</summary>
+    internal bool IsOutOfFastPath() => _left || !Join.IsRegistered;
+
     /// <summary>What the kernel did with the socket; read from it (one syscall) the first time a registration made on first
     /// use needs it.</summary>
     internal JoinResult Join => Volatile.Read(ref _join) ?? Decided(_engine.ReadJoin(_socket));

@@ -34,8 +34,10 @@ internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration regi
         => SpillNext() ? _spill.GetMemory(sizeHint).Span : inner.GetSpan(sizeHint);
 
     /// <summary>Whether the next bytes go to the spill buffer: once this flush's piece is in the pipe, and until the flush
-    /// has moved everything spilled (bytes stay in the order they were written).</summary>
-    private bool SpillNext() => _spilling = _spill.Length > 0 || _unflushed >= pieceBytes;
+    /// has moved everything spilled (bytes stay in the order they were written). A connection out of the fast path (its
+    /// client does not use the library) has nothing to pace, and its bytes go straight into the pipe; whether it is, is
+    /// read the first time a flush outgrows a piece.</summary>
+    private bool SpillNext() => _spilling = _spill.Length > 0 || (_unflushed >= pieceBytes && !registration.IsOutOfFastPath());
 
     public override void Advance(int bytes)
     {

@@ -8,7 +8,7 @@ namespace Accel.AspNetCore.Tests;
 /// <summary>
 /// The transport's output writer over a real pipe: bytes written past a flush's piece wait in its spill buffer and
 /// reach the pipe in order, whatever mix of GetMemory, GetSpan and Advance wrote them, also when a flush is canceled
-/// or the writer completes without one. (Its pacing against a real reader, and a body written in one piece staying in
+/// or the writer completes without one; a connection out of the fast path does not spill. (Its pacing against a real reader, and a body written in one piece staying in
 /// the fast path, are in <see cref="LargeBodyTests"/>.)
 /// </summary>
 public sealed class PacingPipeWriterTests : IDisposable
@@ -16,6 +16,10 @@ public sealed class PacingPipeWriterTests : IDisposable
     private const int Piece = 1000;
     private readonly AccelerationEngine _engine = AccelerationEngine.Start(new AccelerationEngineOptions { Enabled = false });
     private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+
+    /// <summary>A registration that says its socket is in the fast path; with acceleration off, its pacing never waits, so
+    /// these tests see the spill buffer alone.</summary>
+    private SocketRegistration InFastPath() => new(_engine, _socket, new Accel.Internal.JoinResult(RegistrationOutcome.Registered, null));
 
     public void Dispose()
     {
@@ -30,7 +34,7 @@ public sealed class PacingPipeWriterTests : IDisposable
         for (int round = 0; round < 50; round++)
         {
             var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 0));
-            var writer = new PacingPipeWriter(pipe.Writer, _engine.Register(_socket), Piece);
+            var writer = new PacingPipeWriter(pipe.Writer, InFastPath(), Piece);
             long total = 0;
             for (int flush = 0; flush < 5; flush++)
             {
@@ -55,7 +59,7 @@ public sealed class PacingPipeWriterTests : IDisposable
     {
         // A pipe that holds its flushes until read: the first piece's flush waits, and is canceled.
         var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: Piece / 2, resumeWriterThreshold: 1));
-        var writer = new PacingPipeWriter(pipe.Writer, _engine.Register(_socket), Piece);
+        var writer = new PacingPipeWriter(pipe.Writer, InFastPath(), Piece);
         long total = 10 * Piece + 7;
         WriteAll(writer, total);
         ValueTask<FlushResult> flush = writer.FlushAsync();
@@ -71,10 +75,30 @@ public sealed class PacingPipeWriterTests : IDisposable
     }
 
     [Fact]
+    public async Task A_connection_out_of_the_fast_path_puts_its_bytes_straight_into_the_pipe()
+    {
+        // The same canceled flush as above, for a connection that is not in the fast path (acceleration off here; a
+        // client without the library in a service): nothing to pace, so nothing is held back for the next flush.
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: Piece / 2, resumeWriterThreshold: 1));
+        var writer = new PacingPipeWriter(pipe.Writer, _engine.Register(_socket), Piece);
+        long total = 10 * Piece + 7;
+        WriteAll(writer, total);
+        ValueTask<FlushResult> flush = writer.FlushAsync();
+        Assert.False(flush.IsCompleted);
+        writer.CancelPendingFlush();
+        Assert.True((await flush).IsCanceled);
+        Assert.Equal(0, writer.UnflushedBytes);
+
+        Task<string?> verify = VerifyAsync(pipe.Reader, total);
+        await writer.CompleteAsync();
+        Assert.Null(await verify);
+    }
+
+    [Fact]
     public async Task Completing_without_a_flush_sends_what_was_spilled()
     {
         var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 0));
-        var writer = new PacingPipeWriter(pipe.Writer, _engine.Register(_socket), Piece);
+        var writer = new PacingPipeWriter(pipe.Writer, InFastPath(), Piece);
         long total = 5 * Piece + 3;
         WriteAll(writer, total);
         writer.Complete();
