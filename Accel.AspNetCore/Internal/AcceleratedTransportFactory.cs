@@ -10,8 +10,9 @@ namespace Accel.AspNetCore.Internal;
 /// Kestrel's transport for TCP endpoints: Kestrel's own socket transport, whole (its options, its memory pool, its
 /// accept loop), with two additions. Its listening sockets are opted into the fast path before they listen
 /// (<see cref="ListenSocketOptIn"/>), and each accepted connection is registered before Kestrel reads or writes it
-/// (what the kernel did with it is read when something needs it). With acceleration off, connections only get the feature that says why,
-/// so the library present but off runs Kestrel's own code. Endpoints that are not IP (Unix domain sockets, named pipes) are left to Kestrel.
+/// (what the kernel did with it is read when something needs it). With acceleration off, connections only get the
+/// feature that says why, so the library present but off runs Kestrel's own code. Endpoints that are not IP (Unix
+/// domain sockets, named pipes) are left to Kestrel.
 /// </summary>
 internal sealed class AcceleratedTransportFactory(
     AccelerationEngineProvider engine,

@@ -27,9 +27,9 @@ namespace Accel.Internal;
 /// <para>
 /// It also takes out of the map the sockets whose first send found no peer (a same-host database or cache without the
 /// library), which would otherwise pay the sk_msg path on every send for a verdict of TCP
-/// (<see cref="KernelFastPath.TryLeave(int, AccelSockState, AccelKey)"/>: the same rule as the library's HTTP client's). The sk_msg program marks such
-/// a socket's slot, or, when it has none yet, bumps the first block's count of them, after which the tracker checks
-/// every descriptor.
+/// (<see cref="KernelFastPath.TryLeave(int, AccelSockState, AccelKey)"/>: the same rule as the library's HTTP
+/// client's). The sk_msg program marks such a socket's slot, or, when it has none yet, bumps the first block's count of
+/// them, after which the tracker checks every descriptor.
 /// </para>
 /// </remarks>
 internal sealed unsafe class ConsumptionTracker : IDisposable
