@@ -57,15 +57,7 @@ public sealed class PacingPipeWriterTests : IDisposable
     [Fact]
     public async Task A_canceled_flush_keeps_the_rest_for_the_next_one()
     {
-        // A pipe that holds its flushes until read: the first piece's flush waits, and is canceled.
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: Piece / 2, resumeWriterThreshold: 1));
-        var writer = new PacingPipeWriter(pipe.Writer, InFastPath(), Piece);
-        long total = 10 * Piece + 7;
-        WriteAll(writer, total);
-        ValueTask<FlushResult> flush = writer.FlushAsync();
-        Assert.False(flush.IsCompleted);
-        writer.CancelPendingFlush();
-        Assert.True((await flush).IsCanceled);
+        var (pipe, writer, total) = await CancelFirstFlushAsync(InFastPath());
         Assert.True(writer.UnflushedBytes > 0, "nothing was left for the next flush");
 
         Task<string?> verify = VerifyAsync(pipe.Reader, total);
@@ -77,21 +69,29 @@ public sealed class PacingPipeWriterTests : IDisposable
     [Fact]
     public async Task A_connection_out_of_the_fast_path_puts_its_bytes_straight_into_the_pipe()
     {
-        // The same canceled flush as above, for a connection that is not in the fast path (acceleration off here; a
-        // client without the library in a service): nothing to pace, so nothing is held back for the next flush.
+        // A connection that is not in the fast path (acceleration off here; a client without the library in a service)
+        // has nothing to pace, so nothing is held back for the next flush.
+        var (pipe, writer, total) = await CancelFirstFlushAsync(_engine.Register(_socket));
+        Assert.Equal(0, writer.UnflushedBytes);
+
+        Task<string?> verify = VerifyAsync(pipe.Reader, total);
+        await writer.CompleteAsync();
+        Assert.Null(await verify);
+    }
+
+    /// <summary>Ten pieces and a bit written, over a pipe that holds its flushes until read: the first flush waits, and
+    /// is canceled.</summary>
+    private static async Task<(Pipe Pipe, PacingPipeWriter Writer, long Total)> CancelFirstFlushAsync(SocketRegistration registration)
+    {
         var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: Piece / 2, resumeWriterThreshold: 1));
-        var writer = new PacingPipeWriter(pipe.Writer, _engine.Register(_socket), Piece);
+        var writer = new PacingPipeWriter(pipe.Writer, registration, Piece);
         long total = 10 * Piece + 7;
         WriteAll(writer, total);
         ValueTask<FlushResult> flush = writer.FlushAsync();
         Assert.False(flush.IsCompleted);
         writer.CancelPendingFlush();
         Assert.True((await flush).IsCanceled);
-        Assert.Equal(0, writer.UnflushedBytes);
-
-        Task<string?> verify = VerifyAsync(pipe.Reader, total);
-        await writer.CompleteAsync();
-        Assert.Null(await verify);
+        return (pipe, writer, total);
     }
 
     [Fact]
