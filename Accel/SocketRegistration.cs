@@ -13,20 +13,18 @@ public sealed class SocketRegistration
     private readonly long _storeEvery;
     private readonly SendPacer? _pacer;
     private JoinResult? _join; // null until read from the kernel (a registration made on first use)
+    private readonly long _reportEvery;
     private ConnectionStatistics? _last;
-    private long _reportEvery;
     private long _lastReported;
     private ReportSlot? _slot;
     private bool _noSlot;
     private volatile bool _left;
-    private volatile bool _inert; // not in the fast path: nothing to pace, report or leave
 
     /// <summary>A registration whose outcome is known.</summary>
     internal SocketRegistration(AccelerationEngine engine, Socket socket, JoinResult join, long reportEvery = 0)
         : this(engine, socket, join.IsRegistered ? reportEvery : 0, paced: join.IsRegistered)
     {
         _join = join;
-        _inert = !join.IsRegistered;
     }
 
     /// <summary>A registration of a socket that was opted in, read from the kernel only when something needs it: a
@@ -91,13 +89,12 @@ public sealed class SocketRegistration
             return;
         }
 
-        if (_reportEvery > 0 && totalBytesRead - _lastReported >= _reportEvery && !_left)
+        if (_reportEvery > 0 && totalBytesRead - _lastReported >= _reportEvery && !PassesThrough)
         {
             JoinResult join = Join;
             if (!join.IsRegistered)
             {
-                _reportEvery = 0; // no peer can redirect to it: nothing to report
-                return;
+                return; // no peer can redirect to it: nothing to report (and from now on it passes through)
             }
 
             _lastReported = totalBytesRead;
@@ -122,7 +119,7 @@ public sealed class SocketRegistration
     /// <param name="count">Bytes about to be written.</param>
     /// <param name="cancellationToken">Ends the wait with <see cref="OperationCanceledException"/>.</param>
     public ValueTask WaitToSendAsync(long count, CancellationToken cancellationToken = default)
-        => _pacer is null || _left || _inert ? ValueTask.CompletedTask : _pacer.WaitAsync(count, cancellationToken);
+        => _pacer is null || PassesThrough ? ValueTask.CompletedTask : _pacer.WaitAsync(count, cancellationToken);
 
     /// <summary>Whether <see cref="TryLeaveFastPath"/> took the socket out of the fast path.</summary>
     internal bool HasLeft => _left;
@@ -133,7 +130,7 @@ public sealed class SocketRegistration
 
     /// <summary>Whether the socket is known to be out of the fast path (it left, or was never in it): its reads need
     /// no counting and its writes no pacing.</summary>
-    internal bool PassesThrough => _left || _inert;
+    internal bool PassesThrough => _left || Volatile.Read(ref _join) is { IsRegistered: false };
 
     /// <summary>Whether the socket is out of the fast path (it left, or was never in it), read from the kernel (one syscall)
     /// if nothing has needed that yet.</summary>
@@ -144,16 +141,7 @@ public sealed class SocketRegistration
     internal JoinResult Join => Volatile.Read(ref _join) ?? Decided(_engine.ReadJoin(_socket));
 
     /// <summary>Keeps the first outcome read (every read of the same socket finds the same one).</summary>
-    internal JoinResult Decided(JoinResult join)
-    {
-        JoinResult kept = Interlocked.CompareExchange(ref _join, join, null) ?? join;
-        if (!kept.IsRegistered)
-        {
-            _inert = true;
-        }
-
-        return kept;
-    }
+    internal JoinResult Decided(JoinResult join) => Interlocked.CompareExchange(ref _join, join, null) ?? join;
 
     /// <summary>
     /// Call once after the socket's first write has returned. When that write found no peer in the fast path (its
@@ -166,7 +154,7 @@ public sealed class SocketRegistration
     /// </summary>
     internal bool TryLeaveFastPath()
     {
-        if (_left || _inert || !_engine.TryLeave(_socket, this))
+        if (PassesThrough || !_engine.TryLeave(_socket, this))
         {
             return false;
         }

@@ -77,8 +77,9 @@ internal sealed class KernelFastPath(BpfSyscalls bpf, PinnedObjectStore store) :
 
     /// <summary>
     /// Takes the socket at <paramref name="socketFd"/>, in the map under <paramref name="key"/>, out of the map when its
-    /// <paramref name="state"/>, read just before through the same descriptor, says that its first send found no peer (a same-host peer without the library): in the map it would pay the sk_msg path on every
-    /// send for a verdict of TCP. False, and the socket stays, when leaving could lose a byte:
+    /// <paramref name="state"/>, read just before through the same descriptor, says that its first send found no peer (a
+    /// same-host peer without the library): in the map it would pay the sk_msg path on every send for a verdict of TCP.
+    /// False, and the socket stays, when leaving could lose a byte:
     /// <list type="bullet">
     /// <item>its peer is in the map. The peer's sock_ops callback checks this socket's accel_consumed entry after inserting
     /// itself, and the first send removes that entry after its redirect found no peer; when the two interleave (the peer
