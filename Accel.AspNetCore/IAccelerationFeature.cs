@@ -27,6 +27,8 @@ public interface IAccelerationFeature
     /// The other direction's split is on the peer's side; <see cref="InboundBytes"/> counts what arrived.</summary>
     ConnectionStatistics Outbound { get; }
 
-    /// <summary>Bytes the application has consumed from this connection.</summary>
+    /// <summary>Bytes the application has consumed from this connection, counted while the connection may be in the
+    /// fast path: one found out of it (its client does not use the library) is counted for its first request only, as the
+    /// transport then passes its reads straight through.</summary>
     long InboundBytes { get; }
 }
