@@ -7,8 +7,9 @@ namespace Accel.AspNetCore.Internal;
 
 /// <summary>Kestrel's socket listener, with each accepted connection registered before Kestrel uses it: the
 /// connection gets <see cref="IAccelerationFeature"/>, and while acceleration is on its reads are counted (for the
-/// backlog bound) and its writes paced; for a connection that turns out not to be in the fast path that is a count
-/// per read and a check per flush.</summary>
+/// backlog bound) and its writes paced; a connection that turns out not to be in the fast path has its reads passed
+/// straight through from its first wait after a request (<see cref="CountingPipeReader"/>) and costs a check per
+/// flush.</summary>
 internal sealed class AcceleratedConnectionListener(IConnectionListener inner, AccelerationEngine engine) : IConnectionListener
 {
     public EndPoint EndPoint => inner.EndPoint;
