@@ -8,8 +8,8 @@ namespace Accel.AspNetCore.Tests;
 /// <summary>
 /// The transport's output writer over a real pipe: bytes written past a flush's piece wait in its spill buffer and
 /// reach the pipe in order, whatever mix of GetMemory, GetSpan and Advance wrote them, also when a flush is canceled
-/// or the writer completes without one; a connection out of the fast path does not spill. (Its pacing against a real reader, and a body written in one piece staying in
-/// the fast path, are in <see cref="LargeBodyTests"/>.)
+/// or the writer completes without one; a connection out of the fast path does not spill. (Its pacing against a real
+/// reader, and a body written in one piece staying in the fast path, are in <see cref="LargeBodyTests"/>.)
 /// </summary>
 public sealed class PacingPipeWriterTests : IDisposable
 {
