@@ -38,10 +38,37 @@ public static class SidecarlessAccelerationServiceCollectionExtensions
         {
             services.AddSingleton<AccelerationHealthCheckMarker>();
             services.AddHealthChecks().AddCheck<AccelerationHealthCheck>(AccelerationHealthCheck.Name, tags: ["ready"]);
+            DecorateKestrelMemoryPool(services);
         }
 
         return services;
     }
+
+    /// <summary>
+    /// Wraps the last registration of Kestrel's memory pool factory in <see cref="AcceleratedMemoryPoolFactory"/>.
+    /// Kestrel registers it when the web host is set up, which <c>WebApplication.CreateBuilder</c> does before the
+    /// application's services; without a registration (Kestrel set up later, or not at all) Kestrel keeps its own pool.
+    /// </summary>
+    private static void DecorateKestrelMemoryPool(IServiceCollection services)
+    {
+        for (int i = services.Count - 1; i >= 0; i--)
+        {
+            ServiceDescriptor kestrels = services[i];
+            if (kestrels.ServiceType == typeof(IMemoryPoolFactory<byte>) && !kestrels.IsKeyedService)
+            {
+                services[i] = ServiceDescriptor.Singleton<IMemoryPoolFactory<byte>>(provider => new AcceleratedMemoryPoolFactory(
+                    Resolve(provider, kestrels),
+                    provider.GetRequiredService<AccelerationEngineProvider>(),
+                    provider.GetRequiredService<IOptions<Accel.AspNetCore.SidecarlessAccelerationOptions>>()));
+                return;
+            }
+        }
+    }
+
+    private static IMemoryPoolFactory<byte> Resolve(IServiceProvider provider, ServiceDescriptor descriptor)
+        => (IMemoryPoolFactory<byte>)(descriptor.ImplementationInstance
+            ?? descriptor.ImplementationFactory?.Invoke(provider)
+            ?? ActivatorUtilities.GetServiceOrCreateInstance(provider, descriptor.ImplementationType!));
 
     internal static void AddCore(IServiceCollection services)
     {

@@ -147,6 +147,9 @@ public sealed class Backend : IAsyncDisposable
                 await ws.SendAsync(buffer.AsMemory(0, r.Count), r.MessageType, r.EndOfMessage, ctx.RequestAborted);
             }
         });
+        app.MapGet("/pool", (HttpContext ctx) => ctx.Features.Get<Microsoft.AspNetCore.Connections.Features.IMemoryPoolFeature>()?.MemoryPool is { } pool
+            ? $"{pool.GetType().Name} {pool.MaxBufferSize}"
+            : "none");
         app.MapGet("/feature", (HttpContext ctx) => ctx.Features.Get<IAccelerationFeature>() is { } f
             ? Results.Json(new
             {

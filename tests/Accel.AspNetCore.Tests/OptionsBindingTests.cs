@@ -26,6 +26,7 @@ public sealed class OptionsBindingTests
             ["SidecarlessAcceleration:IncludeHostAddresses"] = "false",
             ["SidecarlessAcceleration:Scope"] = "Process",
             ["SidecarlessAcceleration:DisabledHealthStatus"] = "Unhealthy",
+            ["SidecarlessAcceleration:KestrelBlockBytes"] = "16384",
         }, o =>
         {
             o.PinRoot = "/from/code";
@@ -43,6 +44,7 @@ public sealed class OptionsBindingTests
         Assert.False(options.IncludeHostAddresses);
         Assert.Equal(AccelerationScope.Process, options.Scope);
         Assert.Equal(HealthStatus.Unhealthy, options.DisabledHealthStatus);
+        Assert.Equal(16384, options.KestrelBlockBytes);
     }
 
     [Fact]
@@ -56,6 +58,7 @@ public sealed class OptionsBindingTests
         Assert.Equal(defaults.MaxRedirectedBacklogBytes, options.MaxRedirectedBacklogBytes);
         Assert.Equal(defaults.Scope, options.Scope);
         Assert.Equal(defaults.DisabledHealthStatus, options.DisabledHealthStatus);
+        Assert.Equal(defaults.KestrelBlockBytes, options.KestrelBlockBytes);
         Assert.Empty(options.SameHostPeerRanges);
         Assert.Equal("from-code", options.ServiceName);
     }
@@ -64,6 +67,7 @@ public sealed class OptionsBindingTests
     [InlineData("Enabled", "perhaps")]
     [InlineData("MaxRedirectedBacklogBytes", "4 MiB")]
     [InlineData("Scope", "Everything")]
+    [InlineData("KestrelBlockBytes", "64 KiB")]
     public void A_value_of_the_wrong_type_fails_naming_the_setting(string option, string value)
     {
         var e = Assert.ThrowsAny<InvalidOperationException>(() => Bind(new() { [$"SidecarlessAcceleration:{option}"] = value }));

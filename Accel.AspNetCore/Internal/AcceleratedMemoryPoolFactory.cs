@@ -1,0 +1,29 @@
+using System.Buffers;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Options;
+
+namespace Accel.AspNetCore.Internal;
+
+/// <summary>
+/// Kestrel's <see cref="IMemoryPoolFactory{T}"/>, decorated: while acceleration is on, the pools Kestrel creates (one per
+/// I/O queue of each listener, when it binds) hand out blocks of
+/// <see cref="SidecarlessAccelerationOptions.KestrelBlockBytes"/> (<see cref="LargeBlockMemoryPool"/>), so that Kestrel
+/// reads and writes a connection in larger pieces. With acceleration off, or the option at 0, Kestrel's own pool.
+/// Kestrel binds after the host's starting phase, where <see cref="AccelerationStartup"/> has started the engine.
+/// </summary>
+internal sealed class AcceleratedMemoryPoolFactory(
+    IMemoryPoolFactory<byte> kestrels,
+    AccelerationEngineProvider engine,
+    IOptions<SidecarlessAccelerationOptions> options) : IMemoryPoolFactory<byte>
+{
+    /// <summary>Free blocks each pool keeps for reuse, whatever their size; more go back to the GC.</summary>
+    internal const int FreeBlocksKept = 64;
+
+    public MemoryPool<byte> Create(MemoryPoolOptions? poolOptions = null)
+    {
+        int blockBytes = options.Value.KestrelBlockBytes;
+        return blockBytes > 0 && engine.Engine.IsEnabled
+            ? new LargeBlockMemoryPool(blockBytes, FreeBlocksKept)
+            : kestrels.Create(poolOptions);
+    }
+}

@@ -1,0 +1,70 @@
+using Accel.Testing;
+using Microsoft.Extensions.Options;
+using Xunit.Abstractions;
+
+namespace Accel.AspNetCore.Tests;
+
+/// <summary>
+/// While acceleration is on, Kestrel's memory pool hands out blocks of <see cref="SidecarlessAccelerationOptions.KestrelBlockBytes"/>,
+/// so that its socket transport reads a connection in larger pieces; with acceleration off, or the option at 0, Kestrel
+/// keeps its own pool. Real Kestrel, the real kernel: uploads over the fast path through the larger blocks arrive byte
+/// for byte. (The pool's own rules are in <see cref="LargeBlockMemoryPoolTests"/>; uploads of mixed write sizes through
+/// the default blocks in <see cref="LargeBodyTests"/>.)
+/// </summary>
+[Collection(KernelCollection.Name)]
+public sealed class KestrelMemoryPoolTests(KernelFixture fixture, ITestOutputHelper output)
+{
+    [KernelTheory]
+    [InlineData(true, null, "LargeBlockMemoryPool 65536")]
+    [InlineData(true, 16384, "LargeBlockMemoryPool 16384")]
+    [InlineData(true, 0, "PinnedBlockMemoryPool 4096")]
+    [InlineData(false, null, "PinnedBlockMemoryPool 4096")]
+    public async Task Kestrels_pool_has_the_configured_blocks_only_while_acceleration_is_on(bool enabled, int? blockBytes, string expected)
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled, configure: o =>
+        {
+            if (blockBytes is { } bytes)
+            {
+                o.KestrelBlockBytes = bytes;
+            }
+        });
+        using var frontend = new Frontend(fixture.Environment, enabled, backend);
+        foreach (string client in new[] { "h1", "h2c" })
+        {
+            Assert.Equal(expected, await frontend.Client(client).GetStringAsync("/pool"));
+        }
+    }
+
+    [KernelTheory]
+    [InlineData("h1")]
+    [InlineData("h2c")]
+    public async Task Uploads_through_larger_blocks_arrive_intact_and_redirected(string client)
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled: true, configure: o => o.KestrelBlockBytes = 16 << 10);
+        using var frontend = new Frontend(fixture.Environment, enabled: true, backend);
+        HttpClient http = frontend.Client(client);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        Assert.Equal("LargeBlockMemoryPool 16384", await http.GetStringAsync("/pool", cts.Token));
+        AccelerationStatistics before = frontend.Engine.GetStatistics();
+        long sent = 0;
+        foreach (long size in new long[] { 1, 4095, 4097, 16383, 16384, 16385, 65536 + 7, (16 << 20) + 12345 })
+        {
+            using var response = await http.PostAsync($"/check/{size}", new Pattern.Content(size), cts.Token);
+            Assert.Equal("ok", await response.Content.ReadAsStringAsync(cts.Token));
+            sent += size;
+        }
+
+        AccelerationStatistics after = frontend.Engine.GetStatistics();
+        output.WriteLine($"{client}: {sent} B uploaded and checked; this process: {after.RedirectedBytes - before.RedirectedBytes} B redirected, {after.TcpBytes - before.TcpBytes} B through TCP");
+        Assert.Equal(0, after.TcpBytes - before.TcpBytes);
+        Assert.True(after.RedirectedBytes - before.RedirectedBytes >= sent, $"{after.RedirectedBytes - before.RedirectedBytes} B redirected for {sent} B of uploads");
+    }
+
+    [KernelFact]
+    public async Task A_block_size_out_of_range_fails_the_host_at_start_naming_the_option()
+    {
+        var e = await Assert.ThrowsAsync<OptionsValidationException>(() =>
+            Backend.StartAsync(fixture.Environment, enabled: true, configure: o => o.KestrelBlockBytes = 1000));
+        Assert.Contains("SidecarlessAcceleration:KestrelBlockBytes", e.Message);
+    }
+}
