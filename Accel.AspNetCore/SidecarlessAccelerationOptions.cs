@@ -24,7 +24,8 @@ public sealed class SidecarlessAccelerationOptions : AccelerationEngineOptions
     /// large responses faster too, at the cost of memory: each connection in the middle of a read or a write holds a
     /// block for it (an idle one holds none, unless Kestrel's <c>WaitForDataBeforeAllocatingBuffer</c> is off). The
     /// setting covers every endpoint Kestrel's socket transport serves, accelerated or not. 0 keeps Kestrel's own pool.
-    /// Between 4096 (4 KiB) and 1048576 (1 MiB), or 0. Default: 65536 (64 KiB).
+    /// It takes effect when Kestrel is set up before <c>AddSidecarlessAcceleration</c> is called, as
+    /// <c>WebApplication.CreateBuilder</c> does. Between 4096 (4 KiB) and 1048576 (1 MiB), or 0. Default: 65536 (64 KiB).
     /// </summary>
     public int KestrelBlockBytes { get; set; } = 64 << 10;
 

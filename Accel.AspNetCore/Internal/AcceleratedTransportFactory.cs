@@ -7,8 +7,8 @@ using Microsoft.Extensions.Options;
 namespace Accel.AspNetCore.Internal;
 
 /// <summary>
-/// Kestrel's transport for TCP endpoints: Kestrel's own socket transport, whole (its options, its memory pool, its
-/// accept loop), with two additions. Its listening sockets are opted into the fast path before they listen
+/// Kestrel's transport for TCP endpoints: Kestrel's own socket transport, whole (its options, its accept loop, its
+/// memory pool, whose blocks <see cref="AcceleratedMemoryPoolFactory"/> makes larger), with two additions. Its listening sockets are opted into the fast path before they listen
 /// (<see cref="ListenSocketOptIn"/>), and each accepted connection is registered before Kestrel reads or writes it
 /// (what the kernel did with it is read when something needs it). With acceleration off, connections only get the
 /// feature that says why, so the library present but off runs Kestrel's own code. Endpoints that are not IP (Unix
