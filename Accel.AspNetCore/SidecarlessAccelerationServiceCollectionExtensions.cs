@@ -47,7 +47,8 @@ public static class SidecarlessAccelerationServiceCollectionExtensions
     /// <summary>
     /// Wraps the last registration of Kestrel's memory pool factory in <see cref="AcceleratedMemoryPoolFactory"/>.
     /// Kestrel registers it when the web host is set up, which <c>WebApplication.CreateBuilder</c> does before the
-    /// application's services; without a registration (Kestrel set up later, or not at all) Kestrel keeps its own pool.
+    /// application's services; without a registration (Kestrel set up later, or not at all) Kestrel keeps its own pool,
+    /// and the transport warns when it binds.
     /// </summary>
     private static void DecorateKestrelMemoryPool(IServiceCollection services)
     {

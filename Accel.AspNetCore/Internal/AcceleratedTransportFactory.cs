@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -17,15 +18,24 @@ namespace Accel.AspNetCore.Internal;
 internal sealed class AcceleratedTransportFactory(
     AccelerationEngineProvider engine,
     IOptions<SocketTransportOptions> socketOptions,
+    IOptions<SidecarlessAccelerationOptions> options,
+    IServiceProvider services,
     ILoggerFactory loggers) : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     private readonly SocketTransportFactory _sockets = new(socketOptions, loggers);
+    private int _poolChecked;
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint;
 
     public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
         AccelerationEngine accel = engine.Engine;
+        if (accel.IsEnabled && options.Value.KestrelBlockBytes > 0 && Interlocked.Exchange(ref _poolChecked, 1) == 0
+            && services.GetService<IMemoryPoolFactory<byte>>() is not AcceleratedMemoryPoolFactory)
+        {
+            Log.KestrelPoolNotWrapped(loggers.CreateLogger("Accel"));
+        }
+
         IConnectionListener listener = await _sockets.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
         return new AcceleratedConnectionListener(listener, accel); // also when off: the feature says why
     }

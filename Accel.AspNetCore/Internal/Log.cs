@@ -9,4 +9,7 @@ internal static partial class Log
 
     [LoggerMessage(102, LogLevel.Warning, "HttpClient '{Client}' has a SocketsHttpHandler.ConnectCallback of its own: it is left alone, and the client's connections are not accelerated. To accelerate them, open the socket in that callback as AccelerationEngine.PrepareConnect and Register describe.")]
     public static partial void OwnConnectCallback(ILogger logger, string client);
+
+    [LoggerMessage(103, LogLevel.Warning, "Kestrel keeps its own memory pool (4 KiB blocks), so KestrelBlockBytes does not apply and large uploads gain less from the fast path: AddSidecarlessAcceleration was called before Kestrel was set up. Call it after the web host is configured (WebApplication.CreateBuilder sets Kestrel up first), or set KestrelBlockBytes to 0 to keep Kestrel's pool without this warning.")]
+    public static partial void KestrelPoolNotWrapped(ILogger logger);
 }

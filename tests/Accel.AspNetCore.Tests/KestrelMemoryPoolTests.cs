@@ -1,4 +1,14 @@
+using System.Net;
 using Accel.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Xunit.Abstractions;
 
@@ -58,6 +68,44 @@ public sealed class KestrelMemoryPoolTests(KernelFixture fixture, ITestOutputHel
         output.WriteLine($"{client}: {sent} B uploaded and checked; this process: {after.RedirectedBytes - before.RedirectedBytes} B redirected, {after.TcpBytes - before.TcpBytes} B through TCP");
         Assert.Equal(0, after.TcpBytes - before.TcpBytes);
         Assert.True(after.RedirectedBytes - before.RedirectedBytes >= sent, $"{after.RedirectedBytes - before.RedirectedBytes} B redirected for {sent} B of uploads");
+    }
+
+    /// <summary>A generic host: with the library's services added after the web host (Kestrel) is set up, Kestrel's
+    /// pool is wrapped; added before, Kestrel's own registration wins, and a warning says what to do.</summary>
+    [KernelTheory]
+    [InlineData(false, "65536")]
+    [InlineData(true, "4096")]
+    public async Task Added_before_Kestrel_is_set_up_Kestrel_keeps_its_pool_and_a_warning_says_so(bool libraryFirst, string expectedBlock)
+    {
+        var warnings = new WarningRecorder();
+        var builder = new HostBuilder().ConfigureLogging(l => l.ClearProviders().AddProvider(warnings));
+        Action<IServiceCollection> library = s => s.AddSidecarlessAcceleration(o => fixture.Environment.Apply(o));
+        if (libraryFirst)
+        {
+            builder.ConfigureServices(library);
+        }
+
+        builder.ConfigureWebHost(web => web
+            .UseKestrel(k => k.Listen(IPAddress.Loopback, 0))
+            .Configure(app => app.Run(ctx => ctx.Response.WriteAsync($"{ctx.Features.Get<IMemoryPoolFeature>()?.MemoryPool.MaxBufferSize}"))));
+        if (!libraryFirst)
+        {
+            builder.ConfigureServices(library);
+        }
+
+        using IHost host = builder.Build();
+        await host.StartAsync();
+        try
+        {
+            string address = host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+            using var http = new HttpClient();
+            Assert.Equal(expectedBlock, await http.GetStringAsync(address));
+            Assert.Equal(libraryFirst ? 1 : 0, warnings.Warnings.Count(w => w.Contains("KestrelBlockBytes does not apply", StringComparison.Ordinal)));
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
     }
 
     [KernelFact]
