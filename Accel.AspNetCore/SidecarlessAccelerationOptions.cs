@@ -25,7 +25,8 @@ public sealed class SidecarlessAccelerationOptions : AccelerationEngineOptions
     /// block for it (an idle one holds none, unless Kestrel's <c>WaitForDataBeforeAllocatingBuffer</c> is off). The
     /// setting covers every endpoint Kestrel's socket transport serves, accelerated or not. 0 keeps Kestrel's own pool.
     /// It takes effect when Kestrel is set up before <c>AddSidecarlessAcceleration</c> is called, as
-    /// <c>WebApplication.CreateBuilder</c> does; otherwise Kestrel keeps its own pool and a warning says so at start. Between 4096 (4 KiB) and 1048576 (1 MiB), or 0. Default: 65536 (64 KiB).
+    /// <c>WebApplication.CreateBuilder</c> does; otherwise Kestrel keeps its own pool and a warning says so at start.
+    /// Between 4096 (4 KiB) and 1048576 (1 MiB), or 0. Default: 65536 (64 KiB).
     /// </summary>
     public int KestrelBlockBytes { get; set; } = 64 << 10;
 

@@ -20,10 +20,14 @@ internal sealed class AcceleratedMemoryPoolFactory(
     /// streams at once, a bound of 64 blocks had Kestrel's blocks come and go: 11% more bytes allocated per request.</summary>
     internal const int FreeBytesKept = 16 << 20;
 
+    /// <summary>Whether Kestrel's pools should be this factory's: acceleration on and the option not 0.</summary>
+    internal static bool WantsLargeBlocks(SidecarlessAccelerationOptions options, AccelerationEngine engine)
+        => options.KestrelBlockBytes > 0 && engine.IsEnabled;
+
     public MemoryPool<byte> Create(MemoryPoolOptions? poolOptions = null)
     {
         int blockBytes = options.Value.KestrelBlockBytes;
-        return blockBytes > 0 && engine.Engine.IsEnabled
+        return WantsLargeBlocks(options.Value, engine.Engine)
             ? new LargeBlockMemoryPool(blockBytes, maxFreeBlocks: Math.Max(16, FreeBytesKept / blockBytes))
             : kestrels.Create(poolOptions);
     }

@@ -9,8 +9,9 @@ namespace Accel.AspNetCore.Internal;
 
 /// <summary>
 /// Kestrel's transport for TCP endpoints: Kestrel's own socket transport, whole (its options, its accept loop, its
-/// memory pool, whose blocks <see cref="AcceleratedMemoryPoolFactory"/> makes larger), with two additions. Its listening sockets are opted into the fast path before they listen
-/// (<see cref="ListenSocketOptIn"/>), and each accepted connection is registered before Kestrel reads or writes it
+/// memory pool, whose blocks <see cref="AcceleratedMemoryPoolFactory"/> makes larger), with two additions. Its
+/// listening sockets are opted into the fast path before they listen (<see cref="ListenSocketOptIn"/>), and each
+/// accepted connection is registered before Kestrel reads or writes it
 /// (what the kernel did with it is read when something needs it). With acceleration off, connections only get the
 /// feature that says why, so the library present but off runs Kestrel's own code. Endpoints that are not IP (Unix
 /// domain sockets, named pipes) are left to Kestrel.
@@ -30,7 +31,8 @@ internal sealed class AcceleratedTransportFactory(
     public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
         AccelerationEngine accel = engine.Engine;
-        if (accel.IsEnabled && options.Value.KestrelBlockBytes > 0 && Interlocked.Exchange(ref _poolChecked, 1) == 0
+        if (AcceleratedMemoryPoolFactory.WantsLargeBlocks(options.Value, accel)
+            && Interlocked.Exchange(ref _poolChecked, 1) == 0
             && services.GetService<IMemoryPoolFactory<byte>>() is not AcceleratedMemoryPoolFactory)
         {
             Log.KestrelPoolNotWrapped(loggers.CreateLogger("Accel"));
