@@ -1,7 +1,10 @@
+using System.Diagnostics.Metrics;
 using Accel.AspNetCore.Internal;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -60,7 +63,9 @@ public static class SidecarlessAccelerationServiceCollectionExtensions
                 services[i] = ServiceDescriptor.Singleton<IMemoryPoolFactory<byte>>(provider => new AcceleratedMemoryPoolFactory(
                     Resolve(provider, kestrels),
                     provider.GetRequiredService<AccelerationEngineProvider>(),
-                    provider.GetRequiredService<IOptions<Accel.AspNetCore.SidecarlessAccelerationOptions>>()));
+                    provider.GetRequiredService<IOptions<Accel.AspNetCore.SidecarlessAccelerationOptions>>(),
+                    provider.GetService<IMeterFactory>() is { } meters ? new KestrelPoolMetrics(meters) : null,
+                    provider.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance));
                 return;
             }
         }

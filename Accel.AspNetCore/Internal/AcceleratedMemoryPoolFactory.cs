@@ -1,5 +1,6 @@
 using System.Buffers;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Accel.AspNetCore.Internal;
@@ -9,16 +10,22 @@ namespace Accel.AspNetCore.Internal;
 /// I/O queue of each listener, when it binds) hand out blocks of
 /// <see cref="SidecarlessAccelerationOptions.KestrelBlockBytes"/> (<see cref="LargeBlockMemoryPool"/>), so that Kestrel
 /// reads and writes a connection in larger pieces. With acceleration off, or the option at 0, Kestrel's own pool.
-/// Kestrel binds after the host's starting phase, where <see cref="AccelerationStartup"/> has started the engine.
+/// Kestrel binds after the host's starting phase, where <see cref="AccelerationStartup"/> has started the engine. Like
+/// Kestrel's own pools, these report <c>aspnetcore.memory_pool.*</c> (when the host has metrics) and give back their
+/// idle blocks over time (<see cref="IdleBlockTrimmer"/>).
 /// </summary>
 internal sealed class AcceleratedMemoryPoolFactory(
     IMemoryPoolFactory<byte> kestrels,
     AccelerationEngineProvider engine,
-    IOptions<SidecarlessAccelerationOptions> options) : IMemoryPoolFactory<byte>
+    IOptions<SidecarlessAccelerationOptions> options,
+    KestrelPoolMetrics? metrics,
+    ILoggerFactory loggers) : IMemoryPoolFactory<byte>, IDisposable
 {
     /// <summary>Free memory each pool keeps for reuse (256 blocks of 64 KiB); more goes back to the GC. Under 64 HTTP/2
     /// streams at once, a bound of 64 blocks had Kestrel's blocks come and go: 11% more bytes allocated per request.</summary>
     internal const int FreeBytesKept = 16 << 20;
+
+    private readonly IdleBlockTrimmer _trimmer = new(IdleBlockTrimmer.DefaultPeriod, loggers.CreateLogger("Accel"));
 
     /// <summary>Whether Kestrel's pools should be this factory's: acceleration on and the option not 0.</summary>
     internal static bool WantsLargeBlocks(SidecarlessAccelerationOptions options, AccelerationEngine engine)
@@ -27,8 +34,15 @@ internal sealed class AcceleratedMemoryPoolFactory(
     public MemoryPool<byte> Create(MemoryPoolOptions? poolOptions = null)
     {
         int blockBytes = options.Value.KestrelBlockBytes;
-        return WantsLargeBlocks(options.Value, engine.Engine)
-            ? new LargeBlockMemoryPool(blockBytes, maxFreeBlocks: Math.Max(16, FreeBytesKept / blockBytes))
-            : kestrels.Create(poolOptions);
+        if (!WantsLargeBlocks(options.Value, engine.Engine))
+        {
+            return kestrels.Create(poolOptions);
+        }
+
+        var pool = new LargeBlockMemoryPool(blockBytes, maxFreeBlocks: Math.Max(16, FreeBytesKept / blockBytes), metrics, poolOptions?.Owner);
+        _trimmer.Add(pool);
+        return pool;
     }
+
+    public void Dispose() => _trimmer.Dispose();
 }

@@ -9,22 +9,29 @@ namespace Accel.AspNetCore.Internal;
 /// socket transport reads a connection into one block at a time and gathers its writes from them, so the block size
 /// is the most a read can take: with 4 KiB, a 64 KiB redirected message takes sixteen reads, each taking the reader
 /// socket's lock that the sender's redirect needs too. Blocks live on the pinned object heap, so a socket operation
-/// pins nothing; at most <c>maxFreeBlocks</c> free blocks are kept, and the rest are left to the GC.
+/// pins nothing; at most <c>maxFreeBlocks</c> free blocks are kept, and the rest are left to the GC. Free blocks that
+/// go unused are given back over time (<see cref="Trim"/>, driven by <see cref="IdleBlockTrimmer"/>), as Kestrel's own
+/// pool gives back its idle blocks, and the pool reports Kestrel's pool instruments (<see cref="KestrelPoolMetrics"/>).
 /// </summary>
 internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
 {
     private readonly int _blockBytes;
     private readonly int _maxFreeBlocks;
+    private readonly KestrelPoolMetrics? _metrics;
+    private readonly string? _owner;
     private readonly ConcurrentQueue<Block> _free = new();
     private int _freeCount;
+    private int _fewestFreeSinceTrim;
     private volatile bool _disposed;
 
-    public LargeBlockMemoryPool(int blockBytes, int maxFreeBlocks)
+    public LargeBlockMemoryPool(int blockBytes, int maxFreeBlocks, KestrelPoolMetrics? metrics = null, string? owner = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(blockBytes, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(maxFreeBlocks);
         _blockBytes = blockBytes;
         _maxFreeBlocks = maxFreeBlocks;
+        _metrics = metrics;
+        _owner = owner;
     }
 
     public override int MaxBufferSize => _blockBytes;
@@ -32,27 +39,67 @@ internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
     /// <summary>Free blocks kept for reuse (for tests).</summary>
     internal int FreeBlocks => Volatile.Read(ref _freeCount);
 
+    /// <summary>Whether the pool was disposed: its trimmer lets go of it then.</summary>
+    internal bool IsDisposed => _disposed;
+
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, _blockBytes);
         ObjectDisposedException.ThrowIf(_disposed, this);
+        _metrics?.Rented(_blockBytes, _owner);
         if (_free.TryDequeue(out Block? block))
         {
-            Interlocked.Decrement(ref _freeCount);
+            int left = Interlocked.Decrement(ref _freeCount);
+            // A low-water mark, racy on purpose: a lost update only changes how much the next trim gives back.
+            if (left < Volatile.Read(ref _fewestFreeSinceTrim))
+            {
+                Volatile.Write(ref _fewestFreeSinceTrim, left);
+            }
+
+            _metrics?.Pooled(-_blockBytes, _owner);
             block.Lease();
             return block;
         }
 
+        _metrics?.Allocated(_blockBytes, _owner);
         return new Block(this, _blockBytes);
+    }
+
+    /// <summary>
+    /// Gives back to the GC half of the free blocks that stayed free since the last trim (rounded up): a block no renter
+    /// needed for a whole period is spare, and halving lets an idle pool empty within a few periods while a busy one
+    /// keeps what its peaks use. Returns the number of blocks given back.
+    /// </summary>
+    internal int Trim()
+    {
+        int spare = Math.Min(Volatile.Read(ref _fewestFreeSinceTrim), FreeBlocks);
+        int evicted = 0;
+        for (int target = (spare + 1) / 2; evicted < target && _free.TryDequeue(out _); evicted++)
+        {
+            Interlocked.Decrement(ref _freeCount);
+        }
+
+        Volatile.Write(ref _fewestFreeSinceTrim, FreeBlocks);
+        if (evicted > 0)
+        {
+            _metrics?.Pooled(-(long)evicted * _blockBytes, _owner);
+            _metrics?.Evicted((long)evicted * _blockBytes, _owner);
+        }
+
+        return evicted;
     }
 
     protected override void Dispose(bool disposing)
     {
         _disposed = true;
+        int dropped = 0;
         while (_free.TryDequeue(out _))
         {
             Interlocked.Decrement(ref _freeCount);
+            dropped++;
         }
+
+        _metrics?.Pooled(-(long)dropped * _blockBytes, _owner);
     }
 
     private void Return(Block block)
@@ -70,6 +117,7 @@ internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
         }
 
         _free.Enqueue(block);
+        _metrics?.Pooled(_blockBytes, _owner);
     }
 
     private sealed class Block : IMemoryOwner<byte>

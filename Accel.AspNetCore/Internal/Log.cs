@@ -12,4 +12,7 @@ internal static partial class Log
 
     [LoggerMessage(103, LogLevel.Warning, "Kestrel keeps its own memory pool (4 KiB blocks), so KestrelBlockBytes does not apply and large uploads gain less from the fast path: AddSidecarlessAcceleration was called before Kestrel was set up. Call it after the web host is configured (WebApplication.CreateBuilder sets Kestrel up first), or set KestrelBlockBytes to 0 to keep Kestrel's pool without this warning.")]
     public static partial void KestrelPoolNotWrapped(ILogger logger);
+
+    [LoggerMessage(104, LogLevel.Warning, "Giving back the idle blocks of Kestrel's memory pool failed; they stay pooled until the next try, and nothing else changes.")]
+    public static partial void PoolTrimFailed(ILogger logger, Exception exception);
 }

@@ -70,6 +70,48 @@ public sealed class KestrelMemoryPoolTests(KernelFixture fixture, ITestOutputHel
         Assert.True(after.RedirectedBytes - before.RedirectedBytes >= sent, $"{after.RedirectedBytes - before.RedirectedBytes} B redirected for {sent} B of uploads");
     }
 
+    /// <summary>Kestrel's pool instruments (<c>aspnetcore.memory_pool.*</c>, owner <c>kestrel</c>) report the same way
+    /// whichever pool Kestrel has: its own with acceleration off, the library's larger blocks with it on.</summary>
+    [KernelTheory]
+    [InlineData(true, 65536)]
+    [InlineData(false, 4096)]
+    public async Task Kestrels_pool_instruments_report_whichever_pool_Kestrel_has(bool enabled, int block)
+    {
+        await using var backend = await Backend.StartAsync(fixture.Environment, enabled);
+        var meters = backend.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        var totals = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "Microsoft.AspNetCore.MemoryPool" && instrument.Meter.Scope == meters)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            foreach (KeyValuePair<string, object?> tag in tags)
+            {
+                totals.AddOrUpdate($"{instrument.Name}[{tag.Value}]", value, (_, sum) => sum + value);
+            }
+        });
+        listener.Start();
+
+        using var frontend = new Frontend(fixture.Environment, enabled, backend);
+        HttpClient http = frontend.Client("h1");
+        const long size = 4 << 20;
+        using var response = await http.PostAsync($"/check/{size}", new Pattern.Content(size));
+        Assert.Equal("ok", await response.Content.ReadAsStringAsync());
+
+        output.WriteLine(string.Join(", ", totals.OrderBy(t => t.Key).Select(t => $"{t.Key} {t.Value}")));
+        long rented = totals.GetValueOrDefault("aspnetcore.memory_pool.rented[kestrel]");
+        long allocated = totals.GetValueOrDefault("aspnetcore.memory_pool.allocated[kestrel]");
+        Assert.True(rented >= size, $"{rented} B rented for a {size} B upload");
+        Assert.True(allocated >= block, $"{allocated} B allocated");
+        Assert.Equal(0, allocated % block);
+        Assert.True(totals.ContainsKey("aspnetcore.memory_pool.pooled[kestrel]"), "no pooled memory reported");
+    }
+
     /// <summary>A generic host: with the library's services added after the web host (Kestrel) is set up, Kestrel's
     /// pool is wrapped; added before, Kestrel's own registration wins, and a warning says what to do.</summary>
     [KernelTheory]

@@ -1,13 +1,17 @@
 using System.Buffers;
+using System.Diagnostics.Metrics;
 using System.Runtime.InteropServices;
 using Accel.AspNetCore.Internal;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Accel.AspNetCore.Tests;
 
 /// <summary>
 /// The memory pool Kestrel gets while acceleration is on: every block has the configured size, is array-backed (Kestrel's
 /// socket sender asks for the array) and pinned, comes back for reuse once, and the pool keeps no more free blocks than
-/// its bound. (Kestrel reading and writing through it over the fast path is in <see cref="KestrelMemoryPoolTests"/>.)
+/// its bound; free blocks that stay unused are given back over time, and the pool reports Kestrel's pool instruments.
+/// (Kestrel reading and writing through it over the fast path is in <see cref="KestrelMemoryPoolTests"/>.)
 /// </summary>
 public sealed class LargeBlockMemoryPoolTests
 {
@@ -92,6 +96,121 @@ public sealed class LargeBlockMemoryPoolTests
             }
         })));
         Assert.InRange(pool.FreeBlocks, 1, 8);
+    }
+
+    [Fact]
+    public void A_trim_gives_back_half_of_the_blocks_that_stayed_free_so_an_idle_pool_empties()
+    {
+        using var pool = new LargeBlockMemoryPool(Block, maxFreeBlocks: 16);
+        Release(RentMany(pool, 8));
+        Assert.Equal(8, pool.FreeBlocks);
+
+        // The blocks came back during this period: they were all in use in it, so none is spare yet.
+        Assert.Equal(0, pool.Trim());
+        var left = new List<int>();
+        while (pool.FreeBlocks > 0)
+        {
+            pool.Trim();
+            left.Add(pool.FreeBlocks);
+        }
+
+        Assert.Equal(new[] { 4, 2, 1, 0 }, left);
+    }
+
+    [Fact]
+    public void A_trim_keeps_the_blocks_the_last_period_used()
+    {
+        using var pool = new LargeBlockMemoryPool(Block, maxFreeBlocks: 16);
+        Release(RentMany(pool, 10));
+        pool.Trim();
+
+        // A peak of 7 blocks in use leaves 3 that were free throughout: 2 of them go (half, rounded up).
+        Release(RentMany(pool, 7));
+        Assert.Equal(2, pool.Trim());
+        Assert.Equal(8, pool.FreeBlocks);
+
+        // The same peak again: 1 block was spare in that period.
+        Release(RentMany(pool, 7));
+        Assert.Equal(1, pool.Trim());
+        Assert.Equal(7, pool.FreeBlocks);
+
+        // A period at that peak has nothing spare.
+        Release(RentMany(pool, 7));
+        Assert.Equal(0, pool.Trim());
+        Assert.Equal(7, pool.FreeBlocks);
+    }
+
+    [Fact]
+    public void The_pool_reports_Kestrels_pool_instruments_with_the_owner()
+    {
+        using ServiceProvider services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var meters = services.GetRequiredService<IMeterFactory>();
+        var totals = new Dictionary<string, long>();
+        var owners = new HashSet<string?>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "Microsoft.AspNetCore.MemoryPool" && instrument.Meter.Scope == meters)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            totals[instrument.Name] = totals.GetValueOrDefault(instrument.Name) + value;
+            foreach (KeyValuePair<string, object?> tag in tags)
+            {
+                owners.Add($"{tag.Key}={tag.Value}");
+            }
+        });
+        listener.Start();
+
+        var pool = new LargeBlockMemoryPool(Block, maxFreeBlocks: 16, new KestrelPoolMetrics(meters), "kestrel");
+        Release(RentMany(pool, 6));
+        Release(RentMany(pool, 2));
+        pool.Trim();
+        pool.Trim();
+
+        Assert.Equal(6L * Block, totals["aspnetcore.memory_pool.allocated"]);
+        Assert.Equal(8L * Block, totals["aspnetcore.memory_pool.rented"]);
+        Assert.Equal(3L * Block, totals["aspnetcore.memory_pool.evicted"]); // the second trim: half of 6
+        Assert.Equal((long)pool.FreeBlocks * Block, totals["aspnetcore.memory_pool.pooled"]);
+        Assert.Equal(new HashSet<string?> { "aspnetcore.memory_pool.owner=kestrel" }, owners);
+
+        pool.Dispose();
+        Assert.Equal(0, totals["aspnetcore.memory_pool.pooled"]);
+    }
+
+    [Fact]
+    public async Task The_trimmer_empties_idle_pools_on_its_timer_and_lets_go_of_disposed_ones()
+    {
+        using var trimmer = new IdleBlockTrimmer(TimeSpan.FromMilliseconds(20), NullLogger.Instance);
+        using var idle = new LargeBlockMemoryPool(Block, maxFreeBlocks: 64);
+        var gone = new LargeBlockMemoryPool(Block, maxFreeBlocks: 64);
+        trimmer.Add(idle);
+        trimmer.Add(gone);
+        Release(RentMany(idle, 40));
+        gone.Dispose();
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((idle.FreeBlocks > 0 || trimmer.Pools > 1) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(0, idle.FreeBlocks);
+        Assert.Equal(1, trimmer.Pools);
+    }
+
+    private static IMemoryOwner<byte>[] RentMany(LargeBlockMemoryPool pool, int count)
+        => Enumerable.Range(0, count).Select(_ => pool.Rent()).ToArray();
+
+    private static void Release(IEnumerable<IMemoryOwner<byte>> owners)
+    {
+        foreach (IMemoryOwner<byte> owner in owners)
+        {
+            owner.Dispose();
+        }
     }
 
     private static byte[] ArrayOf(IMemoryOwner<byte> owner)
