@@ -15,7 +15,7 @@ namespace Accel.Benchmarks.Http;
 /// the client can switch between them slice by slice while the process (its JIT state, its heap, its place on the CPUs)
 /// stays the same. Without the library (Kestrel's own socket transport): <c>none</c>, <c>none2</c> (the A/A mode's),
 /// <c>factory</c>, <c>to-plain</c>, <c>unix</c> (on Unix sockets) and <c>floor</c> (its connections redirected by
-/// <see cref="MinimalRedirect"/>, set up by the client); with it: <c>off</c> (<c>Enabled = false</c>),
+/// <see cref="MinimalRedirect"/>, set up by the client, and Kestrel's blocks of the library's size); with it: <c>off</c> (<c>Enabled = false</c>),
 /// <c>handler</c>, <c>plain</c> and <c>accel</c> (on). One app per mode, because the sequential cases interleave the
 /// modes request by request: an app that served more of the modes was warmer in the CPU caches than one that served
 /// one (a second no-library app measured 1.02 [1.01-1.03] of <c>none</c>, which also served four other modes, in h2c
@@ -39,7 +39,7 @@ internal static class BenchServer
             ("factory", Build(library: null, null)),
             ("to-plain", Build(library: null, null)),
             ("unix", Build(library: null, udsPrefix)),
-            ("floor", Build(library: null, null)),
+            ("floor", Build(library: null, null, largeBlocks: true)),
             ("off", Build(library: false, null, pinRoot, cgroup)),
             ("handler", Build(library: true, null, pinRoot, cgroup)),
             ("plain", Build(library: true, null, pinRoot, cgroup)),
@@ -65,7 +65,7 @@ internal static class BenchServer
         return 0;
     }
 
-    private static WebApplication Build(bool? library, string? udsPrefix, string? pinRoot = null, string? cgroup = null)
+    private static WebApplication Build(bool? library, string? udsPrefix, string? pinRoot = null, string? cgroup = null, bool largeBlocks = false)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -101,6 +101,13 @@ internal static class BenchServer
                 o.CgroupPath = cgroup;
                 o.MountBpffsIfMissing = false;
             });
+        }
+
+        if (largeBlocks)
+        {
+            // The one-lookup redirect's app reads in the blocks the library gives Kestrel (KestrelBlockBytes' default),
+            // so that it measures what a redirect can gain with them: the ceiling for large bodies too.
+            builder.Services.AddSingleton<IMemoryPoolFactory<byte>>(new LargeBlockPools());
         }
 
         builder.Services.AddHealthChecks();
@@ -195,6 +202,15 @@ internal sealed class Gateway(bool accelerated)
         ConnectTimeout = TimeSpan.FromSeconds(15),
         ConnectCallback = accelerated ? Accel.AspNetCore.SidecarlessAcceleration.ConnectCallback : null,
     });
+}
+
+/// <summary>Kestrel's pools of the library's blocks, for an app without the library (the one-lookup redirect's).</summary>
+internal sealed class LargeBlockPools : IMemoryPoolFactory<byte>
+{
+    private static readonly int BlockBytes = new Accel.AspNetCore.SidecarlessAccelerationOptions().KestrelBlockBytes;
+
+    public System.Buffers.MemoryPool<byte> Create(MemoryPoolOptions? options = null)
+        => new Accel.AspNetCore.Internal.LargeBlockMemoryPool(BlockBytes, Accel.AspNetCore.Internal.AcceleratedMemoryPoolFactory.FreeBytesKept / BlockBytes);
 }
 
 /// <summary>Where an app's Redis-protocol endpoint listens, once Kestrel has bound it.</summary>
