@@ -101,7 +101,7 @@ public sealed class LargeBlockMemoryPoolTests
     [Fact]
     public void A_trim_gives_back_half_of_the_blocks_that_stayed_free_so_an_idle_pool_empties()
     {
-        using var pool = new LargeBlockMemoryPool(Block, maxFreeBlocks: 16);
+        using var pool = new LargeBlockMemoryPool(Block, maxFreeBlocks: 16, trimWindow: 1);
         Release(RentMany(pool, 8));
         Assert.Equal(8, pool.FreeBlocks);
 
@@ -120,7 +120,7 @@ public sealed class LargeBlockMemoryPoolTests
     [Fact]
     public void A_trim_keeps_the_blocks_the_last_period_used()
     {
-        using var pool = new LargeBlockMemoryPool(Block, maxFreeBlocks: 16);
+        using var pool = new LargeBlockMemoryPool(Block, maxFreeBlocks: 16, trimWindow: 1);
         Release(RentMany(pool, 10));
         pool.Trim();
 
@@ -138,6 +138,47 @@ public sealed class LargeBlockMemoryPoolTests
         Release(RentMany(pool, 7));
         Assert.Equal(0, pool.Trim());
         Assert.Equal(7, pool.FreeBlocks);
+    }
+
+    [Fact]
+    public void A_block_is_given_back_only_once_it_went_unused_for_the_whole_window()
+    {
+        using var pool = new LargeBlockMemoryPool(Block, maxFreeBlocks: 32, trimWindow: 3);
+        Release(RentMany(pool, 20));
+
+        // A new pool keeps its blocks for a whole window, idle or not.
+        Assert.Equal(0, pool.Trim());
+        Assert.Equal(0, pool.Trim());
+        Assert.Equal(0, pool.Trim());
+
+        // A peak of 20 blocks every third period: each window holds one, so nothing is ever spare.
+        for (int period = 0; period < 9; period++)
+        {
+            if (period % 3 == 0)
+            {
+                Release(RentMany(pool, 20));
+            }
+            else
+            {
+                Release(RentMany(pool, 2));
+            }
+
+            Assert.Equal(0, pool.Trim());
+        }
+
+        Assert.Equal(20, pool.FreeBlocks);
+
+        // Only two blocks a period: once a whole window has passed without the peak, half of the 18 spare blocks go,
+        // then half of what is spare of the rest, period by period, down to the two every period uses.
+        var left = new List<int>();
+        for (int period = 0; period < 8; period++)
+        {
+            Release(RentMany(pool, 2));
+            pool.Trim();
+            left.Add(pool.FreeBlocks);
+        }
+
+        Assert.Equal(new[] { 11, 6, 4, 3, 2, 2, 2, 2 }, left);
     }
 
     [Fact]
@@ -165,7 +206,7 @@ public sealed class LargeBlockMemoryPoolTests
         });
         listener.Start();
 
-        var pool = new LargeBlockMemoryPool(Block, maxFreeBlocks: 16, new KestrelPoolMetrics(meters), "kestrel");
+        var pool = new LargeBlockMemoryPool(Block, maxFreeBlocks: 16, new KestrelPoolMetrics(meters), "kestrel", trimWindow: 1);
         Release(RentMany(pool, 6));
         Release(RentMany(pool, 2));
         pool.Trim();
