@@ -23,8 +23,9 @@ public sealed class SidecarlessAccelerationOptions : AccelerationEngineOptions
     /// blocks are 4 KiB; larger ones make big request bodies (uploads) several times faster over the fast path and
     /// large responses faster too, at the cost of memory: each connection in the middle of a read or a write holds a
     /// block for it (an idle one holds none, unless Kestrel's <c>WaitForDataBeforeAllocatingBuffer</c> is off), and
-    /// each pool keeps up to 16 MiB of free blocks, giving back those that go unused over time. The setting covers every endpoint Kestrel's socket transport serves, accelerated or not. 0 keeps Kestrel's own pool.
-    /// It takes effect when Kestrel is set up before <c>AddSidecarlessAcceleration</c> is called, as
+    /// each pool keeps up to 16 MiB of free blocks, giving back those that go unused for five minutes. The setting
+    /// covers every endpoint Kestrel's socket transport serves, accelerated or not. 0 keeps Kestrel's own pool. It takes
+    /// effect when Kestrel is set up before <c>AddSidecarlessAcceleration</c> is called, as
     /// <c>WebApplication.CreateBuilder</c> does; otherwise Kestrel keeps its own pool and a warning says so at start.
     /// Between 4096 (4 KiB) and 1048576 (1 MiB), or 0. Default: 65536 (64 KiB).
     /// </summary>

@@ -45,8 +45,8 @@ internal sealed class IdleBlockTrimmer : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             _pools.Add(pool);
-            // The timer's callback holds this trimmer, and so the pools, only while the factory that owns it lives:
-            // the factory is a singleton of the host's container, which disposes it.
+            // The running timer keeps this trimmer, and so the pools, alive until the factory that owns it is disposed:
+            // a singleton of the host's container, which disposes it.
             _timer ??= TimeProvider.System.CreateTimer(static state => ((IdleBlockTrimmer)state!).TrimAll(), this, _period, _period);
         }
     }
