@@ -25,6 +25,10 @@ internal sealed class AcceleratedMemoryPoolFactory(
     /// streams at once, a bound of 64 blocks had Kestrel's blocks come and go: 11% more bytes allocated per request.</summary>
     internal const int FreeBytesKept = 16 << 20;
 
+    /// <summary>The free blocks of <paramref name="blockBytes"/> a pool keeps: <see cref="FreeBytesKept"/> worth, and at
+    /// least 16.</summary>
+    internal static int FreeBlocksKept(int blockBytes) => Math.Max(16, FreeBytesKept / blockBytes);
+
     private readonly IdleBlockTrimmer _trimmer = new(IdleBlockTrimmer.DefaultPeriod, loggers.CreateLogger("Accel"));
 
     /// <summary>Whether Kestrel's pools should be this factory's: acceleration on and the option not 0.</summary>
@@ -39,7 +43,7 @@ internal sealed class AcceleratedMemoryPoolFactory(
             return kestrels.Create(poolOptions);
         }
 
-        var pool = new LargeBlockMemoryPool(blockBytes, maxFreeBlocks: Math.Max(16, FreeBytesKept / blockBytes), metrics, poolOptions?.Owner);
+        var pool = new LargeBlockMemoryPool(blockBytes, FreeBlocksKept(blockBytes), metrics, poolOptions?.Owner);
         _trimmer.Add(pool);
         return pool;
     }

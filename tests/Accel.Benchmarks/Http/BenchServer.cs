@@ -15,8 +15,8 @@ namespace Accel.Benchmarks.Http;
 /// the client can switch between them slice by slice while the process (its JIT state, its heap, its place on the CPUs)
 /// stays the same. Without the library (Kestrel's own socket transport): <c>none</c>, <c>none2</c> (the A/A mode's),
 /// <c>factory</c>, <c>to-plain</c>, <c>unix</c> (on Unix sockets) and <c>floor</c> (its connections redirected by
-/// <see cref="MinimalRedirect"/>, set up by the client, and Kestrel's blocks of the library's size); with it: <c>off</c> (<c>Enabled = false</c>),
-/// <c>handler</c>, <c>plain</c> and <c>accel</c> (on). One app per mode, because the sequential cases interleave the
+/// <see cref="MinimalRedirect"/>, set up by the client, and Kestrel's blocks of the library's size); with it:
+/// <c>off</c> (<c>Enabled = false</c>), <c>handler</c>, <c>plain</c> and <c>accel</c> (on). One app per mode, because the sequential cases interleave the
 /// modes request by request: an app that served more of the modes was warmer in the CPU caches than one that served
 /// one (a second no-library app measured 1.02 [1.01-1.03] of <c>none</c>, which also served four other modes, in h2c
 /// 1 KiB p50, and 0.99 [0.98-1.00] once it served three modes and <c>none</c> two). Each serves /data/{n} (n bytes, n up to 1 MiB),
@@ -210,7 +210,7 @@ internal sealed class LargeBlockPools : IMemoryPoolFactory<byte>
     private static readonly int BlockBytes = new Accel.AspNetCore.SidecarlessAccelerationOptions().KestrelBlockBytes;
 
     public System.Buffers.MemoryPool<byte> Create(MemoryPoolOptions? options = null)
-        => new Accel.AspNetCore.Internal.LargeBlockMemoryPool(BlockBytes, Accel.AspNetCore.Internal.AcceleratedMemoryPoolFactory.FreeBytesKept / BlockBytes);
+        => new Accel.AspNetCore.Internal.LargeBlockMemoryPool(BlockBytes, Accel.AspNetCore.Internal.AcceleratedMemoryPoolFactory.FreeBlocksKept(BlockBytes));
 }
 
 /// <summary>Where an app's Redis-protocol endpoint listens, once Kestrel has bound it.</summary>
