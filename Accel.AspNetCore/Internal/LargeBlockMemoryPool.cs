@@ -109,6 +109,12 @@ internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
     protected override void Dispose(bool disposing)
     {
         _disposed = true;
+        DropFreeBlocks();
+    }
+
+    /// <summary>Leaves every free block to the GC, and the pooled bytes reported drop by as much.</summary>
+    private void DropFreeBlocks()
+    {
         int dropped = 0;
         while (_free.TryDequeue(out _))
         {
@@ -116,7 +122,10 @@ internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
             dropped++;
         }
 
-        _metrics?.Pooled(-(long)dropped * _blockBytes, _owner);
+        if (dropped > 0)
+        {
+            _metrics?.Pooled(-(long)dropped * _blockBytes, _owner);
+        }
     }
 
     private void Return(Block block)
@@ -135,6 +144,12 @@ internal sealed class LargeBlockMemoryPool : MemoryPool<byte>
 
         _free.Enqueue(block);
         _metrics?.Pooled(_blockBytes, _owner);
+        if (_disposed)
+        {
+            // Disposed since the check above, and its drain may have run before this block was queued: drop it here, so
+            // that a disposed pool keeps nothing and reports nothing pooled.
+            DropFreeBlocks();
+        }
     }
 
     private sealed class Block : IMemoryOwner<byte>

@@ -182,6 +182,47 @@ public sealed class LargeBlockMemoryPoolTests
     }
 
     [Fact]
+    public async Task Blocks_returned_while_the_pool_is_disposed_are_not_kept_nor_reported_as_pooled()
+    {
+        using ServiceProvider services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var meters = services.GetRequiredService<IMeterFactory>();
+        long pooled = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Scope == meters && instrument.Name == "aspnetcore.memory_pool.pooled")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref pooled, value));
+        listener.Start();
+
+        // Kestrel disposes its pools when a listener stops, while connections may still return blocks: each round
+        // returns blocks from four threads as the pool is disposed, which interleaves a return with the dispose's drain.
+        for (int round = 0; round < 200; round++)
+        {
+            var pool = new LargeBlockMemoryPool(Block, maxFreeBlocks: 64, new KestrelPoolMetrics(meters), "kestrel");
+            IMemoryOwner<byte>[] rented = RentMany(pool, 64);
+            using var start = new Barrier(5);
+            Task[] returns = Enumerable.Range(0, 4).Select(t => Task.Run(() =>
+            {
+                start.SignalAndWait();
+                for (int i = t; i < rented.Length; i += 4)
+                {
+                    rented[i].Dispose();
+                }
+            })).ToArray();
+            start.SignalAndWait();
+            pool.Dispose();
+            await Task.WhenAll(returns);
+
+            Assert.Equal(0, pool.FreeBlocks);
+            Assert.Equal(0, Interlocked.Read(ref pooled));
+        }
+    }
+
+    [Fact]
     public void The_pool_reports_Kestrels_pool_instruments_with_the_owner()
     {
         using ServiceProvider services = new ServiceCollection().AddMetrics().BuildServiceProvider();
