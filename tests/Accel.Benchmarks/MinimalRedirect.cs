@@ -12,7 +12,7 @@ namespace Accel.Benchmarks;
 /// nothing else (no socket storage, no statistics, no decision, no fallback; not safe for real traffic: a miss drops
 /// the message, and nothing bounds the receiver's queue). Its verdict covers the next <see cref="WindowBytes"/> of the
 /// socket's sends (<c>bpf_msg_apply_bytes</c>), so the program runs once per window and the kernel reuses its
-/// redirect for every send in between: measured, that gains about two more points of a small request's latency than a
+/// redirect for every send in between: measured, that gains one to two more points of a small request's latency than a
 /// program that runs for every send. Its round trips against plain TCP are the most any sk_msg redirect can gain
 /// here: the ceilings of the raw round-trip and HTTP targets. Built with a window of 0 it runs for every send, and its
 /// run time is the least any redirecting program can cost (the program-cost target's ceiling).
@@ -30,8 +30,8 @@ internal sealed class MinimalRedirect : IDisposable
     private KernelFd? _link;
     private readonly List<Socket> _clients = new();
 
-    /// <summary>What one verdict covers: 64 KiB, the largest send of the library's writers; with 1 KiB messages the
-    /// program runs once in 64 sends.</summary>
+    /// <summary>What one verdict covers: with 1 KiB messages the program runs once in 64 sends, and a 64 KiB message (the
+    /// block Kestrel writes from with the library) takes one run.</summary>
     public const int WindowBytes = 64 * 1024;
 
     /// <param name="windowBytes">What each verdict covers; 0: the program runs for every send.</param>
