@@ -41,6 +41,7 @@ public sealed class AccelerationEngine : IDisposable
     private long _optInFailures;
     private long _pacedWrites;
     private long _leftPlainPeers;
+    private long _settledWindowBytes;
 
     private AccelerationEngine(AccelerationStatus status, ILogger logger, KernelFastPath? kernel, ulong owner, uint backlogKib = 0, ProcessScope? scope = null)
     {
@@ -198,14 +199,25 @@ public sealed class AccelerationEngine : IDisposable
     /// <param name="reportsConsumption"><c>true</c> when the application's readers call
     /// <see cref="SocketRegistration.ReportConsumed"/> on every accepted connection: a peer writer that paces
     /// (<see cref="SocketRegistration.WaitToSendAsync"/>) then waits for them instead of leaving the fast path.</param>
-    public bool PrepareListener(Socket listener, bool reportsConsumption = false) => OptIn(listener, reportsConsumption);
+    public bool PrepareListener(Socket listener, bool reportsConsumption = false) => OptIn(listener, reportsConsumption, window: false);
+
+    /// <summary>
+    /// <see cref="PrepareListener"/> or <see cref="PrepareConnect"/>, with windows: each redirect verdict of the socket (of
+    /// every socket a listener accepts) covers up to <see cref="AccelSockState.WindowBytes"/> of its next sends, within the
+    /// backlog bound, so the sk_msg program runs once per window instead of once per send. The program does not see the
+    /// sends inside a window, so this is only for a connection whose writer announces every byte it sends
+    /// (<see cref="SocketRegistration.WaitToSendAsync"/>), that is registered with <see cref="RegisterWithWindows"/> or
+    /// <see cref="RegisterOnFirstUse"/> with windows, and that calls <see cref="SocketRegistration.SettleWindow"/> at its
+    /// writer's end: the library's transports.
+    /// </summary>
+    internal bool OptInWithWindows(Socket socket, bool reportsConsumption) => OptIn(socket, reportsConsumption, window: true);
 
     /// <summary>Opts a client socket in before <c>Connect</c>: the kernel inserts it at establishment,
     /// before its first byte. Never throws; on failure the socket simply stays on plain TCP.</summary>
     /// <param name="socket">The socket, not yet connected.</param>
     /// <param name="reportsConsumption"><c>true</c> when the application's reader calls
     /// <see cref="SocketRegistration.ReportConsumed"/> on this connection (see <see cref="PrepareListener"/>).</param>
-    public bool PrepareConnect(Socket socket, bool reportsConsumption = false) => OptIn(socket, reportsConsumption);
+    public bool PrepareConnect(Socket socket, bool reportsConsumption = false) => OptIn(socket, reportsConsumption, window: false);
 
     /// <summary>
     /// Returns the registration of a connected TCP socket (IPv4, IPv6 or IPv4-mapped IPv6), which reports
@@ -220,11 +232,20 @@ public sealed class AccelerationEngine : IDisposable
         return new SocketRegistration(this, socket, ReadJoin(socket), ReportEvery);
     }
 
+    /// <summary><see cref="Register"/> of a socket opted in with windows (<see cref="OptInWithWindows"/>): its figures
+    /// count its open window from what its writer announced.</summary>
+    internal SocketRegistration RegisterWithWindows(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        return new SocketRegistration(this, socket, ReadJoin(socket), ReportEvery, window: true);
+    }
+
     /// <summary>The registration of a connected socket that was opted in, read from the kernel only when something needs it
-    /// (<see cref="SocketRegistration(AccelerationEngine, Socket, long)"/>): the transport's and the HttpClient stream's,
+    /// (<see cref="SocketRegistration(AccelerationEngine, Socket, long, bool)"/>); with <paramref name="window"/>, of a socket
+    /// opted in with windows (<see cref="OptInWithWindows"/>): the transport's and the HttpClient stream's,
     /// for which a connection that carries one small request costs no syscall of its own.</summary>
-    internal SocketRegistration RegisterOnFirstUse(Socket socket)
-        => _kernel is null ? Register(socket) : new SocketRegistration(this, socket, ReportEvery);
+    internal SocketRegistration RegisterOnFirstUse(Socket socket, bool window = false)
+        => _kernel is null ? Register(socket) : new SocketRegistration(this, socket, ReportEvery, window);
 
     /// <summary>What the kernel did with the socket at establishment (one syscall).</summary>
     internal JoinResult ReadJoin(Socket socket)
@@ -257,8 +278,10 @@ public sealed class AccelerationEngine : IDisposable
             return default;
         }
 
-        return _kernel.ReadOwner(Owner).ToStatistics(Interlocked.Read(ref _optInFailures)) with
+        AccelerationStatistics kernel = _kernel.ReadOwner(Owner).ToStatistics(Interlocked.Read(ref _optInFailures));
+        return kernel with
         {
+            RedirectedBytes = kernel.RedirectedBytes + Interlocked.Read(ref _settledWindowBytes),
             PacedWrites = Interlocked.Read(ref _pacedWrites),
             LeftPlainPeers = Interlocked.Read(ref _leftPlainPeers) + (_scope?.Tracker?.LeftFastPath ?? 0),
             TrackedSockets = _scope?.Tracker?.TrackedSockets ?? 0,
@@ -383,6 +406,10 @@ public sealed class AccelerationEngine : IDisposable
 
     internal void CountPacedWrite() => Interlocked.Increment(ref _pacedWrites);
 
+    /// <summary>Adds what a connection's writer sent in the window still open at its end, which the kernel never counts
+    /// (<see cref="SocketRegistration.SettleWindow"/>).</summary>
+    internal void CountSettledWindow(long bytes) => Interlocked.Add(ref _settledWindowBytes, bytes);
+
     /// <summary>For measurements: the kernel times every BPF program run until the result is disposed (null when
     /// disabled).</summary>
     internal IDisposable? EnableProgramStatistics() => _kernel?.Bpf.EnableRunTimeStatistics();
@@ -394,6 +421,9 @@ public sealed class AccelerationEngine : IDisposable
             ? default
             : (_kernel.Bpf.ProgramRunStatistics(_kernel.Store.Program(AbiNames.MessageProgram)),
                _kernel.Bpf.ProgramRunStatistics(_kernel.Store.Program(AbiNames.SockOpsProgram)));
+
+    /// <summary>The most one redirect verdict of a socket with windows covers (<see cref="OptInWithWindows"/>).</summary>
+    internal const long WindowBytes = AccelSockState.WindowBytes;
 
     /// <summary>The bound on a direction's redirected-but-unread bytes, in bytes.</summary>
     internal long BacklogBytes => (long)_backlogKib << 10;
@@ -416,9 +446,12 @@ public sealed class AccelerationEngine : IDisposable
     /// <summary>Process scope, when this engine entered it.</summary>
     internal ProcessScope? Scope => _scope;
 
-    internal ConnectionStatistics? ReadConnection(Socket socket) => ReadState(socket) is { } st ? Describe(st) : null;
+    internal ConnectionStatistics? ReadConnection(Socket socket, long? written = null) => ReadState(socket) is { } st ? Describe(st, written) : null;
 
-    private static ConnectionStatistics Describe(in AccelSockState st)
+    /// <summary>The figures of a socket's state. With <paramref name="written"/>, what its writer announced it sent (a
+    /// socket with windows): the bytes beyond what the kernel counted, through TCP or by redirect, went in the open window,
+    /// up to its size (more than that: the program is about to run again, and counts them itself).</summary>
+    internal static ConnectionStatistics Describe(in AccelSockState st, long? written = null)
     {
         var path = st.Verdict switch
         {
@@ -434,11 +467,17 @@ public sealed class AccelerationEngine : IDisposable
             AccelSockState.ReasonBacklog => "the reader left more redirected bytes unread than MaxRedirectedBacklogBytes allows",
             _ => null,
         };
-        return new ConnectionStatistics(path, reason, (long)st.RedirectedMessages, (long)st.RedirectedBytes, (long)st.TcpMessages, (long)st.TcpBytes)
+        long redirected = (long)st.RedirectedBytes + (written is long w ? WindowUsed(st, w) : 0);
+        return new ConnectionStatistics(path, reason, (long)st.RedirectedMessages, redirected, (long)st.TcpMessages, (long)st.TcpBytes)
         {
             LeftFastPathAt = st.LeftNs == 0 ? null : MonotonicToWallClock(st.LeftNs),
         };
     }
+
+    /// <summary>How much of the socket's open window its writer has used, by what it announced it sent
+    /// (<paramref name="written"/>): what the kernel has not counted, up to the window's size.</summary>
+    internal static long WindowUsed(in AccelSockState st, long written)
+        => Math.Clamp(written - (long)st.TcpBytes - (long)st.RedirectedBytes, 0, st.Window);
 
     /// <summary>bpf_ktime_get_ns and Stopwatch both read CLOCK_MONOTONIC on Linux.</summary>
     private static DateTimeOffset MonotonicToWallClock(ulong monotonicNs)
@@ -519,7 +558,7 @@ public sealed class AccelerationEngine : IDisposable
         }
     }
 
-    private bool OptIn(Socket socket, bool reportsConsumption)
+    private bool OptIn(Socket socket, bool reportsConsumption, bool window)
     {
         ArgumentNullException.ThrowIfNull(socket);
         if (_kernel is null)
@@ -531,7 +570,8 @@ public sealed class AccelerationEngine : IDisposable
         try
         {
             // Where the kernel traces reads itself, every reader counts as reporting.
-            uint flags = AccelSockConfig.OptIn | (reportsConsumption || _kernelTracksConsumption ? AccelSockConfig.Reports : 0);
+            uint flags = AccelSockConfig.OptIn | (reportsConsumption || _kernelTracksConsumption ? AccelSockConfig.Reports : 0)
+                | (window ? AccelSockConfig.Window : 0);
             r = WithFd(socket, fd => _kernel.WriteConfig(fd, Owner, flags, _backlogKib));
         }
         catch (ObjectDisposedException)

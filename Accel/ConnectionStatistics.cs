@@ -14,9 +14,13 @@ public enum DirectionPath
 }
 
 /// <summary>One socket's own figures: what it sent, and how. The peer socket holds the other direction.</summary>
+/// <remarks>A connection of the library's Kestrel transport or HttpClient stream has windows: one redirect verdict covers
+/// up to 64 KiB of its next sends, which the kernel's program does not see one by one. Its bytes are still exact (the
+/// window's are added from what the connection's writer sent), and its messages count verdicts.</remarks>
 /// <param name="Path">Where this socket's sends go now.</param>
 /// <param name="TcpReason">Why they go through TCP, when they do.</param>
-/// <param name="RedirectedMessages">sendmsg calls whose bytes were redirected.</param>
+/// <param name="RedirectedMessages">sendmsg calls whose bytes were redirected; for a connection with windows (see
+/// remarks), redirect verdicts, each covering one or more consecutive sends.</param>
 /// <param name="RedirectedBytes">Bytes redirected.</param>
 /// <param name="TcpMessages">sendmsg calls of a registered socket that went through TCP.</param>
 /// <param name="TcpBytes">Bytes of a registered socket that went through TCP.</param>
@@ -41,11 +45,17 @@ public readonly record struct ConnectionStatistics(
 }
 
 /// <summary>Process-wide figures since the engine started.</summary>
+/// <remarks>The connections of the library's Kestrel transport and HttpClient stream have windows: one redirect verdict
+/// covers up to 64 KiB of a connection's next sends. The kernel counts a window's bytes when it next decides for that
+/// connection, and the connection's writer counts its last window when it closes, so <see cref="RedirectedBytes"/> lags
+/// each open connection by at most one window, and is exact for a connection once it has closed (one that ends in a
+/// failed send, such as an HTTP/2 GOAWAY written after its client closed, leaves up to that window uncounted). Their
+/// <see cref="RedirectedMessages"/> count verdicts, not sends.</remarks>
 /// <param name="RegisteredSockets">Sockets put into the fast path (by the kernel at establishment or by late registration).</param>
 /// <param name="RefusedSockets">Sockets that could not be put into the fast path (map full, duplicate key, already written...).</param>
 /// <param name="SkippedRemotePeers">Opted-in sockets left alone because their peer cannot be on this host.</param>
-/// <param name="RedirectedMessages">sendmsg calls redirected.</param>
-/// <param name="RedirectedBytes">Bytes redirected.</param>
+/// <param name="RedirectedMessages">sendmsg calls redirected (redirect verdicts for connections with windows: see remarks).</param>
+/// <param name="RedirectedBytes">Bytes redirected (see remarks).</param>
 /// <param name="TcpMessages">sendmsg calls of registered sockets that went through TCP.</param>
 /// <param name="TcpBytes">Bytes of registered sockets that went through TCP.</param>
 /// <param name="DegradedDirections">Directions that switched from redirect to TCP while their peer was still open: a writer

@@ -19,10 +19,13 @@ public sealed class SocketRegistration
     private ReportSlot? _slot;
     private bool _noSlot;
     private volatile bool _left;
+    private readonly bool _window;
+    private int _windowSettled;
+    private volatile bool _final; // the figures were read at the writer's end (SettleWindow): they stay
 
     /// <summary>A registration whose outcome is known.</summary>
-    internal SocketRegistration(AccelerationEngine engine, Socket socket, JoinResult join, long reportEvery = 0)
-        : this(engine, socket, join.IsRegistered ? reportEvery : 0, paced: join.IsRegistered)
+    internal SocketRegistration(AccelerationEngine engine, Socket socket, JoinResult join, long reportEvery = 0, bool window = false)
+        : this(engine, socket, join.IsRegistered ? reportEvery : 0, paced: join.IsRegistered, window)
     {
         _join = join;
     }
@@ -30,13 +33,14 @@ public sealed class SocketRegistration
     /// <summary>A registration of a socket that was opted in, read from the kernel only when something needs it: a
     /// report, a wait, the check after the first write, its outcome or figures. A connection that carries one small
     /// exchange then pays no syscall for it, or shares the one of its first write's check.</summary>
-    internal SocketRegistration(AccelerationEngine engine, Socket socket, long reportEvery)
-        : this(engine, socket, reportEvery, paced: true)
+    internal SocketRegistration(AccelerationEngine engine, Socket socket, long reportEvery, bool window = false)
+        : this(engine, socket, reportEvery, paced: true, window)
     {
     }
 
-    private SocketRegistration(AccelerationEngine engine, Socket socket, long reportEvery, bool paced)
+    private SocketRegistration(AccelerationEngine engine, Socket socket, long reportEvery, bool paced, bool window)
     {
+        _window = window && paced;
         _engine = engine;
         _socket = socket;
         _reportEvery = reportEvery;
@@ -163,12 +167,50 @@ public sealed class SocketRegistration
         return true;
     }
 
+    /// <summary>
+    /// Call once when the connection's writer is done (it will announce nothing more), before the socket closes, on a
+    /// socket with windows (<see cref="AccelerationEngine.OptInWithWindows"/>): the kernel counts a
+    /// window's bytes when its program next runs, which it does not once the writer stops, so the bytes this writer sent
+    /// in its last window are counted here, for the process's figures (one syscall). <paramref name="unannounced"/>: bytes
+    /// handed to the socket without <see cref="WaitToSendAsync"/> (committed unpaced at completion), which it will send
+    /// still. Bytes the writer announced that the connection never sends (it is aborted) may be counted too, at most the
+    /// window. After this the connection's figures stay as they are now.
+    /// </summary>
+    internal void SettleWindow(long unannounced = 0)
+    {
+        if (!_window || PassesThrough || Interlocked.Exchange(ref _windowSettled, 1) != 0 || Written is not long written)
+        {
+            return;
+        }
+
+        written += unannounced;
+        if (written == 0 || _engine.ReadState(_socket) is not { } state)
+        {
+            return;
+        }
+
+        // More than the window beyond what the kernel counted: the program runs again for the rest, and counts the window
+        // itself then.
+        long uncounted = written - (long)state.TcpBytes - (long)state.RedirectedBytes;
+        if (uncounted > 0 && uncounted <= state.Window)
+        {
+            _engine.CountSettledWindow(uncounted);
+        }
+
+        _last = AccelerationEngine.Describe(state, written);
+        _final = true;
+    }
+
+    /// <summary>What the writer of a socket with windows announced it sent (<see cref="WaitToSendAsync"/>); null without
+    /// windows.</summary>
+    private long? Written => _window ? _pacer?.Sent : null;
+
     /// <summary>This socket's figures, read from the kernel (one syscall). After the socket is closed,
     /// the last figures read are returned.</summary>
     public ConnectionStatistics GetStatistics()
     {
         JoinResult join = Join;
-        if (join.IsRegistered && _engine.ReadConnection(_socket) is { } now)
+        if (join.IsRegistered && !_final && _engine.ReadConnection(_socket, Written) is { } now)
         {
             _last = now;
         }

@@ -9,7 +9,7 @@ namespace Accel.AspNetCore.Internal;
 /// connection gets <see cref="IAccelerationFeature"/>, and while acceleration is on its reads are counted (for the
 /// backlog bound) and its writes paced; a connection that turns out not to be in the fast path has its reads passed
 /// straight through from its first wait after a request (<see cref="CountingPipeReader"/>) and costs a check per
-/// flush.</summary>
+/// flush. The connection's last window is settled when Kestrel disposes it (<see cref="AcceleratedConnection"/>).</summary>
 internal sealed class AcceleratedConnectionListener(IConnectionListener inner, AccelerationEngine engine) : IConnectionListener
 {
     public EndPoint EndPoint => inner.EndPoint;
@@ -25,15 +25,17 @@ internal sealed class AcceleratedConnectionListener(IConnectionListener inner, A
         // The kernel put the socket into the fast path when the connection was established. What it did is read only
         // when something needs it (a report, a wait for the reader, the feature's figures), so a connection that carries
         // a small request pays no syscall for it; reading never fails the connection.
-        SocketRegistration registration = engine.RegisterOnFirstUse(socket);
+        SocketRegistration registration = engine.RegisterOnFirstUse(socket, window: true);
         var feature = new AccelerationFeature(registration);
         context.Features.Set<IAccelerationFeature>(feature);
-        if (!registration.PassesThrough)
+        if (registration.PassesThrough)
         {
-            context.Transport = new CountedDuplexPipe(new CountingPipeReader(context.Transport.Input, feature), new PacingPipeWriter(context.Transport.Output, registration, engine.PacedPieceBytes));
+            return context;
         }
 
-        return context;
+        var output = new PacingPipeWriter(context.Transport.Output, registration, engine.PacedPieceBytes);
+        context.Transport = new CountedDuplexPipe(new CountingPipeReader(context.Transport.Input, feature), output);
+        return new AcceleratedConnection(context, output);
     }
 
     public ValueTask UnbindAsync(CancellationToken cancellationToken = default) => inner.UnbindAsync(cancellationToken);

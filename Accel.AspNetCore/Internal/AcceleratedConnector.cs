@@ -24,13 +24,14 @@ internal sealed class AcceleratedConnector(AccelerationEngineProvider engine)
             var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
             {
-                bool prepared = accel.PrepareConnect(socket, reportsConsumption: true); // AcceleratedNetworkStream reports
+                // AcceleratedNetworkStream reports its reads, announces every byte it sends and settles its last window.
+                bool prepared = accel.OptInWithWindows(socket, reportsConsumption: true);
                 await socket.ConnectAsync(new IPEndPoint(address, target.Port), cancellationToken).ConfigureAwait(false);
 
                 // What the kernel did is read with the check after the first write, not here: one syscall per connection
                 // instead of two. A socket that did not join (a remote server) passes through from then on.
                 return prepared
-                    ? new AcceleratedNetworkStream(socket, accel.RegisterOnFirstUse(socket), accel.PacedPieceBytes)
+                    ? new AcceleratedNetworkStream(socket, accel.RegisterOnFirstUse(socket, window: true), accel.PacedPieceBytes)
                     : new NetworkStream(socket, ownsSocket: true);
             }
             catch (SocketException e)

@@ -185,15 +185,27 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
     public override Task FlushAsync(CancellationToken cancellationToken)
         => _behind.IsActive ? _behind.DrainAsync().WaitAsync(cancellationToken) : Task.CompletedTask;
 
-    /// <summary>A close sends what the stream accepted first, as TCP's does (<see cref="WriteBehind.CloseWhenDrained"/>).</summary>
+    /// <summary>A close sends what the stream accepted first, as TCP's does (<see cref="WriteBehind.CloseWhenDrained"/>),
+    /// then counts what went in the last window (<see cref="SocketRegistration.SettleWindow"/>) before the socket closes.</summary>
     protected override void Dispose(bool disposing)
     {
-        if (disposing && _behind.CloseWhenDrained(() => base.Dispose(true), CloseLimit))
+        if (disposing && _behind.CloseWhenDrained(() => CloseAfterSending(), CloseLimit))
         {
             return;
         }
 
+        if (disposing)
+        {
+            _registration.SettleWindow();
+        }
+
         base.Dispose(disposing);
+    }
+
+    private void CloseAfterSending()
+    {
+        _registration.SettleWindow();
+        base.Dispose(true);
     }
 
     /// <summary>A queued send failed: the connection ends now, with nothing after the lost bytes.</summary>

@@ -55,7 +55,8 @@ internal sealed class ListenSocketOptIn(AccelerationEngineProvider engine) : IPo
             System.Net.Sockets.Socket socket = create(endpoint);
             if (socket.ProtocolType == System.Net.Sockets.ProtocolType.Tcp && endpoint is IPEndPoint)
             {
-                engine.Engine.PrepareListener(socket, reportsConsumption: true); // CountingPipeReader reports
+                // CountingPipeReader reports the reads; PacingPipeWriter announces every byte sent and settles the last window.
+                engine.Engine.OptInWithWindows(socket, reportsConsumption: true);
             }
 
             return socket;

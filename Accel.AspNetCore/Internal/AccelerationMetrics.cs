@@ -24,7 +24,7 @@ internal sealed class AccelerationMetrics(IMeterFactory meters, AccelerationEngi
         _meter.CreateObservableCounter("accel.io.bytes", () => Paths(s => (s.RedirectedBytes, s.TcpBytes)), "By",
             "Bytes sent by registered sockets, by path: redirected socket to socket, or through TCP.");
         _meter.CreateObservableCounter("accel.io.messages", () => Paths(s => (s.RedirectedMessages, s.TcpMessages)), "{message}",
-            "sendmsg calls of registered sockets, by path.");
+            "sendmsg calls of registered sockets, by path; for the library's own connections a redirect verdict, which covers up to 64 KiB of consecutive sends, counts once.");
         _meter.CreateObservableCounter("accel.socket.registered", () => engine.Engine.GetStatistics().RegisteredSockets, "{socket}",
             "Sockets put into the fast path.");
         _meter.CreateObservableCounter("accel.socket.refused", () => engine.Engine.GetStatistics().RefusedSockets, "{socket}",

@@ -80,6 +80,7 @@ internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration regi
     {
         try
         {
+            SettleWindow(exception);
             MoveSpillOnCompletion(exception);
         }
         finally
@@ -92,6 +93,7 @@ internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration regi
     {
         try
         {
+            SettleWindow(exception);
             MoveSpillOnCompletion(exception);
         }
         catch (Exception e)
@@ -101,6 +103,19 @@ internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration regi
         }
 
         return inner.CompleteAsync(exception);
+    }
+
+    /// <summary>The writer's end, at its completion or when Kestrel disposes the connection (whichever comes first; the
+    /// second does nothing): counts what goes in the connection's last window (<see cref="SocketRegistration.SettleWindow"/>),
+    /// with the bytes that completion commits unannounced (written but not flushed, and spilled). After an error nothing
+    /// more is sent, and what the kernel has not counted stays uncounted (at most a window), rather than count bytes that
+    /// may never be sent.</summary>
+    public void SettleWindow(Exception? exception)
+    {
+        if (exception is null)
+        {
+            registration.SettleWindow(_unflushed + _spill.Length);
+        }
     }
 
     /// <summary>Completing commits what was written and not flushed: spilled bytes go with it, unpaced, rather than be

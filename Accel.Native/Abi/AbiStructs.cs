@@ -35,6 +35,11 @@ internal struct AccelSockConfig
     /// <summary>A probe: accel_whoami writes the binding process's tgid (initial pid namespace) into <see cref="Tgid"/>.</summary>
     public const uint WhoAmI = 4;
 
+    /// <summary>A redirect verdict covers up to <see cref="AccelSockState.WindowBytes"/> of the socket's next sends, so
+    /// that the sk_msg program runs once per window; for writers that count what they send (the library's transports),
+    /// which settle a window still open at their end.</summary>
+    public const uint Window = 8;
+
     public ulong Owner;
     public uint Flags;
     public uint BacklogKib;
@@ -50,11 +55,17 @@ internal struct AccelSockState
     public const uint ReasonNone = 0, ReasonPeerAbsent = 1, ReasonNotInserted = 2, ReasonPeerGone = 3, ReasonBacklog = 4;
     public const uint JoinNone = 0, JoinInserted = 1, JoinSkippedRemote = 2, JoinSkippedEarly = 3, JoinFailed = 4, JoinSkippedPlainPeer = 5;
 
+    /// <summary>ACCEL_WINDOW_BYTES: the most one redirect verdict of a socket with <see cref="AccelSockConfig.Window"/>
+    /// covers.</summary>
+    public const uint WindowBytes = 65536;
+
     public ulong Owner;
     public uint Verdict;
     public uint Reason;
     public uint Flags;
-    public uint Reserved;
+
+    /// <summary>Bytes of the open window beyond the send that opened it, not yet in <see cref="RedirectedBytes"/>.</summary>
+    public uint Window;
     public ulong RedirectedMessages;
     public ulong RedirectedBytes;
     public ulong TcpMessages;

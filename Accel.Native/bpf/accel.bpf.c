@@ -32,6 +32,12 @@
  * in accel_consumed and every later one in a slot of accel_track that the reader's engine gave them (memory stores,
  * no syscall), and the read tracker reports for the other sockets of a process in scope. A reader that reports
  * nothing is redirected into for its first <bound> bytes only.
+ *
+ * Windows (ACCEL_CFG_WINDOW, the library's transports): a redirect verdict covers up to ACCEL_WINDOW_BYTES of the
+ * socket's next sends, within the room the bound leaves (bpf_msg_apply_bytes), and the kernel reuses it, and its target
+ * socket, without running the program until the window is used up. Ordering holds: a direction only changes its verdict
+ * at a run, and every byte of the window went by the redirect before it. The program counts a window's bytes at its next
+ * run; a window still open when the connection ends is counted by its writer, which knows what it sent.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -384,6 +390,8 @@ int accel_msg(struct sk_msg_md *msg)
 		struct accel_sock_config *cfg = bpf_sk_storage_get(&accel_config, sk, 0, 0);
 		__u32 kib = cfg && cfg->backlog_kib ? cfg->backlog_kib : ACCEL_DEFAULT_BACKLOG_KIB;
 		st->backlog_limit = kib > (0xffffffffu >> 10) ? 0xffffffffu : kib << 10;
+		if (cfg && (cfg->flags & ACCEL_CFG_WINDOW))
+			st->flags |= ACCEL_STATE_WINDOW;
 		if (st->join != ACCEL_JOIN_INSERTED) {
 			/* In the map without accel_sockops' key: someone else put it there. */
 			st->verdict = ACCEL_VERDICT_TCP;
@@ -396,6 +404,15 @@ int accel_msg(struct sk_msg_md *msg)
 	}
 
 	struct accel_owner_stats *stats = owner_stats(st->owner);
+	/* The kernel runs the program again only once the window the last verdict gave is used up (tcp_bpf_send_verdict
+	 * keeps the verdict while psock->apply_bytes lasts), so every byte of it was given to that redirect: count it now,
+	 * before the bound is checked. Its sends are not counted as messages: the program did not see them. */
+	if (st->window) {
+		st->redirected_bytes += st->window;
+		if (stats)
+			stats->redirected_bytes += st->window;
+		st->window = 0;
+	}
 	if (st->verdict == ACCEL_VERDICT_REDIRECT) {
 		int first = st->flags & ACCEL_STATE_FIRST_SEND;
 		st->flags &= ~ACCEL_STATE_FIRST_SEND;
@@ -420,6 +437,16 @@ int accel_msg(struct sk_msg_md *msg)
 			st->reason = ACCEL_REASON_BACKLOG;
 		} else if (bpf_msg_redirect_hash(msg, &accel_sockhash, &st->peer, BPF_F_INGRESS) == SK_PASS) {
 			count(st, stats, 1, size);
+			if (st->flags & ACCEL_STATE_WINDOW) {
+				/* The verdict covers this send and the next ones up to the window, within the room the bound leaves:
+				 * the bound holds as if each send had been checked. Never less than this send, which is not split. */
+				__u64 room = st->backlog_limit - (unread + size);
+				__u64 extra = size < ACCEL_WINDOW_BYTES ? ACCEL_WINDOW_BYTES - size : 0;
+				if (extra > room)
+					extra = room;
+				st->window = (__u32)extra;
+				bpf_msg_apply_bytes(msg, (__u32)(size + extra));
+			}
 			return SK_PASS;
 		} else {
 			st->verdict = ACCEL_VERDICT_TCP;
@@ -451,6 +478,9 @@ int accel_msg(struct sk_msg_md *msg)
 				__sync_fetch_and_add(&stats->degraded, 1);
 		}
 	}
+	/* Through TCP, one send at a time: a window asked for earlier in this message must not carry over to the pass. */
+	if (st->flags & ACCEL_STATE_WINDOW)
+		bpf_msg_apply_bytes(msg, 0);
 	count(st, stats, 0, size);
 	return SK_PASS;
 }

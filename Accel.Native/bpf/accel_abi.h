@@ -53,6 +53,14 @@ struct accel_sock_config {
                                   * the engine's tracker does for the sockets of a process in scope): its peer's
                                   * writer may wait for room instead of leaving the fast path */
 #define ACCEL_CFG_WHOAMI      4u /* a probe: accel_whoami writes the binding process's tgid into the config */
+#define ACCEL_CFG_WINDOW      8u /* a redirect verdict covers up to ACCEL_WINDOW_BYTES of this socket's next sends
+                                  * (bpf_msg_apply_bytes), so the program runs once per window instead of once per send.
+                                  * Only for writers that count what they send (the library's transports): the program
+                                  * does not see the sends inside a window, and their writer settles the last one */
+
+/* The most one redirect verdict covers (ACCEL_CFG_WINDOW). The kernel reuses the verdict and its target socket for the
+ * socket's sends until the window is used up, then runs the program again. */
+#define ACCEL_WINDOW_BYTES    65536u
 
 /* accel_consumed values, one per reader (keyed by the reader's key), created by accel_sockops at insertion. */
 struct accel_flow {
@@ -103,7 +111,9 @@ struct accel_sock_state {
 	__u32 verdict;        /* ACCEL_VERDICT_* */
 	__u32 reason;         /* ACCEL_REASON_*, why the verdict is TCP */
 	__u32 flags;          /* ACCEL_STATE_* */
-	__u32 reserved;
+	__u32 window;         /* bytes of the open window (ACCEL_CFG_WINDOW) beyond the send that opened it: not yet counted
+	                       * in redirected_bytes. The program runs again only once the kernel has used the whole window,
+	                       * and counts it then; a window still open when the connection ends is settled by its writer */
 	__u64 redirected_msgs;
 	__u64 redirected_bytes;
 	__u64 tcp_msgs;
@@ -138,6 +148,7 @@ struct accel_sock_state {
 #define ACCEL_REASON_BACKLOG        4u /* the peer left more than the bound of redirected bytes unread */
 
 #define ACCEL_STATE_FIRST_SEND      2u /* transient: the decision is being made by this send */
+#define ACCEL_STATE_WINDOW          4u /* from the first send: the socket's config asked for windows (ACCEL_CFG_WINDOW) */
 
 /* Per engine instance (owner), per CPU: the process-wide figures. */
 struct accel_owner_stats {

@@ -44,6 +44,9 @@ internal sealed class SendPacer(AccelerationEngine engine, Socket socket, Socket
 
     public long PacedWrites => Interlocked.Read(ref _pacedWrites);
 
+    /// <summary>Every byte announced so far (<see cref="WaitAsync"/>), the writer's own count of what it sent.</summary>
+    public long Sent => Interlocked.Read(ref _sent);
+
     public long PacedTicks => Interlocked.Read(ref _pacedTicks);
 
     public ValueTask WaitAsync(long count, CancellationToken cancellationToken)

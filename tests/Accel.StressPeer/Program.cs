@@ -37,6 +37,7 @@ var options = new AccelerationEngineOptions
 // With process scope the kernel opts every socket in: --prepare false leaves PrepareListener/PrepareConnect out.
 bool prepare = a.GetValueOrDefault("prepare", "true") == "true";
 bool pacing = a.GetValueOrDefault("pacing", "false") == "true";
+bool windows = a.GetValueOrDefault("windows", "false") == "true"; // opted in as the library's transports are
 foreach (string range in a.GetValueOrDefault("ranges", "").Split(',', StringSplitOptions.RemoveEmptyEntries))
 {
     options.SameHostPeerRanges.Add(range);
@@ -91,7 +92,7 @@ async Task<StressEndResult[]> ConnectAsync()
         {
             if (mode == StressMode.Prepared && prepare)
             {
-                engine.PrepareConnect(socket, reportsConsumption: pacing);
+                _ = windows ? engine.OptInWithWindows(socket, reportsConsumption: pacing) : engine.PrepareConnect(socket, reportsConsumption: pacing);
             }
 
             await connectGate.WaitAsync(cts.Token);
@@ -105,7 +106,7 @@ async Task<StressEndResult[]> ConnectAsync()
             }
 
             int clientPort = ((IPEndPoint)socket.LocalEndPoint!).Port;
-            return await StressEnd.RunAsync(engine, socket, clientPort, isClient: true, mode, listener, messages, maxSize, cts.Token, pacing);
+            return await StressEnd.RunAsync(engine, socket, clientPort, isClient: true, mode, listener, messages, maxSize, cts.Token, pacing, windows);
         }
         catch (Exception e)
         {
@@ -115,7 +116,7 @@ async Task<StressEndResult[]> ConnectAsync()
 }
 
 Task<StressEndResult[]> ServeAsync() => AcceptEachAsync(pacing, (s, clientPort) =>
-    StressEnd.RunAsync(engine, s, clientPort, isClient: false, StressMode.Prepared, StressListener.Prepared, messages, maxSize, cts.Token, pacing));
+    StressEnd.RunAsync(engine, s, clientPort, isClient: false, StressMode.Prepared, StressListener.Prepared, messages, maxSize, cts.Token, pacing, windows));
 
 Task<StressEndResult[]> EchoAsync() => AcceptEachAsync(reportsConsumption: false, async (s, clientPort) =>
 {
@@ -148,7 +149,7 @@ async Task<StressEndResult[]> AcceptEachAsync(bool reportsConsumption, Func<Sock
     listener.Bind(new IPEndPoint(address, 0));
     if (prepare)
     {
-        engine.PrepareListener(listener, reportsConsumption);
+        _ = windows ? engine.OptInWithWindows(listener, reportsConsumption) : engine.PrepareListener(listener, reportsConsumption);
     }
 
     listener.Listen(4096);

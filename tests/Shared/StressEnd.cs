@@ -7,12 +7,14 @@ public static class StressEnd
 {
     /// <param name="pacing">Connections whose client port is even pace their writes and report their reads
     /// (<see cref="Paced"/>); the others write as fast as the socket takes it and never report.</param>
+    /// <param name="windows">The socket was opted in with windows (<see cref="AccelerationEngine.OptInWithWindows"/>), as the
+    /// library's transports opt theirs in: one verdict covers many sends.</param>
     public static async Task<StressEndResult> RunAsync(AccelerationEngine engine, Socket socket, int clientPort, bool isClient,
-        StressMode mode, StressListener listener, int messages, int maxSize, CancellationToken ct, bool pacing = false)
+        StressMode mode, StressListener listener, int messages, int maxSize, CancellationToken ct, bool pacing = false, bool windows = false)
     {
         var outgoing = new SequencedStream(SequencedStream.SeedFor(clientPort, clientToServer: isClient), messages, maxSize);
         var incoming = new SequencedStream(SequencedStream.SeedFor(clientPort, clientToServer: !isClient), messages, maxSize);
-        SocketRegistration registration = engine.Register(socket);
+        SocketRegistration registration = windows ? engine.RegisterWithWindows(socket) : engine.Register(socket);
         try
         {
             var allRead = new TaskCompletionSource();

@@ -10,9 +10,10 @@ public static class CounterStream
     /// <summary>Writes <paramref name="totalBytes"/>; with <paramref name="window"/>, waits (as a flow-controlled
     /// protocol such as HTTP/2 does) whenever more than that is written but not yet read by the peer; with
     /// <paramref name="pacer"/>, paces each chunk (<see cref="SocketRegistration.WaitToSendAsync"/>);
-    /// <paramref name="written"/> follows the progress.</summary>
+    /// <paramref name="written"/> follows the progress; <paramref name="nextSize"/> gives each write's size (at most
+    /// <paramref name="chunk"/>) instead of <paramref name="chunk"/>.</summary>
     public static async Task WriteAsync(Socket socket, long totalBytes, int chunk, CancellationToken ct, long window = 0, Func<long>? peerConsumed = null,
-        SocketRegistration? pacer = null, Action<long>? written = null)
+        SocketRegistration? pacer = null, Action<long>? written = null, Func<int>? nextSize = null)
     {
         byte[] buffer = new byte[chunk];
         for (long offset = 0; offset < totalBytes;)
@@ -22,7 +23,7 @@ public static class CounterStream
                 await Task.Delay(1, ct);
             }
 
-            int n = (int)Math.Min(chunk, totalBytes - offset);
+            int n = (int)Math.Min(nextSize is null ? chunk : Math.Min(chunk, nextSize()), totalBytes - offset);
             Fill(buffer.AsSpan(0, n), offset);
             if (pacer is not null)
             {

@@ -13,14 +13,18 @@ public sealed class StressServer(AccelerationEngine engine, KernelTestEnvironmen
 {
     private const int IpProtoTcp = 6, TcpDeferAccept = 9;
     private bool _pacing;
+    private bool _windows;
 
     public sealed record Run(IReadOnlyList<StressEndResult> Server, IReadOnlyList<StressEndResult> Client);
 
     /// <param name="pacing">Half the connections pace their writes and report their reads (<see cref="StressEnd.Paced"/>);
     /// the peer process gets <paramref name="backlogBytes"/> as its bound (give this process's engine the same).</param>
-    public async Task<Run> RunAsync(int connections, int messages, int maxSize, bool mixed, IPAddress? address = null, bool pacing = false, long backlogBytes = 4L << 20)
+    /// <param name="windows">Every prepared socket, in both processes, is opted in with windows, as the library's transports
+    /// opt theirs in (<see cref="AccelerationEngine.OptInWithWindows"/>).</param>
+    public async Task<Run> RunAsync(int connections, int messages, int maxSize, bool mixed, IPAddress? address = null, bool pacing = false, long backlogBytes = 4L << 20, bool windows = false)
     {
         _pacing = pacing;
+        _windows = windows;
         address ??= IPAddress.Loopback;
         Socket[] listeners = Enum.GetValues<StressListener>().Select(kind => Listen(address, kind)).ToArray();
         var results = new ConcurrentBag<StressEndResult>();
@@ -52,7 +56,7 @@ public sealed class StressServer(AccelerationEngine engine, KernelTestEnvironmen
                         {
                             using (s)
                             {
-                                results.Add(await StressEnd.RunAsync(engine, s, clientPort, isClient: false, StressMode.Prepared, kind, messages, maxSize, cts.Token, pacing));
+                                results.Add(await StressEnd.RunAsync(engine, s, clientPort, isClient: false, StressMode.Prepared, kind, messages, maxSize, cts.Token, pacing, windows));
                             }
                         }));
                         if (Interlocked.Increment(ref accepted) == connections)
@@ -71,7 +75,7 @@ public sealed class StressServer(AccelerationEngine engine, KernelTestEnvironmen
                 "--ports", string.Join(',', listeners.Select(l => ((IPEndPoint)l.LocalEndPoint!).Port)),
                 "--connections", connections.ToString(), "--messages", messages.ToString(), "--max-size", maxSize.ToString(),
                 "--mixed", mixed ? "true" : "false", "--address", address.ToString(),
-                "--pacing", pacing ? "true" : "false", "--backlog", backlogBytes.ToString(),
+                "--pacing", pacing ? "true" : "false", "--backlog", backlogBytes.ToString(), "--windows", windows ? "true" : "false",
             })
             {
                 psi.ArgumentList.Add(arg);
@@ -106,7 +110,7 @@ public sealed class StressServer(AccelerationEngine engine, KernelTestEnvironmen
         listener.Bind(new IPEndPoint(address, 0));
         if (kind != StressListener.NotPrepared)
         {
-            Assert.True(engine.PrepareListener(listener, reportsConsumption: _pacing));
+            Assert.True(_windows ? engine.OptInWithWindows(listener, reportsConsumption: _pacing) : engine.PrepareListener(listener, reportsConsumption: _pacing));
         }
 
         if (kind == StressListener.PreparedDeferAccept)

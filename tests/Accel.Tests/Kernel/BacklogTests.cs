@@ -8,7 +8,8 @@ namespace Accel.Tests.Kernel;
 /// <summary>
 /// A redirected write never blocks: without a bound, a reader that stops reading lets the kernel queue
 /// without limit (KERNEL-FACTS 2). The bound moves that direction to TCP, whose flow control makes the
-/// writer wait; once the reader resumes every byte arrives, in order.
+/// writer wait; once the reader resumes every byte arrives, in order. The tests of a writer that does not wait run twice:
+/// with a verdict per send, and with windows (one verdict covering up to 64 KiB of the next sends, within the bound).
 /// </summary>
 [Collection(KernelCollection.Name)]
 public sealed class BacklogTests(KernelFixture fixture, ITestOutputHelper output)
@@ -44,12 +45,14 @@ public sealed class BacklogTests(KernelFixture fixture, ITestOutputHelper output
     }
 
     /// <summary>Test: 1 GiB to a reader that stops for 5 s before reading, then reads everything.</summary>
-    [KernelFact]
-    public async Task A_stalled_reader_cannot_make_the_kernel_queue_more_than_the_bound()
+    [KernelTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_stalled_reader_cannot_make_the_kernel_queue_more_than_the_bound(bool windows)
     {
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());
         Assert.True(engine.IsEnabled, engine.Status.Message);
-        using var pair = await SocketPair.ConnectAsync(engine);
+        using var pair = await SocketPair.ConnectAsync(engine, windows: windows);
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         long baseline = TcpMemoryBytes();
         long peak = baseline;
@@ -95,12 +98,14 @@ public sealed class BacklogTests(KernelFixture fixture, ITestOutputHelper output
     /// fast as it can: kernel memory stays bounded all along, the writer is throttled to the reader's pace
     /// rather than failing, and every byte arrives in order. ACCEL_SLOW_READER_SECONDS sets the length
     /// (default 10 s in CI; run it for minutes before trusting a change).</summary>
-    [KernelFact]
-    public async Task A_slow_reader_for_a_long_time_keeps_memory_bounded_and_loses_nothing()
+    [KernelTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_slow_reader_for_a_long_time_keeps_memory_bounded_and_loses_nothing(bool windows)
     {
         int seconds = int.TryParse(Environment.GetEnvironmentVariable("ACCEL_SLOW_READER_SECONDS"), out int s) ? s : 10;
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());
-        using var pair = await SocketPair.ConnectAsync(engine);
+        using var pair = await SocketPair.ConnectAsync(engine, windows: windows);
         long total = (long)seconds * 100 * 64 * 1024; // what the reader's pace takes in that time
         long baseline = TcpMemoryBytes(), peak = baseline, peakUnread = 0;
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(seconds * 4 + 60));

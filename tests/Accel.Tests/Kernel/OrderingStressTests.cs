@@ -9,7 +9,8 @@ namespace Accel.Tests.Kernel;
 /// concurrent connections, both ends writing pipelined sequence-numbered messages the moment the
 /// connection exists, with every way of (not) joining the fast path mixed in: both ends prepared, one end
 /// not prepared, and a server end that only joins after the client's first write (TCP_DEFER_ACCEPT).
-/// Every byte is checked, then EOF.
+/// Every byte is checked, then EOF. Each test runs twice: with a verdict per send, and with windows (one verdict covering up
+/// to 64 KiB of a socket's next sends, as the library's transports have them).
 /// </summary>
 [Collection(KernelCollection.Name)]
 public sealed class OrderingStressTests(KernelFixture fixture, ITestOutputHelper output)
@@ -19,12 +20,14 @@ public sealed class OrderingStressTests(KernelFixture fixture, ITestOutputHelper
 
     private static int Messages => int.TryParse(Environment.GetEnvironmentVariable("ACCEL_STRESS_MESSAGES"), out int n) ? n : 24;
 
-    [KernelFact]
-    public async Task Redirect_never_reorders_loses_or_duplicates_under_mixed_registration_timing()
+    [KernelTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Redirect_never_reorders_loses_or_duplicates_under_mixed_registration_timing(bool windows)
     {
         using var engine = AccelerationEngine.Start(fixture.Environment.Options());
         Assert.True(engine.IsEnabled, engine.Status.Message);
-        var run = await new StressServer(engine, fixture.Environment).RunAsync(Connections, Messages, maxSize: 4096, mixed: true);
+        var run = await new StressServer(engine, fixture.Environment).RunAsync(Connections, Messages, maxSize: 4096, mixed: true, windows: windows);
         Report(run);
 
         var ends = run.Server.Select(r => (Side: "server", R: r)).Concat(run.Client.Select(r => (Side: "client", R: r))).ToList();
@@ -54,8 +57,10 @@ public sealed class OrderingStressTests(KernelFixture fixture, ITestOutputHelper
     /// every redirected direction there moves to TCP after 64 KiB, with both peers still writing. On the other
     /// half the writers pace (wait for their readers) and must stay redirected throughout.
     /// </summary>
-    [KernelFact]
-    public async Task Switches_to_TCP_in_the_middle_of_streams_and_paced_writers_never_reorder()
+    [KernelTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Switches_to_TCP_in_the_middle_of_streams_and_paced_writers_never_reorder(bool windows)
     {
         const long bound = 64 << 10;
         var options = fixture.Environment.Options();
@@ -63,7 +68,7 @@ public sealed class OrderingStressTests(KernelFixture fixture, ITestOutputHelper
         using var engine = AccelerationEngine.Start(options);
         Assert.True(engine.IsEnabled, engine.Status.Message);
         int connections = Math.Max(2, Connections / 2);
-        var run = await new StressServer(engine, fixture.Environment).RunAsync(connections, Messages * 4, maxSize: 4096, mixed: false, pacing: true, backlogBytes: bound);
+        var run = await new StressServer(engine, fixture.Environment).RunAsync(connections, Messages * 4, maxSize: 4096, mixed: false, pacing: true, backlogBytes: bound, windows: windows);
         Report(run);
 
         var ends = run.Server.Select(r => (Side: "server", R: r)).Concat(run.Client.Select(r => (Side: "client", R: r))).ToList();
