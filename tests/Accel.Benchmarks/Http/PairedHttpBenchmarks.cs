@@ -243,7 +243,7 @@ internal static class PairedHttpBenchmarks
         {
             ProgramCost cost = await ProgramCostAsync(rig.Clients, engine, rig.Floor);
             text.AppendLine(System.Globalization.CultureInfo.InvariantCulture,
-                $"under HTTP load: sk_msg program {cost.MessageNs:0} ns per message over {cost.Messages} messages, one-lookup redirect {cost.RedirectUnderLoadNs:0} ns per run over {cost.RedirectRunsUnderLoad} runs; raw: {cost.RawMessageNs:0} and {cost.RedirectFloorNs:0} ns, a program that returns at once {cost.FloorNs:0} ns");
+                $"under HTTP load: sk_msg program {cost.RunNs:0} ns per run over {cost.Runs} runs ({cost.NsPerRequest:0} ns per request over {cost.Requests} requests), one-lookup redirect {cost.RedirectUnderLoadNs:0} ns per run over {cost.RedirectRunsUnderLoad} runs; raw: {cost.RawMessageNs:0} and {cost.RedirectFloorNs:0} ns, a program that returns at once {cost.FloorNs:0} ns");
         }
 
         return text.ToString();
@@ -657,19 +657,22 @@ internal static class PairedHttpBenchmarks
     }
 
     /// <summary>The kernel times each run of the BPF programs while its statistics are on (BPF_ENABLE_STATS): the
-    /// sk_msg program's own cost per message under accelerated load, in a pass of its own (timing adds two clock
+    /// sk_msg program's own cost per run under accelerated load (a run per window of a connection's sends, the library's
+    /// transports having windows) and per request, in a pass of its own (timing adds two clock
     /// reads per run), and after it what that timing costs by itself (<see cref="ProgramFloor"/>).</summary>
     private static async Task<ProgramCost> ProgramCostAsync(ModeClients clients, AccelerationEngine engine, MinimalRedirect floor)
     {
         byte[] buffer = new byte[16 * 1024];
         using IDisposable? stats = engine.EnableProgramStatistics();
+        const int Streams = 16, RequestsPerStream = 500;
+        string[] protocols = ["h1", "h2c"];
         async Task LoadAsync(string mode)
         {
-            foreach (string proto in new[] { "h1", "h2c" })
+            foreach (string proto in protocols)
             {
-                await Task.WhenAll(Enumerable.Range(0, 16).Select(async _ =>
+                await Task.WhenAll(Enumerable.Range(0, Streams).Select(async _ =>
                 {
-                    for (int i = 0; i < 500; i++)
+                    for (int i = 0; i < RequestsPerStream; i++)
                     {
                         await GetAsync(clients[mode, proto], "/data/1024", 1024, buffer);
                     }
@@ -684,24 +687,30 @@ internal static class PairedHttpBenchmarks
         var floorBefore = floor.ProgramStatistics();
         await LoadAsync("floor");
         var floorAfter = floor.ProgramStatistics();
-        long messages = (long)(after.Message.Runs - before.Message.Runs), sockops = (long)(after.SockOps.Runs - before.SockOps.Runs);
-        // Per run: the one-lookup redirect's verdict covers 64 KiB of a connection's sends, so it runs far less often.
+        long runs = (long)(after.Message.Runs - before.Message.Runs), sockops = (long)(after.SockOps.Runs - before.SockOps.Runs);
+        // Per run: both programs' verdicts cover 64 KiB of a connection's sends, so they run far less often than messages go.
         ulong redirectRuns = floorAfter.RunCount - floorBefore.RunCount;
         double redirectLoadNs = (floorAfter.RunTimeNs - floorBefore.RunTimeNs) / (double)Math.Max(1UL, redirectRuns);
         var (rawNs, _) = RawSocketBenchmarks.ProgramCost(engine, 20_000);
         var (floorNs, redirectNs) = ProgramFloor.Measure(engine, 20_000);
-        return new ProgramCost((after.Message.Ns - before.Message.Ns) / (double)Math.Max(1, messages), messages,
+        return new ProgramCost((after.Message.Ns - before.Message.Ns) / (double)Math.Max(1, runs), runs, protocols.Length * Streams * RequestsPerStream,
             (after.SockOps.Ns - before.SockOps.Ns) / (double)Math.Max(1, sockops), sockops, rawNs, floorNs, redirectNs, redirectLoadNs, (long)redirectRuns);
     }
 }
 
-/// <summary>The programs' cost per run under accelerated HTTP load; then, in raw 64 B round trips, the sk_msg
+/// <summary>The programs' cost per run under accelerated HTTP load (<paramref name="Runs"/> runs of the sk_msg program for
+/// <paramref name="Requests"/> requests); then, in raw 64 B round trips, the sk_msg
 /// program's (<paramref name="RawMessageNs"/>), an sk_msg program's that returns at once (<paramref name="FloorNs"/>:
 /// the part of each figure that is the kernel's timing) and <see cref="MinimalRedirect"/>'s
 /// (<paramref name="RedirectFloorNs"/>: the least a redirecting program costs, run for every send), and per run of the
 /// measured ceiling's, whose verdict covers 64 KiB of sends, under the same HTTP load (<paramref name="RedirectUnderLoadNs"/>,
 /// over <paramref name="RedirectRunsUnderLoad"/> runs).</summary>
-internal sealed record ProgramCost(double MessageNs, long Messages, double SockOpsNs, long SockOpsRuns, double RawMessageNs, double FloorNs, double RedirectFloorNs, double RedirectUnderLoadNs, long RedirectRunsUnderLoad);
+internal sealed record ProgramCost(double RunNs, long Runs, long Requests, double SockOpsNs, long SockOpsRuns, double RawMessageNs, double FloorNs, double RedirectFloorNs, double RedirectUnderLoadNs, long RedirectRunsUnderLoad)
+{
+    /// <summary>The sk_msg program's time per request of the load (each request is at least two messages: the request and
+    /// its response).</summary>
+    public double NsPerRequest => RunNs * Runs / Math.Max(1, Requests);
+}
 
 /// <summary>What the HTTP benchmark found.</summary>
 internal sealed record HttpResults(
