@@ -15,8 +15,9 @@ public enum DirectionPath
 
 /// <summary>One socket's own figures: what it sent, and how. The peer socket holds the other direction.</summary>
 /// <remarks>A connection of the library's Kestrel transport or HttpClient stream has windows: one redirect verdict covers
-/// up to 64 KiB of its next sends, which the kernel's program does not see one by one. Its bytes are still exact (the
-/// window's are added from what the connection's writer sent), and its messages count verdicts.</remarks>
+/// up to 64 KiB of its next sends, which the kernel's program does not see one by one. Its bytes are still exact while
+/// its writes succeed (the open window's are added from what the connection's writer handed to the socket; a write that
+/// fails inside a window, its peer having closed, counts too), and its messages count verdicts.</remarks>
 /// <param name="Path">Where this socket's sends go now.</param>
 /// <param name="TcpReason">Why they go through TCP, when they do.</param>
 /// <param name="RedirectedMessages">sendmsg calls whose bytes were redirected; for a connection with windows (see

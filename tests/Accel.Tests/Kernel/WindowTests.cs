@@ -55,6 +55,28 @@ public sealed class WindowTests(KernelFixture fixture, ITestOutputHelper output)
         Assert.Equal((DirectionPath.Redirected, total), (pair.ClientRegistration.GetStatistics().Path, pair.ClientRegistration.GetStatistics().RedirectedBytes));
     }
 
+    /// <summary>A window's target is fixed when it opens: a send inside it after the peer closed finds no peer to queue into
+    /// and fails at once (EPIPE), where a verdict per send would put it on TCP, to be answered by a reset. Either way the
+    /// writer learns that its peer is gone; nothing is queued for a socket that will never read it.</summary>
+    [KernelFact]
+    public async Task A_send_inside_a_window_after_the_peer_closed_fails_at_once()
+    {
+        using var engine = AccelerationEngine.Start(fixture.Environment.Options());
+        Assert.True(engine.IsEnabled, engine.Status.Message);
+        var pair = await SocketPair.ConnectAsync(engine, reportsConsumption: true, windows: true);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        await CounterStream.WriteAsync(pair.Client, 100, 100, cts.Token, pacer: pair.ClientRegistration);
+        Assert.Null(await CounterStream.VerifyAsync(pair.Server, 100, pause: null, cts.Token));
+        Assert.True(engine.ReadState(pair.Client)!.Value.Window > 0, "no window opened");
+        pair.Server.Dispose();
+
+        var e = await Assert.ThrowsAsync<System.Net.Sockets.SocketException>(async () =>
+            await CounterStream.WriteAsync(pair.Client, 200, 100, cts.Token, pacer: pair.ClientRegistration));
+        output.WriteLine($"{e.SocketErrorCode}: {e.Message}; the writer's figures: {pair.ClientRegistration.GetStatistics()}");
+        Assert.Equal(System.Net.Sockets.SocketError.Shutdown, e.SocketErrorCode); // EPIPE
+        pair.Client.Dispose();
+    }
+
     [KernelFact]
     public async Task A_socket_without_windows_is_decided_per_send()
     {
