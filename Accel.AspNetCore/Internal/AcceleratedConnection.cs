@@ -57,7 +57,7 @@ internal sealed class AcceleratedConnection(ConnectionContext inner, PacingPipeW
 
     public override ValueTask DisposeAsync()
     {
-        output.SettleWindow(exception: null);
+        output.SettleWindow(exception: null, atDisposal: true);
         return inner.DisposeAsync();
     }
 }

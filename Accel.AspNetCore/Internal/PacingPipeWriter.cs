@@ -107,14 +107,15 @@ internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration regi
 
     /// <summary>The writer's end, at its completion or when Kestrel disposes the connection (whichever comes first; the
     /// second does nothing): counts what goes in the connection's last window (<see cref="SocketRegistration.SettleWindow"/>),
-    /// with the bytes that completion commits unannounced (written but not flushed, and spilled). After an error nothing
-    /// more is sent, and what the kernel has not counted stays uncounted (at most a window), rather than count bytes that
-    /// may never be sent.</summary>
-    public void SettleWindow(Exception? exception)
+    /// with the bytes still to go out unannounced: written but not flushed, which completing Kestrel's pipe commits, and at
+    /// this writer's own completion the spilled bytes it moves into the pipe (Kestrel's disposal completes its pipe
+    /// directly, and those would not go). After an error nothing more is sent, and what the kernel has not counted stays
+    /// uncounted (at most a window), rather than count bytes that may never be sent.</summary>
+    public void SettleWindow(Exception? exception, bool atDisposal = false)
     {
         if (exception is null)
         {
-            registration.SettleWindow(_unflushed + _spill.Length);
+            registration.SettleWindow(_unflushed + (atDisposal ? 0 : _spill.Length));
         }
     }
 
