@@ -50,7 +50,8 @@ public readonly record struct ConnectionStatistics(
 /// covers up to 64 KiB of a connection's next sends. The kernel counts a window's bytes when it next decides for that
 /// connection, and the connection's writer counts its last window when it closes, so <see cref="RedirectedBytes"/> lags
 /// each open connection by at most one window, and is exact for a connection once it has closed (one that ends in a
-/// failed send, such as an HTTP/2 GOAWAY written after its client closed, leaves up to that window uncounted). Their
+/// failed send, such as an HTTP/2 GOAWAY written after its client closed, leaves up to that window uncounted; one that
+/// Kestrel aborts while its last bytes are on their way counts them, at most that window). Their
 /// <see cref="RedirectedMessages"/> count verdicts, not sends.</remarks>
 /// <param name="RegisteredSockets">Sockets put into the fast path (by the kernel at establishment or by late registration).</param>
 /// <param name="RefusedSockets">Sockets that could not be put into the fast path (map full, duplicate key, already written...).</param>

@@ -80,7 +80,11 @@ internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration regi
     {
         try
         {
-            SettleWindow(exception);
+            if (exception is null)
+            {
+                SettleWindow(_unflushed + _spill.Length); // completion sends both
+            }
+
             MoveSpillOnCompletion(exception);
         }
         finally
@@ -93,7 +97,11 @@ internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration regi
     {
         try
         {
-            SettleWindow(exception);
+            if (exception is null)
+            {
+                SettleWindow(_unflushed + _spill.Length); // completion sends both
+            }
+
             MoveSpillOnCompletion(exception);
         }
         catch (Exception e)
@@ -105,19 +113,16 @@ internal sealed class PacingPipeWriter(PipeWriter inner, SocketRegistration regi
         return inner.CompleteAsync(exception);
     }
 
-    /// <summary>The writer's end, at its completion or when Kestrel disposes the connection (whichever comes first; the
-    /// second does nothing): counts what goes in the connection's last window (<see cref="SocketRegistration.SettleWindow"/>),
-    /// with the bytes still to go out unannounced: written but not flushed, which completing Kestrel's pipe commits, and at
-    /// this writer's own completion the spilled bytes it moves into the pipe (Kestrel's disposal completes its pipe
-    /// directly, and those would not go). After an error nothing more is sent, and what the kernel has not counted stays
-    /// uncounted (at most a window), rather than count bytes that may never be sent.</summary>
-    public void SettleWindow(Exception? exception, bool atDisposal = false)
-    {
-        if (exception is null)
-        {
-            registration.SettleWindow(_unflushed + (atDisposal ? 0 : _spill.Length));
-        }
-    }
+    /// <summary>The writer's end, at its own completion without an error, when Kestrel aborts the connection, or when
+    /// Kestrel disposes it, whichever comes first (the others do nothing): counts what goes in the connection's last window
+    /// (<see cref="SocketRegistration.SettleWindow"/>), with <paramref name="unannounced"/>, the bytes still to go out that
+    /// were never announced: at completion those written but not flushed and those spilled, at Kestrel's disposal (which
+    /// completes Kestrel's own pipe, so commits what was written, but never moves the spill) the first only, at an abort
+    /// none.</summary>
+    public void SettleWindow(long unannounced) => registration.SettleWindow(unannounced);
+
+    /// <summary>Bytes written and not yet flushed: completing Kestrel's pipe commits them.</summary>
+    public long Unflushed => _unflushed;
 
     /// <summary>Completing commits what was written and not flushed: spilled bytes go with it, unpaced, rather than be
     /// lost (the kernel may then move the direction to TCP, in order); after an error nothing more is sent.</summary>

@@ -89,7 +89,8 @@ public sealed class EndToEndTests(KernelFixture fixture, ITestOutputHelper outpu
         }
 
         await ws.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, default);
-        Assert.True(frontend.Engine.GetStatistics().RedirectedBytes >= 20 * message.Length);
+        // Less the last window of the connection, which the process counts when the connection ends.
+        Assert.True(frontend.Engine.GetStatistics().RedirectedBytes >= 20 * message.Length - AccelerationEngine.WindowBytes);
     }
 
     [KernelFact]

@@ -82,7 +82,8 @@ public sealed class HttpFaultTests(KernelFixture fixture, ITestOutputHelper outp
         using var frontend = new Frontend(fixture.Environment, enabled: true, backend);
         using var echo = await frontend.Client("h1").PostAsync("/echo", new Pattern.Content(2_000_000));
         Assert.Null(await Pattern.VerifyAsync(await echo.Content.ReadAsStreamAsync(), 2_000_000, default));
-        Assert.True((long)(await backend.HealthAsync()).Data["redirectedBytes"] > 2_000_000);
+        // Less the last window of the connection still open, which the process counts when it ends.
+        Assert.True((long)(await backend.HealthAsync()).Data["redirectedBytes"] > 2_000_000 - AccelerationEngine.WindowBytes);
     }
 
     private Process StartPeer(string role, params string[] args) => HttpPeerProcess.Start(fixture.Environment, null, role, args);

@@ -100,7 +100,9 @@ public sealed class PackageTests(KernelFixture fixture, ITestOutputHelper output
                 var stats = await http.GetFromJsonAsync<System.Text.Json.JsonElement>("/stats");
                 output.WriteLine($"the fresh app's acceleration: {stats}");
                 Assert.True(stats.GetProperty("enabled").GetBoolean(), $"{stats}");
-                Assert.True(stats.GetProperty("redirectedBytes").GetInt64() > 200_000, $"{stats}"); // its 20 self-calls, both ways
+                // Its 20 self-calls, both ways, less the last window of each end of the pooled connection, still open, which
+                // the process counts when the connection ends.
+                Assert.True(stats.GetProperty("redirectedBytes").GetInt64() > 200_000 - 2 * AccelerationEngine.WindowBytes, $"{stats}");
             }
             finally
             {
