@@ -9,7 +9,7 @@ namespace Accel.AspNetCore.Internal;
 /// connection gets <see cref="IAccelerationFeature"/>, and while acceleration is on its reads are counted (for the
 /// backlog bound) and its writes paced; a connection that turns out not to be in the fast path has its reads passed
 /// straight through from its first wait after a request (<see cref="CountingPipeReader"/>) and costs a check per
-/// flush. The connection's last window is settled when Kestrel disposes it (<see cref="AcceleratedConnection"/>).</summary>
+/// flush. The connection's last window is settled when Kestrel aborts or disposes it (<see cref="AcceleratedConnection"/>).</summary>
 internal sealed class AcceleratedConnectionListener(IConnectionListener inner, AccelerationEngine engine) : IConnectionListener
 {
     public EndPoint EndPoint => inner.EndPoint;
