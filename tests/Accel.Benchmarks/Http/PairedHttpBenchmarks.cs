@@ -159,7 +159,7 @@ internal static class PairedHttpBenchmarks
         var cases = new[] { "h1", "h2c" }.Select(proto => Concurrent(clients, proto, 1024, 64, settings.SliceDuration)).ToList();
         await PairedRunner.RunAsync("concurrent", ["none", "none-aa", "accel", "handler", "floor"], settings.Rounds, cases, clients.RenewAsync);
         rig.Floor.EnsureClientsRedirected();
-        var metrics = cases.SelectMany(c => c.Metrics).Where(m => !m.Id.EndsWith("csw", StringComparison.Ordinal)).ToList(); // rates, CPU and allocations
+        var metrics = cases.SelectMany(c => c.Metrics).ToList(); // rates, CPU, context switches (how often a thread slept) and allocations
         var text = new System.Text.StringBuilder();
         PairedReport.WriteTable(text, metrics, "none",
             [("none-aa", "A/A"), ("accel", "accelerated / none"), ("handler", "handler / none"), ("floor", "one-lookup redirect / none")]);
