@@ -22,7 +22,8 @@
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --syscalls-only which syscalls each mode makes per request
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --bulk-only    raw bulk throughput, and where its bytes went
 //   dotnet run -c Release --project tests/Accel.Benchmarks -- --quick --raw-only     the raw round trips alone, with the kernel's floor
-// Writes results/quick.md (--quick), or results/benchmarks.md and results/ratios.png, at the repository root.
+// ACCEL_BENCH_ROUNDS=<n> runs n paired rounds instead of 16 (at least 6), for a focused run that must resolve a smaller
+// difference. Writes results/quick.md (--quick), or results/benchmarks.md and results/ratios.png, at the repository root.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Accel;
