@@ -201,6 +201,45 @@ public sealed class SocketRegistration
         _final = true;
     }
 
+    /// <summary>
+    /// Whether a send of <paramref name="count"/> bytes that failed with <paramref name="error"/> failed only because it
+    /// went inside a window to a peer that has closed, and then counts it as done. A window's target is fixed when it
+    /// opens, so a send inside it after the peer closed finds no reader and fails at once (EPIPE), where TCP takes the
+    /// send and the error comes later (the closed peer answers with a reset); an HTTP client then reads the end of the
+    /// connection and sends its request again on a new one, where a failed send would fail the request. Only on a
+    /// socket with windows whose peer has closed (this end got its FIN, or gets it within milliseconds: a closing peer
+    /// stops taking redirected bytes just before it sends its FIN): a send that fails for any other reason fails as
+    /// before. The bytes, which no reader could ever read, are taken back from what the writer announced, so the figures
+    /// do not count them. Later sends inside the window do the same; the first one after it goes out on TCP and meets
+    /// the reset, as on TCP.
+    /// </summary>
+    internal bool AbsorbsSendToClosedPeer(Exception error, long count)
+    {
+        if (!_window || PassesThrough || error is not IOException { InnerException: SocketException { SocketErrorCode: SocketError.Shutdown } }
+            || !PeerHasClosed())
+        {
+            return false;
+        }
+
+        _pacer?.Retract(count);
+        return true;
+    }
+
+    private bool PeerHasClosed()
+    {
+        long deadline = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 50; // 20 ms
+        while (true)
+        {
+            int state = TcpStates.Read(_socket);
+            if (state != TcpStates.Established || Stopwatch.GetTimestamp() > deadline)
+            {
+                return state == TcpStates.CloseWait;
+            }
+
+            Thread.Sleep(1);
+        }
+    }
+
     /// <summary>What the writer of a socket with windows announced it sent (<see cref="WaitToSendAsync"/>); null without
     /// windows.</summary>
     private long? Written => _window ? _pacer?.Sent : null;

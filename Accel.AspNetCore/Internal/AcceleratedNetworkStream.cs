@@ -9,7 +9,8 @@ namespace Accel.AspNetCore.Internal;
 /// finds no server in the fast path (a same-host server without the library), the socket leaves the map
 /// (<see cref="SocketRegistration.TryLeaveFastPath"/>) and the stream passes everything straight through, as it does
 /// for a socket that the same check finds was never in the map (a remote server). A
-/// zero-byte read right after a read that filled its buffer completes at once (<see cref="ReadAsync(Memory{byte}, CancellationToken)"/>).</summary>
+/// zero-byte read right after a read that filled its buffer completes at once (<see cref="ReadAsync(Memory{byte}, CancellationToken)"/>).
+/// A send inside a window whose peer has closed counts as done, as TCP takes it (<see cref="SendAsync"/>).</summary>
 internal sealed class AcceleratedNetworkStream : NetworkStream
 {
     /// <summary>The smallest write that can start or carry on a burst: a full HTTP/2 DATA frame (16,393 B), and
@@ -117,7 +118,14 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
                 wait.AsTask().GetAwaiter().GetResult();
             }
 
-            base.Write(buffer, offset, chunk);
+            try
+            {
+                base.Write(buffer, offset, chunk);
+            }
+            catch (IOException e) when (_registration.AbsorbsSendToClosedPeer(e, chunk))
+            {
+            }
+
             offset += chunk;
         }
 
@@ -154,7 +162,7 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
         }
 
         ValueTask wait = _registration.WaitToSendAsync(buffer.Length, cancellationToken);
-        return wait.IsCompletedSuccessfully ? base.WriteAsync(buffer, cancellationToken) : WriteAfterAsync(wait, buffer, cancellationToken);
+        return wait.IsCompletedSuccessfully ? SendAsync(buffer, cancellationToken) : WriteAfterAsync(wait, buffer, cancellationToken);
     }
 
     /// <summary>Whether this write is a large one that follows another within <see cref="BurstTicks"/>, with
@@ -232,7 +240,27 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
     private async ValueTask WriteAfterAsync(ValueTask wait, ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
     {
         await wait.ConfigureAwait(false);
-        await base.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        await SendAsync(buffer, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Hands <paramref name="buffer"/> to the socket. A send that fails only because its window's peer has closed
+    /// counts as done, as on TCP (<see cref="SocketRegistration.AbsorbsSendToClosedPeer"/>): the caller reads the end of
+    /// the connection next.</summary>
+    private ValueTask SendAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    {
+        ValueTask send = base.WriteAsync(buffer, cancellationToken);
+        return send.IsCompletedSuccessfully ? send : SendOrAbsorbAsync(send, buffer.Length);
+    }
+
+    private async ValueTask SendOrAbsorbAsync(ValueTask send, int count)
+    {
+        try
+        {
+            await send.ConfigureAwait(false);
+        }
+        catch (IOException e) when (_registration.AbsorbsSendToClosedPeer(e, count))
+        {
+        }
     }
 
     /// <summary>A write the reader could never make room for at once goes in pieces, each paced.</summary>
@@ -242,7 +270,7 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
         {
             ReadOnlyMemory<byte> chunk = buffer[..(int)Math.Min(buffer.Length, _maxChunk)];
             await _registration.WaitToSendAsync(chunk.Length, cancellationToken).ConfigureAwait(false);
-            await base.WriteAsync(chunk, cancellationToken).ConfigureAwait(false);
+            await SendAsync(chunk, cancellationToken).ConfigureAwait(false);
             buffer = buffer[chunk.Length..];
         }
     }

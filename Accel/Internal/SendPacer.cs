@@ -27,7 +27,6 @@ namespace Accel.Internal;
 /// </remarks>
 internal sealed class SendPacer(AccelerationEngine engine, Socket socket, SocketRegistration registration)
 {
-    private const int TcpInfo = 11, TcpEstablished = 1;
     private static readonly long MinDelay = Stopwatch.Frequency / 20_000; // 50 us
     private static readonly long MaxEstimatedDelay = Stopwatch.Frequency / 500; // 2 ms: a reader making progress is polled at least this often
     private static readonly long MaxDelay = Stopwatch.Frequency / 62; // 16 ms
@@ -152,16 +151,9 @@ internal sealed class SendPacer(AccelerationEngine engine, Socket socket, Socket
 
     /// <summary>A peer that closed or died (FIN or RST received) will never read what waits: stop waiting, and let the
     /// write fail as it would on TCP.</summary>
-    private bool IsEstablished()
-    {
-        Span<byte> info = stackalloc byte[8];
-        try
-        {
-            return socket.GetRawSocketOption((int)SocketOptionLevel.Tcp, TcpInfo, info) > 0 && info[0] == TcpEstablished;
-        }
-        catch (Exception e) when (e is ObjectDisposedException or SocketException)
-        {
-            return false;
-        }
-    }
+    private bool IsEstablished() => TcpStates.Read(socket) == TcpStates.Established;
+
+    /// <summary>Takes back <paramref name="count"/> announced bytes that were never sent: a send that
+    /// <see cref="SocketRegistration.AbsorbsSendToClosedPeer"/> counted as done.</summary>
+    public void Retract(long count) => Interlocked.Exchange(ref _sent, Math.Max(0, _sent - count));
 }
