@@ -130,39 +130,11 @@ public sealed class IdleCloseRaceTests(KernelFixture fixture, ITestOutputHelper 
     }
 
     /// <summary>Passes everything through, but runs <see cref="BeforeNextWrite"/> (once) before the next write.</summary>
-    private sealed class HeldWriteStream(Stream inner) : Stream
+    private sealed class HeldWriteStream(Stream inner) : PassThroughStream(inner)
     {
         public Func<Task>? BeforeNextWrite { get; set; }
 
-        public Stream Inner => inner;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override void Flush() => inner.Flush();
-
-        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-
-        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
-
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("SocketsHttpHandler writes asynchronously here");
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
         public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -172,17 +144,7 @@ public sealed class IdleCloseRaceTests(KernelFixture fixture, ITestOutputHelper 
                 await before();
             }
 
-            await inner.WriteAsync(buffer, cancellationToken);
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                inner.Dispose();
-            }
-
-            base.Dispose(disposing);
+            await base.WriteAsync(buffer, cancellationToken);
         }
     }
 }
