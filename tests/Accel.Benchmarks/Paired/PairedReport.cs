@@ -20,7 +20,8 @@ internal static class PairedReport
     }
 
     /// <summary>One row per metric: the baseline's median, then each column's paired ratio. A column whose mode no
-    /// metric has (not measured in this run, such as the mixed deployments in a quick run) is left out.</summary>
+    /// metric has (not measured in this run, such as the mixed deployments in a quick run) is left out, and so is a row
+    /// whose baseline was not run (<see cref="PairedCase.Without"/>).</summary>
     public static void WriteTable(StringBuilder md, IReadOnlyList<Metric> metrics, string baseline, IReadOnlyList<(string Mode, string Title)> columns)
     {
         columns = [.. columns.Where(c => metrics.Any(m => m.Rounds.ContainsKey(c.Mode)))];
@@ -29,6 +30,11 @@ internal static class PairedReport
         foreach (Metric m in metrics)
         {
             MedianInterval abs = PairedRunner.Absolute(m, baseline);
+            if (double.IsNaN(abs.Median))
+            {
+                continue;
+            }
+
             string cells = string.Join(" | ", columns.Select(c => Cell(PairedRunner.Ratio(m, c.Mode, baseline), m.HigherIsBetter)));
             md.AppendLine(CultureInfo.InvariantCulture, $"| {m.Title} | {F(abs.Median)} {m.Unit} | {cells} |");
         }

@@ -17,6 +17,28 @@ internal sealed record PairedCase(string Name, Metric[] Metrics, Func<string, Ta
     /// instead of slicing); a slice of one mode is a round of that mode alone.</summary>
     public static PairedCase Interleave(string name, Metric[] metrics, Func<IReadOnlyList<string>, Task<Dictionary<string, IReadOnlyDictionary<string, double>>>> round)
         => new(name, metrics, async mode => (await round([mode]))[mode]) { Interleaved = round };
+
+    /// <summary>This case without <paramref name="skipped"/>: that mode is not run, and its cells read "-".</summary>
+    public PairedCase Without(string skipped)
+    {
+        IReadOnlyDictionary<string, double> none = new Dictionary<string, double>();
+        Func<string, Task<IReadOnlyDictionary<string, double>>> slice = Slice;
+        var cut = new PairedCase(Name, Metrics, mode => mode == skipped ? Task.FromResult(none) : slice(mode));
+        if (Interleaved is not { } together)
+        {
+            return cut;
+        }
+
+        return cut with
+        {
+            Interleaved = async modes =>
+            {
+                var values = await together([.. modes.Where(m => m != skipped)]);
+                values[skipped] = none;
+                return values;
+            },
+        };
+    }
 }
 
 /// <summary>
