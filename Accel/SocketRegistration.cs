@@ -22,6 +22,7 @@ public sealed class SocketRegistration
     private readonly bool _window;
     private int _windowSettled;
     private volatile bool _final; // the figures were read at the writer's end (SettleWindow): they stay
+    private long _absorbed; // bytes of sends to a closed peer counted as done (AbsorbsSendToClosedPeer)
 
     /// <summary>A registration whose outcome is known.</summary>
     internal SocketRegistration(AccelerationEngine engine, Socket socket, JoinResult join, long reportEvery = 0, bool window = false)
@@ -202,25 +203,31 @@ public sealed class SocketRegistration
     }
 
     /// <summary>
-    /// Whether a send of <paramref name="count"/> bytes that failed with <paramref name="error"/> failed only because it
-    /// went inside a window to a peer that has closed, and then counts it as done. A window's target is fixed when it
-    /// opens, so a send inside it after the peer closed finds no reader and fails at once (EPIPE), where TCP takes the
-    /// send and the error comes later (the closed peer answers with a reset); an HTTP client then reads the end of the
-    /// connection and sends its request again on a new one, where a failed send would fail the request. Only on a
-    /// socket with windows whose peer has closed (this end got its FIN, or gets it within milliseconds: a closing peer
-    /// stops taking redirected bytes just before it sends its FIN): a send that fails for any other reason fails as
-    /// before. The bytes, which no reader could ever read, are taken back from what the writer announced, so the figures
-    /// do not count them. Later sends inside the window do the same; the first one after it goes out on TCP and meets
-    /// the reset, as on TCP.
+    /// Whether a send of <paramref name="count"/> bytes that failed with <paramref name="error"/> failed only because its
+    /// peer has closed, and then counts it as done, as TCP takes such sends. Over TCP a send to a peer that has closed
+    /// goes into the socket's buffers and out to the peer, which answers with a reset; sends fail only after the reset
+    /// is back, so a writer usually gets everything it wrote quickly enough out without an error, and then reads what the
+    /// peer answered before it closed: an HTTP client reads the end of an idle connection and sends its request again on
+    /// a new one, or reads the response of a server that answered early and closed (a 400 or 413 to a large upload),
+    /// where a failed send would fail the request. Through the fast path such a send fails at once: inside a window
+    /// (whose target is fixed when it opens) because the peer no longer takes redirected bytes, after it because the
+    /// send went out on TCP and met the reset. So, on a socket with windows whose peer has closed (this end got its FIN,
+    /// or gets it within milliseconds: a closing peer stops taking redirected bytes just before it sends its FIN; or
+    /// the peer's reset came after its FIN: EPIPE in state CLOSE), up to the backlog bound in all (what TCP's buffers
+    /// would take; a writer that goes on past it, such as an endless upload, fails as on TCP). A send that fails for any
+    /// other reason fails as before, a reset without a FIN (ECONNRESET) among them. No peer could ever read these bytes;
+    /// they are taken back from what the writer announced, so the figures do not count them, and what the peer sent
+    /// before it closed stays readable (a reset takes a socket out of neither TCP's receive queue nor the fast path's).
     /// </summary>
     internal bool AbsorbsSendToClosedPeer(Exception error, long count)
     {
         if (!_window || PassesThrough || error is not IOException { InnerException: SocketException { SocketErrorCode: SocketError.Shutdown } }
-            || !PeerHasClosed())
+            || _absorbed + count > _engine.BacklogBytes || !PeerHasClosed())
         {
             return false;
         }
 
+        _absorbed += count;
         _pacer?.Retract(count);
         return true;
     }
@@ -233,7 +240,7 @@ public sealed class SocketRegistration
             int state = TcpStates.Read(_socket);
             if (state != TcpStates.Established || Stopwatch.GetTimestamp() > deadline)
             {
-                return state == TcpStates.CloseWait;
+                return state is TcpStates.CloseWait or TcpStates.Close;
             }
 
             Thread.Sleep(1);

@@ -7,6 +7,10 @@ internal static class TcpStates
 {
     public const int Established = 1;
 
+    /// <summary>The connection is over for this end: here, while it is still sending, because the peer answered with a
+    /// reset.</summary>
+    public const int Close = 7;
+
     /// <summary>The peer sent its FIN and this end has not closed: a send still goes out on TCP.</summary>
     public const int CloseWait = 8;
 
