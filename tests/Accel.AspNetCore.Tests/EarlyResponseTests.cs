@@ -2,13 +2,8 @@ using System.Net;
 using Accel.AspNetCore.Internal;
 using Accel.Testing;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace Accel.AspNetCore.Tests;
@@ -61,58 +56,39 @@ public sealed class EarlyResponseTests(KernelFixture fixture, ITestOutputHelper 
     private static HttpContent Body(int size, bool inPieces) => inPieces ? new PiecesContent(size) : new ByteArrayContent(new byte[size]);
 
     /// <summary>Kestrel with the library and a <c>MaxRequestBodySize</c> of 256 KiB: POST /upload reads the body.</summary>
-    private sealed class EarlyServer : IAsyncDisposable
+    private sealed class EarlyServer(LoopbackApp app) : IAsyncDisposable
     {
-        private readonly WebApplication _app;
-        private readonly Uri _uri;
-        private readonly AcceleratedConnector _connect;
         private int _connections;
-
-        private EarlyServer(WebApplication app)
-        {
-            _app = app;
-            _uri = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
-            _connect = app.Services.GetRequiredService<AcceleratedConnector>();
-        }
 
         public int Connections => _connections;
 
         public List<bool> Redirected { get; } = new();
 
-        public static async Task<EarlyServer> StartAsync(KernelFixture fixture)
-        {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.ClearProviders();
-            builder.WebHost.ConfigureKestrel(k =>
+        public static async Task<EarlyServer> StartAsync(KernelFixture fixture) => new(await LoopbackApp.StartAsync(
+            fixture,
+            k =>
             {
                 k.Limits.MaxRequestBodySize = 256 * 1024;
                 k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http1);
-            });
-            builder.Services.AddSidecarlessAcceleration(o => fixture.Environment.Apply(o));
-            WebApplication app = builder.Build();
-            app.MapPost("/upload", async (HttpContext context) =>
+            },
+            web => web.MapPost("/upload", async (HttpContext context) =>
             {
                 await context.Request.Body.CopyToAsync(Stream.Null);
                 return Results.Ok();
-            });
-            await app.StartAsync();
-            AccelerationEngine engine = app.Services.GetRequiredService<AccelerationEngineProvider>().Engine;
-            Assert.True(engine.IsEnabled, engine.Status.Message);
-            return new EarlyServer(app);
-        }
+            })));
 
         public HttpClient Client() => new(new SocketsHttpHandler
         {
             ConnectCallback = async (context, ct) =>
             {
-                var stream = (AcceleratedNetworkStream)await _connect.ConnectAsync(context, ct);
+                var stream = (AcceleratedNetworkStream)await app.Connector.ConnectAsync(context, ct);
                 Interlocked.Increment(ref _connections);
                 return new FirstWriteCheck(stream, Redirected);
             },
         })
-        { BaseAddress = _uri };
+        { BaseAddress = app.Uri };
 
-        public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+        public ValueTask DisposeAsync() => app.DisposeAsync();
     }
 
     /// <summary>Records, after the first write of a connection (its request's headers), whether it went through the

@@ -5,12 +5,7 @@ using Accel.AspNetCore.Internal;
 using Accel.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace Accel.AspNetCore.Tests;
@@ -34,30 +29,25 @@ public sealed class IdleCloseRaceTests(KernelFixture fixture, ITestOutputHelper 
     public async Task A_request_sent_as_the_server_closes_the_idle_connection_is_sent_again(bool http2, bool accelerated)
     {
         var accepted = new ConcurrentQueue<ConnectionContext>();
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(1);
-            k.Listen(IPAddress.Loopback, 0, o =>
+        await using LoopbackApp app = await LoopbackApp.StartAsync(
+            fixture,
+            k =>
             {
-                o.Protocols = http2 ? HttpProtocols.Http2 : HttpProtocols.Http1;
-                o.Use(next => context =>
+                k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(1);
+                k.Listen(IPAddress.Loopback, 0, o =>
                 {
-                    accepted.Enqueue(context);
-                    return next(context);
+                    o.Protocols = http2 ? HttpProtocols.Http2 : HttpProtocols.Http1;
+                    o.Use(next => context =>
+                    {
+                        accepted.Enqueue(context);
+                        return next(context);
+                    });
                 });
-            });
-        });
-        builder.Services.AddSidecarlessAcceleration(o => fixture.Environment.Apply(o));
-        await using WebApplication app = builder.Build();
-        app.MapGet("/", () => "ok");
-        await app.StartAsync();
-        var uri = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
-        AccelerationEngine engine = app.Services.GetRequiredService<AccelerationEngineProvider>().Engine;
-        Assert.True(engine.IsEnabled, engine.Status.Message);
-
-        var connect = app.Services.GetRequiredService<AcceleratedConnector>();
+            },
+            web => web.MapGet("/", () => "ok"));
+        var uri = app.Uri;
+        AccelerationEngine engine = app.Engine;
+        var connect = app.Connector;
         var streams = new ConcurrentQueue<HeldWriteStream>();
         var handler = new SocketsHttpHandler
         {

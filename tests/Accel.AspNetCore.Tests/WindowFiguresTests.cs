@@ -4,13 +4,8 @@ using Accel.AspNetCore.Internal;
 using Accel.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace Accel.AspNetCore.Tests;
@@ -38,40 +33,36 @@ public sealed class WindowFiguresTests(KernelFixture fixture, ITestOutputHelper 
     {
         long serverWritten = 0, clientWritten = 0;
         int open = 0;
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o =>
-        {
-            o.Protocols = http2 ? HttpProtocols.Http2 : HttpProtocols.Http1;
-            o.Use(next => async context =>
+        await using LoopbackApp app = await LoopbackApp.StartAsync(
+            fixture,
+            k => k.Listen(IPAddress.Loopback, 0, o =>
             {
-                Interlocked.Increment(ref open);
-                try
+                o.Protocols = http2 ? HttpProtocols.Http2 : HttpProtocols.Http1;
+                o.Use(next => async context =>
                 {
-                    context.Transport = new CountedPipe(context.Transport.Input, new CountingPipeWriter(context.Transport.Output, n => Interlocked.Add(ref serverWritten, n)));
-                    await next(context);
-                }
-                finally
-                {
-                    Interlocked.Decrement(ref open);
-                }
-            });
-        }));
-        builder.Services.AddSidecarlessAcceleration(o => fixture.Environment.Apply(o));
-        await using WebApplication app = builder.Build();
-        app.MapPost("/reply/{n:int}", async (int n, HttpContext ctx) =>
-        {
-            Assert.Null(await Pattern.VerifyAsync(ctx.Request.Body, ctx.Request.ContentLength ?? 0, ctx.RequestAborted));
-            ctx.Response.ContentLength = n;
-            await Pattern.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
-        });
-        await app.StartAsync();
-        var uri = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
-        AccelerationEngine engine = app.Services.GetRequiredService<AccelerationEngineProvider>().Engine;
-        Assert.True(engine.IsEnabled, engine.Status.Message);
+                    Interlocked.Increment(ref open);
+                    try
+                    {
+                        context.Transport = new CountedPipe(context.Transport.Input, new CountingPipeWriter(context.Transport.Output, n => Interlocked.Add(ref serverWritten, n)));
+                        await next(context);
+                    }
+                    finally
+                    {
+                        Interlocked.Decrement(ref open);
+                    }
+                });
+            }),
+            web => web.MapPost("/reply/{n:int}", async (int n, HttpContext ctx) =>
+            {
+                Assert.Null(await Pattern.VerifyAsync(ctx.Request.Body, ctx.Request.ContentLength ?? 0, ctx.RequestAborted));
+                ctx.Response.ContentLength = n;
+                await Pattern.WriteAsync(ctx.Response.Body, n, ctx.RequestAborted);
+            }));
+        var uri = app.Uri;
+        AccelerationEngine engine = app.Engine;
         AccelerationStatistics before = engine.GetStatistics();
 
-        var connect = app.Services.GetRequiredService<AcceleratedConnector>();
+        var connect = app.Connector;
         var handler = new SocketsHttpHandler
         {
             ConnectCallback = async (context, ct) => new CountingStream(await connect.ConnectAsync(context, ct), n => Interlocked.Add(ref clientWritten, n)),
@@ -110,7 +101,7 @@ public sealed class WindowFiguresTests(KernelFixture fixture, ITestOutputHelper 
         }
 
         Assert.Equal(0, Volatile.Read(ref open));
-        await app.StopAsync();
+        await app.App.StopAsync();
         AccelerationStatistics after = engine.GetStatistics();
         long redirected = after.RedirectedBytes - before.RedirectedBytes, tcp = after.TcpBytes - before.TcpBytes;
         output.WriteLine($"client wrote {clientWritten} B, server {serverWritten} B; the process counted {redirected} B redirected in {after.RedirectedMessages - before.RedirectedMessages} verdicts, {tcp} B through TCP");
