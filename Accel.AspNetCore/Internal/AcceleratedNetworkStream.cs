@@ -10,7 +10,8 @@ namespace Accel.AspNetCore.Internal;
 /// (<see cref="SocketRegistration.TryLeaveFastPath"/>) and the stream passes everything straight through, as it does
 /// for a socket that the same check finds was never in the map (a remote server). A
 /// zero-byte read right after a read that filled its buffer completes at once (<see cref="ReadAsync(Memory{byte}, CancellationToken)"/>).
-/// A send inside a window whose peer has closed counts as done, as TCP takes it (<see cref="SendAsync"/>).</summary>
+/// A send that fails because its peer has closed counts as done, as TCP's buffers take it, up to the backlog bound
+/// (<see cref="SendAsync"/>).</summary>
 internal sealed class AcceleratedNetworkStream : NetworkStream
 {
     /// <summary>The smallest write that can start or carry on a burst: a full HTTP/2 DATA frame (16,393 B), and
@@ -243,9 +244,9 @@ internal sealed class AcceleratedNetworkStream : NetworkStream
         await SendAsync(buffer, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Hands <paramref name="buffer"/> to the socket. A send that fails only because its window's peer has closed
-    /// counts as done, as on TCP (<see cref="SocketRegistration.AbsorbsSendToClosedPeer"/>): the caller reads the end of
-    /// the connection next.</summary>
+    /// <summary>Hands <paramref name="buffer"/> to the socket. A send that fails only because its peer has closed counts as
+    /// done, as on TCP (<see cref="SocketRegistration.AbsorbsSendToClosedPeer"/>): the caller reads what the peer sent
+    /// before it closed, and then the end of the connection.</summary>
     private ValueTask SendAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
     {
         ValueTask send = base.WriteAsync(buffer, cancellationToken);

@@ -11,9 +11,9 @@ namespace Accel.Benchmarks.Http;
 /// service, both in the fast path when accelerated) and gRPC unary calls (the gRPC example's Transfer.Echo over the
 /// mode's h2c client: for the factory modes an IHttpClientFactory client, as <c>AddGrpcClient</c> gives, for "handler" a
 /// SocketsHttpHandler with the library's connect callback, as a channel with a handler of its own uses it). Modes: no
-/// library, A/A, the factory without the library, accelerated, accelerated handler, and the one-lookup redirect (the
-/// measured ceiling: a default SocketsHttpHandler to an app without the library whose connections, the gateway's hop to
-/// its own service included, <see cref="MinimalRedirect"/> redirects; see <see cref="ModeClients"/>).
+/// library, A/A, the factory without the library, accelerated, accelerated handler, and, in the gRPC cases, the
+/// one-lookup redirect (the measured ceiling: a default SocketsHttpHandler to an app without the library whose
+/// connections <see cref="MinimalRedirect"/> redirects; see <see cref="ModeClients"/>).
 /// </summary>
 internal static class ServiceBenchmarks
 {
