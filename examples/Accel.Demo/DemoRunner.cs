@@ -6,85 +6,78 @@ using Accel.Examples;
 
 namespace Accel.Demo;
 
-/// <summary>Starts two backend and frontend pairs as separate processes, one with acceleration and one without, drives
-/// the same requests through both frontends in alternating slices, and prints what each bypassed.</summary>
-/// <remarks>Both pairs run at once and take turns, a slice of sequential requests each (on, off, off, on, ...).
-/// Measured one after the other, whatever the machine did meanwhile weighs on one mode only, which on a small VM is
-/// more than the difference being shown. Slices of a few hundred requests were still too short to tell (runs of this
-/// demo read 0.68 to 1.02 for the same case), and so was taking turns request by request (each request then woke a
-/// pair of processes that had gone idle).</remarks>
+/// <summary>Starts a backend and a frontend as separate processes, each with acceleration on and a twin with it off,
+/// drives the same sequential calls through both modes, taking turns call by call, and prints what each bypassed.</summary>
+/// <remarks>Each process hosts both modes (<see cref="Services"/>), so that they share its threads and its place on the
+/// CPUs. Run as two pairs of processes, one per mode, taking turns in slices of a few thousand calls, the same case read
+/// anywhere from 0.76 to 1.42 (on / off) from one run to the next on a 2-CPU machine: where the scheduler put each
+/// pair's processes weighed more than the fast path, and it held for whole slices.</remarks>
 internal static class DemoRunner
 {
-    /// <summary>Per case the requests of one slice (about 0.1 to 0.2 s here).</summary>
-    private static readonly (string Proto, int Size, int Slice)[] Cases = [("h1", 64, 2000), ("h1", 1024, 2000), ("h1", 16384, 1000), ("h2c", 1024, 2000)];
+    /// <summary>Per case the calls of one round in each mode (about 0.2 to 0.4 s a round here).</summary>
+    private static readonly (string Proto, int Size, int Calls)[] Cases = [("h1", 64, 2000), ("h1", 1024, 2000), ("h1", 16384, 1000), ("h2c", 1024, 2000)];
 
-    /// <summary>Slices per mode and case.</summary>
+    /// <summary>Rounds per case.</summary>
     private const int Rounds = 10;
 
     public static async Task<int> RunAsync()
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(2) };
-        var pairs = new List<Pair>();
         var notes = new List<string>();
+        int h1 = FreePort(), h2 = FreePort(), offH1 = FreePort(), offH2 = FreePort(), front = FreePort();
+        string frontend = $"http://127.0.0.1:{front}";
+        var health = new Dictionary<string, string> { ["on"] = $"http://127.0.0.1:{h1}/healthz", ["off"] = $"http://127.0.0.1:{offH1}/healthz" };
+        Process? backendProcess = null, frontendProcess = null;
         try
         {
-            foreach (bool accelerated in new[] { true, false })
+            backendProcess = Start("backend", "backend",
+                "--Kestrel:Endpoints:h2c:Url", $"http://127.0.0.1:{h2}", "--Kestrel:Endpoints:h2c:Protocols", "Http2",
+                "--Kestrel:Endpoints:h1:Url", $"http://127.0.0.1:{h1}", "--Kestrel:Endpoints:h1:Protocols", "Http1",
+                "--Off:Http1", $"http://127.0.0.1:{offH1}", "--Off:H2c", $"http://127.0.0.1:{offH2}");
+            frontendProcess = Start("frontend", "frontend", "--urls", frontend,
+                "--Backend:Http1", $"http://127.0.0.1:{h1}", "--Backend:H2c", $"http://127.0.0.1:{h2}",
+                "--Off:Http1", $"http://127.0.0.1:{offH1}", "--Off:H2c", $"http://127.0.0.1:{offH2}");
+            Health on = await WaitHealthyAsync(http, health["on"], backendProcess);
+            await WaitHealthyAsync(http, health["off"], backendProcess);
+            await WaitHealthyAsync(http, $"{frontend}/healthz", frontendProcess);
+            if (!on.Enabled)
             {
-                pairs.Add(StartPair(accelerated));
-            }
-
-            foreach (Pair pair in pairs)
-            {
-                Health health = await WaitHealthyAsync(http, pair.BackendHealth, pair.Backend);
-                await WaitHealthyAsync(http, $"{pair.Frontend}/healthz", pair.FrontendProcess);
-                if (pair.Accelerated && !health.Enabled)
-                {
-                    notes.Add($"Acceleration is not running here: {health.Reason}");
-                }
+                notes.Add($"Acceleration is not running here: {on.Reason}");
             }
 
             var rows = new List<string[]>();
-            foreach (var (proto, size, slice) in Cases)
+            foreach (var (proto, size, calls) in Cases)
             {
-                foreach (Pair pair in pairs)
+                // Warm up (JIT, connection pools) so that both modes measure the same steady state.
+                await CompareAsync(http, frontend, proto, size, calls);
+                var before = new Dictionary<string, Health>();
+                foreach (string mode in health.Keys)
                 {
-                    // Warm up (JIT, connection pool) so that both measure the same steady state.
-                    await BenchAsync(http, pair, proto, size, slice);
+                    before[mode] = await HealthAsync(http, health[mode]);
                 }
 
-                var before = new Dictionary<Pair, Health>();
-                foreach (Pair pair in pairs)
-                {
-                    before[pair] = await HealthAsync(http, pair.BackendHealth);
-                }
-
-                var slices = pairs.ToDictionary(p => p, _ => new List<BenchResult>());
-                var ratios = new List<double>();
+                var rounds = new List<Comparison>();
                 for (int round = 0; round < Rounds; round++)
                 {
-                    foreach (Pair pair in round % 2 == 0 ? pairs : Enumerable.Reverse(pairs))
-                    {
-                        slices[pair].Add(await BenchAsync(http, pair, proto, size, slice));
-                    }
-
-                    ratios.Add(slices[pairs[0]][^1].P50Us / slices[pairs[1]][^1].P50Us);
+                    rounds.Add(await CompareAsync(http, frontend, proto, size, calls));
                 }
 
-                foreach (Pair pair in pairs)
+                foreach (string mode in health.Keys)
                 {
-                    Health after = await HealthAsync(http, pair.BackendHealth);
-                    rows.Add([pair.Mode, proto == "h1" ? "HTTP/1.1" : "h2c", Size(size), (slice * Rounds).ToString(),
-                        $"{Median(slices[pair].Select(r => r.P50Us)):F0}", $"{Median(slices[pair].Select(r => r.P99Us)):F0}",
-                        pair.Accelerated ? $"{Median(ratios):F2}" : "",
-                        Size(after.RedirectedBytes - before[pair].RedirectedBytes), Size(after.TcpBytes - before[pair].TcpBytes)]);
+                    Health after = await HealthAsync(http, health[mode]);
+                    IEnumerable<BenchResult> results = rounds.Select(r => mode == "on" ? r.On : r.Off);
+                    rows.Add([mode, proto == "h1" ? "HTTP/1.1" : "h2c", Size(size), (calls * Rounds).ToString(),
+                        $"{Median(results.Select(r => r.P50Us)):F0}", $"{Median(results.Select(r => r.P99Us)):F0}",
+                        mode == "on" ? $"{Median(rounds.Select(r => r.On.P50Us / r.Off.P50Us)):F2}" : "",
+                        Size(after.RedirectedBytes - before[mode].RedirectedBytes), Size(after.TcpBytes - before[mode].TcpBytes)]);
                 }
             }
 
             Console.WriteLine();
-            Console.WriteLine("Frontend -> backend over loopback, sequential requests through IHttpClientFactory, the pair of services with");
-            Console.WriteLine($"acceleration and the pair without it taking turns in {Rounds} slices each. p50 and p99: the median of the slices'");
-            Console.WriteLine("own. on / off: the median of the slices' paired p50 ratios (below 1.00 is faster; one run on this machine, not a");
-            Console.WriteLine("benchmark: the README's Benchmarks measure with intervals).");
+            Console.WriteLine("Frontend -> backend over loopback, sequential calls through IHttpClientFactory clients, with acceleration on");
+            Console.WriteLine($"and with it off (each process hosts both), taking turns call by call in {Rounds} rounds. p50 and p99: the median of");
+            Console.WriteLine("the rounds' own. on / off: the median of the rounds' p50 ratios (below 1.00 is faster; one run on this machine,");
+            Console.WriteLine("not a benchmark: the README's Benchmarks measure with intervals).");
             Console.WriteLine("Bytes: what the backend sent in responses, redirected socket to socket or through TCP (from its /healthz).");
             Console.WriteLine();
             Print(["accel", "protocol", "body", "requests", "p50 us", "p99 us", "on / off", "redirected", "via TCP"], rows);
@@ -98,42 +91,20 @@ internal static class DemoRunner
         }
         finally
         {
-            foreach (Pair pair in pairs)
+            foreach (Process? p in new[] { frontendProcess, backendProcess })
             {
-                ServiceProcess.Stop(pair.Backend);
-                ServiceProcess.Stop(pair.FrontendProcess);
-                pair.Backend.Dispose();
-                pair.FrontendProcess.Dispose();
+                if (p is not null)
+                {
+                    ServiceProcess.Stop(p);
+                    p.Dispose();
+                }
             }
         }
     }
 
-    private static Pair StartPair(bool accelerated)
-    {
-        int h1 = FreePort(), h2 = FreePort(), front = FreePort();
-        string[] env = [$"SidecarlessAcceleration__Enabled={accelerated}"];
-        Process backend = Start("backend", accelerated ? "backend" : "backend, off", env,
-            "--Kestrel:Endpoints:h2c:Url", $"http://127.0.0.1:{h2}", "--Kestrel:Endpoints:h2c:Protocols", "Http2",
-            "--Kestrel:Endpoints:h1:Url", $"http://127.0.0.1:{h1}", "--Kestrel:Endpoints:h1:Protocols", "Http1");
-        Process frontend;
-        try
-        {
-            frontend = Start("frontend", accelerated ? "frontend" : "frontend, off", env, "--urls", $"http://127.0.0.1:{front}",
-                "--Backend:Http1", $"http://127.0.0.1:{h1}", "--Backend:H2c", $"http://127.0.0.1:{h2}");
-        }
-        catch
-        {
-            ServiceProcess.Stop(backend);
-            backend.Dispose();
-            throw;
-        }
-
-        return new Pair(accelerated, backend, frontend, $"http://127.0.0.1:{h1}/healthz", $"http://127.0.0.1:{front}");
-    }
-
-    private static async Task<BenchResult> BenchAsync(HttpClient http, Pair pair, string proto, int size, int requests)
-        => JsonSerializer.Deserialize<BenchResult>(
-            await http.GetStringAsync($"{pair.Frontend}/bench?proto={proto}&size={size}&n={requests}"), JsonSerializerOptions.Web)!;
+    private static async Task<Comparison> CompareAsync(HttpClient http, string frontend, string proto, int size, int calls)
+        => JsonSerializer.Deserialize<Comparison>(
+            await http.GetStringAsync($"{frontend}/compare?proto={proto}&size={size}&n={calls}"), JsonSerializerOptions.Web)!;
 
     private static double Median(IEnumerable<double> values)
     {
@@ -143,7 +114,7 @@ internal static class DemoRunner
 
     /// <summary>Starts this program again as the service <paramref name="role"/> (backend or frontend), its output
     /// prefixed with <paramref name="label"/>.</summary>
-    private static Process Start(string role, string label, string[] env, params string[] args)
+    private static Process Start(string role, string label, params string[] args)
     {
         string self = Environment.ProcessPath!;
         var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -156,11 +127,6 @@ internal static class DemoRunner
         foreach (string a in args)
         {
             psi.ArgumentList.Add(a);
-        }
-
-        foreach (string e in env)
-        {
-            psi.Environment[e[..e.IndexOf('=')]] = e[(e.IndexOf('=') + 1)..];
         }
 
         psi.Environment["Logging__LogLevel__Default"] = "Warning";
@@ -234,10 +200,4 @@ internal static class DemoRunner
     }
 
     private sealed record Health(bool Enabled, string? Reason, long RedirectedBytes, long TcpBytes);
-
-    /// <summary>One backend and its frontend, both with acceleration on or both with it off.</summary>
-    private sealed record Pair(bool Accelerated, Process Backend, Process FrontendProcess, string BackendHealth, string Frontend)
-    {
-        public string Mode => Accelerated ? "on" : "off";
-    }
 }

@@ -5,16 +5,16 @@ using Xunit.Abstractions;
 namespace Accel.AspNetCore.Tests;
 
 /// <summary>
-/// The README's first command, examples/Accel.Demo, as a new user runs it: it starts a pair of services with the
-/// library on and a pair with it off, each a backend and a frontend in processes of their own, drives requests through
-/// both, prints its table and ends. Every byte the accelerated backend sent went through the fast path, none through
-/// TCP, and the pair with the library off redirected nothing.
+/// The README's first command, examples/Accel.Demo, as a new user runs it: it starts a backend and a frontend in
+/// processes of their own, each hosting the library on and a twin with it off, drives requests through both modes,
+/// prints its table and ends. Every byte the accelerated backend sent went through the fast path, none through TCP,
+/// and the twin with the library off redirected nothing.
 /// </summary>
 [Collection(KernelCollection.Name)]
 public sealed class DemoTests(KernelFixture fixture, ITestOutputHelper output)
 {
     [KernelFact]
-    public async Task The_demo_prints_its_table_with_the_accelerated_pairs_bytes_redirected_and_ends()
+    public async Task The_demo_prints_its_table_with_the_accelerated_backends_bytes_redirected_and_ends()
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Accel.Demo.dll"));
