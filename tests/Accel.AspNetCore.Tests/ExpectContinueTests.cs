@@ -1,0 +1,137 @@
+using System.Net;
+using System.Net.Http.Headers;
+using Accel.AspNetCore.Internal;
+using Accel.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Xunit.Abstractions;
+
+namespace Accel.AspNetCore.Tests;
+
+/// <summary>
+/// Uploads with <c>Expect: 100-continue</c>: the client sends the request's headers, waits for the server's 100 (which
+/// Kestrel sends when the endpoint first reads the body) or its final answer, and only then sends the body, or not at
+/// all. The headers' write is the connection's first (the one that decides whether it stays in the fast path), and the
+/// body follows a read of the interim response, so the HttpClient stream's first-write check and its bursts
+/// (<see cref="AcceleratedNetworkStream"/>) meet a request shape the other tests do not make. Each case runs through
+/// the library's handler and Kestrel transport, on HTTP/1.1 and h2c: every body arrives whole, an answer without a 100
+/// is read and no body follows it, and the bytes went through the fast path, none through TCP.
+/// </summary>
+[Collection(KernelCollection.Name)]
+public sealed class ExpectContinueTests(KernelFixture fixture, ITestOutputHelper output)
+{
+    private const int Requests = 10;
+
+    [KernelTheory]
+    [InlineData("1.1", 2 << 20)]
+    [InlineData("1.1", 64 << 10)]
+    [InlineData("2.0", 2 << 20)]
+    [InlineData("2.0", 64 << 10)]
+    public async Task A_body_sent_after_the_servers_100_arrives_whole(string version, int size)
+    {
+        await using LoopbackApp app = await StartAsync(version);
+        using HttpClient client = Client(app, version);
+        byte[] body = Body(size);
+        AccelerationStatistics before = app.Engine.GetStatistics();
+        for (int i = 0; i < Requests; i++)
+        {
+            using HttpResponseMessage response = await client.SendAsync(Upload("/echo-length", body, version)).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal($"{size} {Checksum(body)}", await response.Content.ReadAsStringAsync());
+        }
+
+        _ = AssertRedirected(app, before, Requests * (long)size);
+        output.WriteLine($"HTTP/{version}: {Requests} uploads of {size} B with Expect: 100-continue, each echoed whole");
+    }
+
+    [KernelTheory]
+    [InlineData("1.1")]
+    [InlineData("2.0")]
+    public async Task An_answer_without_a_100_is_read_and_no_body_follows_it(string version)
+    {
+        await using LoopbackApp app = await StartAsync(version);
+        using HttpClient client = Client(app, version);
+        byte[] body = Body(2 << 20);
+        AccelerationStatistics before = app.Engine.GetStatistics();
+        for (int i = 0; i < Requests; i++)
+        {
+            // The endpoint answers without reading the body: Kestrel sends no 100, so the client sends no body.
+            using HttpResponseMessage refused = await client.SendAsync(Upload("/refuse", body, version)).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+
+            // Then the client goes on, on the same connection (h2c) or a new one (HTTP/1.1 closes it: the body it announced
+            // was never sent), and its next upload arrives whole.
+            using HttpResponseMessage accepted = await client.SendAsync(Upload("/echo-length", body, version)).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
+            Assert.Equal($"{body.Length} {Checksum(body)}", await accepted.Content.ReadAsStringAsync());
+        }
+
+        long redirected = AssertRedirected(app, before, Requests * (long)body.Length);
+        Assert.True(redirected < Requests * (long)body.Length * 3 / 2, $"{redirected} B redirected: the refused requests' bodies were sent too");
+    }
+
+    private Task<LoopbackApp> StartAsync(string version) => LoopbackApp.StartAsync(
+        fixture,
+        k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = version == "2.0" ? HttpProtocols.Http2 : HttpProtocols.Http1),
+        web =>
+        {
+            web.MapPost("/echo-length", async (HttpContext context) =>
+            {
+                var copy = new MemoryStream();
+                await context.Request.Body.CopyToAsync(copy);
+                byte[] got = copy.ToArray();
+                return Results.Text($"{got.Length} {Checksum(got)}");
+            });
+            web.MapPost("/refuse", () => Results.StatusCode(StatusCodes.Status403Forbidden));
+        });
+
+    private static HttpClient Client(LoopbackApp app, string version) => new(new SocketsHttpHandler
+    {
+        ConnectCallback = app.Connector.ConnectAsync,
+        // Long enough that the body waits for the server's 100 rather than for this timer.
+        Expect100ContinueTimeout = TimeSpan.FromSeconds(10),
+    })
+    {
+        BaseAddress = app.Uri,
+        DefaultRequestVersion = Version.Parse(version),
+        DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+    };
+
+    private static HttpRequestMessage Upload(string path, byte[] body, string version) => new(HttpMethod.Post, path)
+    {
+        Version = Version.Parse(version),
+        VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        Headers = { ExpectContinue = true },
+        Content = new ByteArrayContent(body) { Headers = { ContentType = new MediaTypeHeaderValue("application/octet-stream") } },
+    };
+
+    /// <summary>The uploads went through the fast path: nothing through TCP, and at least <paramref name="uploaded"/> bytes
+    /// redirected but for the last window of each connection's two directions (counted when a connection closes).</summary>
+    private long AssertRedirected(LoopbackApp app, AccelerationStatistics before, long uploaded)
+    {
+        AccelerationStatistics after = app.Engine.GetStatistics();
+        output.WriteLine($"redirected {after.RedirectedBytes - before.RedirectedBytes} B, through TCP {after.TcpBytes - before.TcpBytes} B");
+        Assert.Equal(before.TcpBytes, after.TcpBytes);
+        Assert.True(after.RedirectedBytes - before.RedirectedBytes >= uploaded - 2L * AccelerationEngine.WindowBytes * (Requests + 1), "the uploads were not redirected");
+        return after.RedirectedBytes - before.RedirectedBytes;
+    }
+
+    private static byte[] Body(int size)
+    {
+        var body = new byte[size];
+        new Random(size).NextBytes(body);
+        return body;
+    }
+
+    private static ulong Checksum(byte[] bytes)
+    {
+        ulong hash = 14695981039346656037;
+        foreach (byte b in bytes)
+        {
+            hash = (hash ^ b) * 1099511628211;
+        }
+
+        return hash;
+    }
+}
