@@ -1,9 +1,4 @@
-using System.Net;
-using System.Security.Cryptography;
 using Accel.Testing;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Xunit.Abstractions;
 
 namespace Accel.AspNetCore.Tests;
@@ -28,17 +23,9 @@ public sealed class CancellationStormTests(KernelFixture fixture, ITestOutputHel
     [InlineData("2.0")]
     public async Task Requests_canceled_at_random_leave_every_other_request_whole_and_the_client_usable(string version)
     {
-        await using LoopbackApp app = await LoopbackApp.StartAsync(
-            fixture,
-            k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = version == "2.0" ? HttpProtocols.Http2 : HttpProtocols.Http1),
-            Map);
-        using var client = new HttpClient(new SocketsHttpHandler { ConnectCallback = app.Connector.ConnectAsync })
-        {
-            BaseAddress = app.Uri,
-            DefaultRequestVersion = Version.Parse(version),
-            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Timeout = TimeSpan.FromSeconds(30), // a request that hangs fails the test
-        };
+        await using LoopbackApp app = await LoopbackApp.StartAsync(fixture, version, TransferEndpoints.Map);
+        using HttpClient client = app.Client(version);
+        client.Timeout = TimeSpan.FromSeconds(30); // a request that hangs fails the test
 
         var storm = new Storm(client);
         using (var end = new CancellationTokenSource(StormLength))
@@ -59,54 +46,13 @@ public sealed class CancellationStormTests(KernelFixture fixture, ITestOutputHel
         var random = new Random(1);
         for (int i = 0; i < 20; i++)
         {
-            Assert.True(await Storm.RequestAsync(client, random, CancellationToken.None), "a request after the storm came back wrong");
+            Assert.True(await TransferEndpoints.RandomRequestAsync(client, random, CancellationToken.None), "a request after the storm came back wrong");
         }
 
         AccelerationStatistics after = app.Engine.GetStatistics();
         output.WriteLine($"after the storm: redirected {after.RedirectedBytes - before.RedirectedBytes} B, through TCP {after.TcpBytes - before.TcpBytes} B");
         Assert.True(after.RedirectedBytes > before.RedirectedBytes, "the requests after the storm were not redirected");
         Assert.Equal(before.TcpBytes, after.TcpBytes);
-    }
-
-    private static void Map(WebApplication web)
-    {
-        // n bytes in 16 KiB writes with a pause every 64 KiB: a download is in flight long enough to be canceled.
-        web.MapGet("/slow/{n:int}", async (int n, HttpContext context) =>
-        {
-            context.Response.ContentLength = n;
-            byte[] all = Pattern(n);
-            for (int sent = 0; sent < n; sent += 16 * 1024)
-            {
-                await context.Response.Body.WriteAsync(all.AsMemory(sent, Math.Min(16 * 1024, n - sent)), context.RequestAborted);
-                if (sent % (64 * 1024) == 0)
-                {
-                    await Task.Delay(1, context.RequestAborted);
-                }
-            }
-        });
-        web.MapPost("/hash", async (HttpContext context) =>
-        {
-            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            byte[] buffer = new byte[64 * 1024];
-            int n;
-            while ((n = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
-            {
-                sha.AppendData(buffer, 0, n);
-            }
-
-            return Results.Text(Convert.ToHexString(sha.GetHashAndReset()));
-        });
-    }
-
-    private static byte[] Pattern(int n)
-    {
-        var bytes = new byte[n];
-        for (int i = 0; i < n; i++)
-        {
-            bytes[i] = (byte)(i * 7 + (i >> 8));
-        }
-
-        return bytes;
     }
 
     private sealed class Storm(HttpClient client)
@@ -135,7 +81,7 @@ public sealed class CancellationStormTests(KernelFixture fixture, ITestOutputHel
 
                 try
                 {
-                    bool right = await RequestAsync(client, random, cts.Token);
+                    bool right = await TransferEndpoints.RandomRequestAsync(client, random, cts.Token);
                     if (!right)
                     {
                         Interlocked.Increment(ref _wrong);
@@ -154,26 +100,6 @@ public sealed class CancellationStormTests(KernelFixture fixture, ITestOutputHel
                     Interlocked.Increment(ref _canceled);
                 }
             }
-        }
-
-        /// <summary>A download of 64 KiB to 2 MiB or an upload of 1 B to 3 MiB, the kind and size at random; whether what
-        /// came back is right.</summary>
-        public static async Task<bool> RequestAsync(HttpClient client, Random random, CancellationToken cancellationToken)
-        {
-            if (random.Next(2) == 0)
-            {
-                int size = random.Next(64 * 1024, 2 << 20);
-                using HttpResponseMessage response = await client.GetAsync($"/slow/{size}", HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-                response.EnsureSuccessStatusCode();
-                byte[] got = await response.Content.ReadAsByteArrayAsync(cancellationToken);
-                return got.AsSpan().SequenceEqual(Pattern(size));
-            }
-
-            byte[] body = new byte[random.Next(1, 3 << 20)];
-            random.NextBytes(body);
-            using HttpResponseMessage posted = await client.PostAsync("/hash", new ByteArrayContent(body), cancellationToken);
-            posted.EnsureSuccessStatusCode();
-            return await posted.Content.ReadAsStringAsync(cancellationToken) == Convert.ToHexString(SHA256.HashData(body));
         }
     }
 }

@@ -4,7 +4,6 @@ using Accel.AspNetCore.Internal;
 using Accel.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Xunit.Abstractions;
 
 namespace Accel.AspNetCore.Tests;
@@ -71,32 +70,20 @@ public sealed class ExpectContinueTests(KernelFixture fixture, ITestOutputHelper
         Assert.True(redirected < Requests * (long)body.Length * 3 / 2, $"{redirected} B redirected: the refused requests' bodies were sent too");
     }
 
-    private Task<LoopbackApp> StartAsync(string version) => LoopbackApp.StartAsync(
-        fixture,
-        k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = version == "2.0" ? HttpProtocols.Http2 : HttpProtocols.Http1),
-        web =>
+    private Task<LoopbackApp> StartAsync(string version) => LoopbackApp.StartAsync(fixture, version, web =>
+    {
+        web.MapPost("/echo-length", async (HttpContext context) =>
         {
-            web.MapPost("/echo-length", async (HttpContext context) =>
-            {
-                var copy = new MemoryStream();
-                await context.Request.Body.CopyToAsync(copy);
-                byte[] got = copy.ToArray();
-                return Results.Text($"{got.Length} {Checksum(got)}");
-            });
-            web.MapPost("/refuse", () => Results.StatusCode(StatusCodes.Status403Forbidden));
+            var copy = new MemoryStream();
+            await context.Request.Body.CopyToAsync(copy);
+            byte[] got = copy.ToArray();
+            return Results.Text($"{got.Length} {Checksum(got)}");
         });
+        web.MapPost("/refuse", () => Results.StatusCode(StatusCodes.Status403Forbidden));
+    });
 
-    private static HttpClient Client(LoopbackApp app, string version) => new(new SocketsHttpHandler
-    {
-        ConnectCallback = app.Connector.ConnectAsync,
-        // Long enough that the body waits for the server's 100 rather than for this timer.
-        Expect100ContinueTimeout = TimeSpan.FromSeconds(10),
-    })
-    {
-        BaseAddress = app.Uri,
-        DefaultRequestVersion = Version.Parse(version),
-        DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-    };
+    // Long enough that the body waits for the server's 100 rather than for this timer.
+    private static HttpClient Client(LoopbackApp app, string version) => app.Client(version, h => h.Expect100ContinueTimeout = TimeSpan.FromSeconds(10));
 
     private static HttpRequestMessage Upload(string path, byte[] body, string version) => new(HttpMethod.Post, path)
     {

@@ -1,9 +1,4 @@
-using System.Net;
-using System.Security.Cryptography;
 using Accel.Testing;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Xunit.Abstractions;
 
 namespace Accel.AspNetCore.Tests;
@@ -33,73 +28,26 @@ public sealed class GracefulShutdownTests(KernelFixture fixture, ITestOutputHelp
         int completed = 0;
         for (int stop = 0; stop < Stops; stop++)
         {
-            LoopbackApp app = await LoopbackApp.StartAsync(
-                fixture,
-                k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = version == "2.0" ? HttpProtocols.Http2 : HttpProtocols.Http1),
-                Map);
-            try
-            {
-                using var client = new HttpClient(new SocketsHttpHandler { ConnectCallback = app.Connector.ConnectAsync })
-                {
-                    BaseAddress = app.Uri,
-                    DefaultRequestVersion = Version.Parse(version),
-                    DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-                    Timeout = TimeSpan.FromSeconds(30), // a request that hangs fails the test (TaskCanceledException)
-                };
-                var load = new Load(client);
-                using var end = new CancellationTokenSource();
-                Task[] clients = [.. Enumerable.Range(0, Clients).Select(i => Task.Run(() => load.RunAsync(i, end.Token)))];
-                await Task.Delay(700);
-                await app.App.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
-                await Task.Delay(300);
-                end.Cancel();
-                await Task.WhenAll(clients).WaitAsync(TimeSpan.FromSeconds(60));
-                output.WriteLine($"stop {stop}: {load.Completed} requests completed, {load.Failed} failed ({string.Join("; ", load.Errors.Distinct())})");
-                Assert.Equal(0, load.Wrong);
-                completed += load.Completed;
-            }
-            finally
-            {
-                await app.DisposeAsync();
-            }
+            await using LoopbackApp app = await LoopbackApp.StartAsync(fixture, version, TransferEndpoints.Map);
+            using HttpClient client = app.Client(version);
+            client.Timeout = TimeSpan.FromSeconds(30); // a request that hangs fails the test (TaskCanceledException)
+            var load = new Load(client);
+            using var end = new CancellationTokenSource();
+            Task[] clients = [.. Enumerable.Range(0, Clients).Select(i => Task.Run(() => load.RunAsync(i, end.Token)))];
+            await Task.Delay(700);
+            await app.App.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+            await Task.Delay(300);
+            end.Cancel();
+            await Task.WhenAll(clients).WaitAsync(TimeSpan.FromSeconds(60));
+            output.WriteLine($"stop {stop}: {load.Completed} requests completed, {load.Failed} failed ({string.Join("; ", load.Errors.Distinct())})");
+            Assert.Equal(0, load.Wrong);
+            completed += load.Completed;
         }
 
         Assert.True(completed > 0, "no request completed before the stops");
     }
 
-    private static void Map(WebApplication web)
-    {
-        // n bytes in 16 KiB writes a millisecond apart: a download is in flight for a while.
-        web.MapGet("/slow/{n:int}", async (int n, HttpContext context) =>
-        {
-            context.Response.ContentLength = n;
-            byte[] all = Pattern(n);
-            for (int sent = 0; sent < n; sent += 16 * 1024)
-            {
-                await context.Response.Body.WriteAsync(all.AsMemory(sent, Math.Min(16 * 1024, n - sent)));
-                await Task.Delay(1);
-            }
-        });
-        web.MapPost("/hash", async (HttpContext context) =>
-        {
-            var copy = new MemoryStream();
-            await context.Request.Body.CopyToAsync(copy);
-            return Results.Text(Convert.ToHexString(SHA256.HashData(copy.ToArray())));
-        });
-    }
-
-    private static byte[] Pattern(int n)
-    {
-        var bytes = new byte[n];
-        for (int i = 0; i < n; i++)
-        {
-            bytes[i] = (byte)(i * 7 + (i >> 8));
-        }
-
-        return bytes;
-    }
-
-    /// <summary>Downloads of 256 KiB and uploads of up to 3 MiB, each client choosing at random, until told to end.</summary>
+    /// <summary>Random downloads and uploads (<see cref="TransferEndpoints.RandomRequestAsync"/>) until told to end.</summary>
     private sealed class Load(HttpClient client)
     {
         private int _completed, _failed, _wrong;
@@ -117,16 +65,10 @@ public sealed class GracefulShutdownTests(KernelFixture fixture, ITestOutputHelp
             var random = new Random(seed);
             while (!end.IsCancellationRequested)
             {
+                bool right;
                 try
                 {
-                    if (await RequestAsync(random))
-                    {
-                        Interlocked.Increment(ref _completed);
-                    }
-                    else
-                    {
-                        Interlocked.Increment(ref _wrong);
-                    }
+                    right = await TransferEndpoints.RandomRequestAsync(client, random, CancellationToken.None);
                 }
                 catch (Exception e) when (e is HttpRequestException or IOException)
                 {
@@ -137,25 +79,18 @@ public sealed class GracefulShutdownTests(KernelFixture fixture, ITestOutputHelp
                     }
 
                     await Task.Delay(10);
+                    continue;
+                }
+
+                if (right)
+                {
+                    Interlocked.Increment(ref _completed);
+                }
+                else
+                {
+                    Interlocked.Increment(ref _wrong);
                 }
             }
-        }
-
-        /// <summary>One request; whether what came back is right.</summary>
-        private async Task<bool> RequestAsync(Random random)
-        {
-            if (random.Next(2) == 0)
-            {
-                const int size = 256 * 1024;
-                byte[] got = await client.GetByteArrayAsync($"/slow/{size}");
-                return got.AsSpan().SequenceEqual(Pattern(size));
-            }
-
-            byte[] body = new byte[random.Next(1, 3 << 20)];
-            random.NextBytes(body);
-            using HttpResponseMessage response = await client.PostAsync("/hash", new ByteArrayContent(body));
-            response.EnsureSuccessStatusCode();
-            return await response.Content.ReadAsStringAsync() == Convert.ToHexString(SHA256.HashData(body));
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Net;
 using Accel.AspNetCore.Internal;
 using Accel.Testing;
 using Microsoft.AspNetCore.Builder;
@@ -52,6 +53,26 @@ internal sealed class LoopbackApp : IAsyncDisposable
             await app.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>Starts the app on one loopback endpoint for HTTP <paramref name="version"/> ("1.1" or "2.0": h2c).</summary>
+    public static Task<LoopbackApp> StartAsync(KernelFixture fixture, string version, Action<WebApplication> map) => StartAsync(
+        fixture,
+        k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = version == "2.0" ? HttpProtocols.Http2 : HttpProtocols.Http1),
+        map);
+
+    /// <summary>A client of the app that connects through the library (its own <see cref="Connector"/>) and speaks HTTP
+    /// <paramref name="version"/> only; <paramref name="configure"/> sets the rest of its handler.</summary>
+    public HttpClient Client(string version, Action<SocketsHttpHandler>? configure = null)
+    {
+        var handler = new SocketsHttpHandler { ConnectCallback = Connector.ConnectAsync };
+        configure?.Invoke(handler);
+        return new HttpClient(handler)
+        {
+            BaseAddress = Uri,
+            DefaultRequestVersion = Version.Parse(version),
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
     }
 
     public ValueTask DisposeAsync() => App.DisposeAsync();
