@@ -36,8 +36,8 @@ internal static class Services
             ["Kestrel:Endpoints:h2c:Protocols"] = "Http2",
         });
         twin.Services.AddSidecarlessAcceleration();
-        await using WebApplication off = MapBackend(twin.Build());
-        await Task.WhenAll(app.RunAsync(), off.RunAsync());
+        WebApplication off = MapBackend(twin.Build());
+        await Task.WhenAll(app.RunAsync(), off.RunAsync()); // each disposes its app when it ends
         return 0;
     }
 
@@ -64,7 +64,9 @@ internal static class Services
     {
         var builder = WebApplication.CreateSlimBuilder(args);
         builder.Services.AddSidecarlessAcceleration();
-        AddBackendClients(builder.Services, builder.Configuration["Backend:Http1"], builder.Configuration["Backend:H2c"]);
+        AddBackendClients(builder.Services,
+            builder.Configuration["Backend:Http1"] ?? throw new InvalidOperationException("Set Backend:Http1."),
+            builder.Configuration["Backend:H2c"] ?? throw new InvalidOperationException("Set Backend:H2c."));
         var app = builder.Build();
         app.MapGet("/bench", async (string proto, int size, int n, IHttpClientFactory clients) =>
         {
@@ -80,24 +82,24 @@ internal static class Services
             return Results.Json(Summarize(latencies, bytes));
         });
         MapHealth(app);
-        if (builder.Configuration["Off:Http1"] is { } offHttp1 && builder.Configuration["Off:H2c"] is { } offH2c)
+        await using ServiceProvider? off = builder.Configuration["Off:Http1"] is { } offHttp1 && builder.Configuration["Off:H2c"] is { } offH2c
+            ? OffClients(offHttp1, offH2c)
+            : null;
+        if (off is not null)
         {
-            await using ServiceProvider off = OffClients(offHttp1, offH2c);
             MapCompare(app, off.GetRequiredService<IHttpClientFactory>());
-            await app.RunAsync();
-            return 0;
         }
 
         await app.RunAsync();
         return 0;
     }
 
-    private static void AddBackendClients(IServiceCollection services, string? http1, string? h2c)
+    private static void AddBackendClients(IServiceCollection services, string http1, string h2c)
     {
-        services.AddHttpClient("h1", c => c.BaseAddress = new Uri(http1 ?? throw new InvalidOperationException("Set Backend:Http1.")));
+        services.AddHttpClient("h1", c => c.BaseAddress = new Uri(http1));
         services.AddHttpClient("h2c", c =>
         {
-            c.BaseAddress = new Uri(h2c ?? throw new InvalidOperationException("Set Backend:H2c."));
+            c.BaseAddress = new Uri(h2c);
             c.DefaultRequestVersion = System.Net.HttpVersion.Version20;
             c.DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact;
         });
