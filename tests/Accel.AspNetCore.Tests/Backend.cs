@@ -168,7 +168,8 @@ public sealed class Backend : IAsyncDisposable
         return backend;
     }
 
-    private static System.Security.Cryptography.X509Certificates.X509Certificate2 SelfSigned()
+    /// <summary>A throwaway self-signed certificate for CN=localhost, valid for an hour.</summary>
+    internal static System.Security.Cryptography.X509Certificates.X509Certificate2 SelfSigned()
     {
         using var key = System.Security.Cryptography.ECDsa.Create();
         var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=localhost", key, System.Security.Cryptography.HashAlgorithmName.SHA256);

@@ -10,7 +10,8 @@ namespace Accel.AspNetCore.Tests;
 internal static class TransferEndpoints
 {
     /// <summary>GET /slow/{n}: n bytes of <see cref="Pattern"/> in 16 KiB writes, a millisecond's pause every 64 KiB, so
-    /// that a download stays in flight for a while. POST /hash: the SHA-256 of the body, as the server read it.</summary>
+    /// that a download stays in flight for a while. POST /hash: the SHA-256 of the body, as the server read it. POST
+    /// /verify/{n}: 200 when the body is exactly n bytes of <see cref="Pattern"/>, else 400 with what was wrong.</summary>
     public static void Map(WebApplication web)
     {
         web.MapGet("/slow/{n:int}", async (int n, HttpContext context) =>
@@ -30,6 +31,8 @@ internal static class TransferEndpoints
 
             return Results.Text(Convert.ToHexString(sha.GetHashAndReset()));
         });
+        web.MapPost("/verify/{n:long}", async (long n, HttpContext context) =>
+            await Pattern.VerifyAsync(context.Request.Body, n, context.RequestAborted) is { } wrong ? Results.BadRequest(wrong) : Results.Ok());
     }
 
     /// <summary>A download of 64 KiB to 2 MiB or an upload of 1 B to 3 MiB, the kind and size at random; whether what came
