@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Xunit.Abstractions;
 
 namespace Accel.AspNetCore.Tests;
 
@@ -61,11 +62,14 @@ internal sealed class LoopbackApp : IAsyncDisposable
         k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = version == "2.0" ? HttpProtocols.Http2 : HttpProtocols.Http1),
         map);
 
-    /// <summary>A client of the app that connects through the library (its own <see cref="Connector"/>) and speaks HTTP
+    /// <summary>A handler that connects through the library (the app's own <see cref="Connector"/>).</summary>
+    public SocketsHttpHandler Handler() => new() { ConnectCallback = Connector.ConnectAsync };
+
+    /// <summary>A client of the app that connects through the library (<see cref="Handler"/>) and speaks HTTP
     /// <paramref name="version"/> only; <paramref name="configure"/> sets the rest of its handler.</summary>
     public HttpClient Client(string version, Action<SocketsHttpHandler>? configure = null)
     {
-        var handler = new SocketsHttpHandler { ConnectCallback = Connector.ConnectAsync };
+        SocketsHttpHandler handler = Handler();
         configure?.Invoke(handler);
         return new HttpClient(handler)
         {
@@ -73,6 +77,19 @@ internal sealed class LoopbackApp : IAsyncDisposable
             DefaultRequestVersion = Version.Parse(version),
             DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
         };
+    }
+
+    /// <summary>Asserts that what this process sent since <paramref name="before"/> went through the fast path: nothing through
+    /// TCP, and at least <paramref name="atLeast"/> bytes redirected (a caller leaves out the last window of each direction
+    /// of a connection still open, which the process counts when the connection ends). Returns the bytes redirected.</summary>
+    public long AssertThroughFastPath(AccelerationStatistics before, long atLeast, ITestOutputHelper output)
+    {
+        AccelerationStatistics after = Engine.GetStatistics();
+        long redirected = after.RedirectedBytes - before.RedirectedBytes;
+        output.WriteLine($"redirected {redirected} B, through TCP {after.TcpBytes - before.TcpBytes} B, paced writes {after.PacedWrites - before.PacedWrites}");
+        Assert.Equal(before.TcpBytes, after.TcpBytes);
+        Assert.True(redirected >= atLeast, $"{redirected} B redirected, expected at least {atLeast} B");
+        return redirected;
     }
 
     public ValueTask DisposeAsync() => App.DisposeAsync();

@@ -52,8 +52,11 @@ internal static class TransferEndpoints
         random.NextBytes(upload);
         using HttpResponseMessage posted = await client.PostAsync("/hash", new ByteArrayContent(upload), cancellationToken);
         posted.EnsureSuccessStatusCode();
-        return await posted.Content.ReadAsStringAsync(cancellationToken) == Convert.ToHexString(SHA256.HashData(upload));
+        return await posted.Content.ReadAsStringAsync(cancellationToken) == Hash(upload);
     }
+
+    /// <summary>What POST /hash answers for <paramref name="body"/>.</summary>
+    public static string Hash(byte[] body) => Convert.ToHexString(SHA256.HashData(body));
 
     /// <summary>Pauses a millisecond before every fourth write (Pattern writes 16 KiB at a time).</summary>
     private sealed class PausingStream(Stream inner) : PassThroughStream(inner)
