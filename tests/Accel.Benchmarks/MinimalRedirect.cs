@@ -19,7 +19,7 @@ namespace Accel.Benchmarks;
 /// A socket's key is its local port in the upper half and its remote port in the lower (unique on loopback); the
 /// program redirects to the key with the two swapped. <see cref="AttachToCgroup"/> adds a sock_ops program that puts
 /// the connections of given ports in the sockhash as they are established, so that HTTP runs through it too
-/// (<see cref="Http.ModeClients"/>'s <c>floor</c> mode).
+/// (<see cref="Http.ModeClients"/>'s <c>floor</c> and <c>factory-floor</c> modes).
 /// </summary>
 internal sealed class MinimalRedirect : IDisposable
 {
@@ -129,16 +129,16 @@ internal sealed class MinimalRedirect : IDisposable
     public double Measure(BenchPair pair, int roundTrips) => ProgramFloor.NsPerMessage(_bpf, _program, pair, roundTrips);
 
     /// <summary>From now on, every TCP connection established in <paramref name="cgroupPath"/> to or from one of
-    /// <paramref name="ports"/> (at most two) enters the sockhash, both ends, through a sock_ops program linked there
+    /// <paramref name="ports"/> (at most eight) enters the sockhash, both ends, through a sock_ops program linked there
     /// until <see cref="Dispose"/>.</summary>
     public void AttachToCgroup(string cgroupPath, IReadOnlyList<int> ports)
     {
-        if (ports.Count is < 1 or > 2 || _sockOps is not null)
+        if (ports.Count is < 1 or > 8 || _sockOps is not null)
         {
-            throw new ArgumentException("one or two ports, once", nameof(ports));
+            throw new ArgumentException("one to eight ports, once", nameof(ports));
         }
 
-        _sockOps = _bpf.LoadProgram("accel_minimal_o", BpfProgramType.SockOps, BpfAttachType.CgroupSockOps, SockOpsInstructions(_map.Value, ports[0], ports[^1]), "Dual MIT/GPL");
+        _sockOps = _bpf.LoadProgram("accel_minimal_o", BpfProgramType.SockOps, BpfAttachType.CgroupSockOps, SockOpsInstructions(_map.Value, ports), "Dual MIT/GPL");
         int cg = _bpf.Kernel.Open(cgroupPath, FileConstants.OpenDirectory);
         if (cg < 0)
         {
@@ -255,42 +255,48 @@ internal sealed class MinimalRedirect : IDisposable
     }
 
     /// <summary>The sock_ops program: at ACTIVE_ESTABLISHED (4) and PASSIVE_ESTABLISHED (5), when the local or the
-    /// remote port is <paramref name="port1"/> or <paramref name="port2"/>, bpf_sock_hash_update(ops, map, &amp;key,
-    /// BPF_NOEXIST) with key = (local port &lt;&lt; 16) | remote port; returns 1.</summary>
-    private static byte[] SockOpsInstructions(int mapFd, int port1, int port2)
+    /// remote port is one of <paramref name="ports"/>, bpf_sock_hash_update(ops, map, &amp;key, BPF_NOEXIST) with
+    /// key = (local port &lt;&lt; 16) | remote port; returns 1 (19 + 2n instructions for n ports).</summary>
+    private static byte[] SockOpsInstructions(int mapFd, IReadOnlyList<int> ports)
     {
-        byte[] p =
-        [
-            0x61, 0x12, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, //  0: r2 = *(u32 *)(r1 + 0)     bpf_sock_ops.op
-            0x15, 0x02, 0x02, 0x00, 0x04, 0x00, 0x00, 0x00, //  1: if r2 == 4 goto 4
-            0x15, 0x02, 0x01, 0x00, 0x05, 0x00, 0x00, 0x00, //  2: if r2 == 5 goto 4
-            0x05, 0x00, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, //  3: goto 21
-            0x61, 0x13, 0x44, 0x00, 0x00, 0x00, 0x00, 0x00, //  4: r3 = *(u32 *)(r1 + 68)    bpf_sock_ops.local_port
-            0x61, 0x12, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, //  5: r2 = *(u32 *)(r1 + 64)    bpf_sock_ops.remote_port
-            0xdc, 0x02, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00, //  6: r2 = be32 r2
-            0x15, 0x03, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, //  7: if r3 == port1 goto 12
-            0x15, 0x03, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, //  8: if r3 == port2 goto 12
-            0x15, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, //  9: if r2 == port1 goto 12
-            0x15, 0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, // 10: if r2 == port2 goto 12
-            0x05, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, // 11: goto 21
-            0x67, 0x03, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, // 12: r3 <<= 16
-            0x4f, 0x23, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 13: r3 |= r2
-            0x63, 0x3a, 0xfc, 0xff, 0x00, 0x00, 0x00, 0x00, // 14: *(u32 *)(r10 - 4) = r3
-            0xbf, 0xa3, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 15: r3 = r10
-            0x07, 0x03, 0x00, 0x00, 0xfc, 0xff, 0xff, 0xff, // 16: r3 += -4
-            0x18, 0x12, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 17: r2 = map (ld_imm64, BPF_PSEUDO_MAP_FD)
-            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-            0xb7, 0x04, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, // 19: r4 = BPF_NOEXIST
-            0x85, 0x00, 0x00, 0x00, 0x46, 0x00, 0x00, 0x00, // 20: call bpf_sock_hash_update (70)
-            0xb7, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, // 21: r0 = 1
-            0x95, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 22: exit
-        ];
-        foreach (var (insn, port) in new[] { (7, port1), (8, port2), (9, port1), (10, port2) })
+        // Jumps are relative to the next instruction; "add" is the first instruction of the update, "end" the return.
+        int n = ports.Count, add = 8 + 2 * n, end = add + 9;
+        var p = new List<byte>();
+        void Insn(byte code, byte regs, short offset, int imm)
         {
-            BinaryPrimitives.WriteInt32LittleEndian(p.AsSpan(insn * 8 + 4), port);
+            p.Add(code);
+            p.Add(regs);
+            p.AddRange(BitConverter.GetBytes(offset));
+            p.AddRange(BitConverter.GetBytes(imm));
         }
 
-        BinaryPrimitives.WriteInt32LittleEndian(p.AsSpan(17 * 8 + 4), mapFd);
-        return p;
+        short To(int target) => (short)(target - (p.Count / 8 + 1));
+
+        Insn(0x61, 0x12, 0, 0);           // r2 = *(u32 *)(r1 + 0)     bpf_sock_ops.op
+        Insn(0x15, 0x02, To(4), 4);       // if r2 == 4 goto 4
+        Insn(0x15, 0x02, To(4), 5);       // if r2 == 5 goto 4
+        Insn(0x05, 0x00, To(end), 0);     // goto end
+        Insn(0x61, 0x13, 68, 0);          // r3 = *(u32 *)(r1 + 68)    bpf_sock_ops.local_port
+        Insn(0x61, 0x12, 64, 0);          // r2 = *(u32 *)(r1 + 64)    bpf_sock_ops.remote_port
+        Insn(0xdc, 0x02, 0, 32);          // r2 = be32 r2
+        foreach (int port in ports)
+        {
+            Insn(0x15, 0x03, To(add), port); // if r3 == port goto add
+            Insn(0x15, 0x02, To(add), port); // if r2 == port goto add
+        }
+
+        Insn(0x05, 0x00, To(end), 0);     // goto end
+        Insn(0x67, 0x03, 0, 16);          // add: r3 <<= 16
+        Insn(0x4f, 0x23, 0, 0);           // r3 |= r2
+        Insn(0x63, 0x3a, -4, 0);          // *(u32 *)(r10 - 4) = r3
+        Insn(0xbf, 0xa3, 0, 0);           // r3 = r10
+        Insn(0x07, 0x03, 0, -4);          // r3 += -4
+        Insn(0x18, 0x12, 0, mapFd);       // r2 = map (ld_imm64, BPF_PSEUDO_MAP_FD)
+        Insn(0x00, 0x00, 0, 0);
+        Insn(0xb7, 0x04, 0, 1);           // r4 = BPF_NOEXIST
+        Insn(0x85, 0x00, 0, 70);          // call bpf_sock_hash_update
+        Insn(0xb7, 0x00, 0, 1);           // end: r0 = 1
+        Insn(0x95, 0x00, 0, 0);           // exit
+        return [.. p];
     }
 }

@@ -14,8 +14,9 @@ namespace Accel.Benchmarks.Http;
 /// The server process of the HTTP benchmark: one Kestrel app per client mode, all in one long-lived process, so that
 /// the client can switch between them slice by slice while the process (its JIT state, its heap, its place on the CPUs)
 /// stays the same. Without the library (Kestrel's own socket transport): <c>none</c>, <c>none2</c> (the A/A mode's),
-/// <c>factory</c>, <c>to-plain</c>, <c>unix</c> (on Unix sockets) and <c>floor</c> (its connections redirected by
-/// <see cref="MinimalRedirect"/>, set up by the client, and Kestrel's blocks of the library's size); with it:
+/// <c>factory</c>, <c>to-plain</c>, <c>unix</c> (on Unix sockets), <c>floor</c> and <c>factory-floor</c> (their
+/// connections redirected by <see cref="MinimalRedirect"/>, set up by the client, and Kestrel's blocks of the
+/// library's size); with it:
 /// <c>off</c> (<c>Enabled = false</c>), <c>handler</c>, <c>plain</c> and <c>accel</c> (on). One app per mode, because the sequential cases interleave the
 /// modes request by request: an app that served more of the modes was warmer in the CPU caches than one that served
 /// one (a second no-library app measured 1.02 [1.01-1.03] of <c>none</c>, which also served four other modes, in h2c
@@ -40,6 +41,7 @@ internal static class BenchServer
             ("to-plain", Build(library: null, null)),
             ("unix", Build(library: null, udsPrefix)),
             ("floor", Build(library: null, null, largeBlocks: true)),
+            ("factory-floor", Build(library: null, null, largeBlocks: true)),
             ("off", Build(library: false, null, pinRoot, cgroup)),
             ("handler", Build(library: true, null, pinRoot, cgroup)),
             ("plain", Build(library: true, null, pinRoot, cgroup)),

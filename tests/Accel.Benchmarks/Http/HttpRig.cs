@@ -2,7 +2,7 @@ using Accel.Testing;
 
 namespace Accel.Benchmarks.Http;
 
-/// <summary>What every HTTP part runs on: the server process, the one-lookup redirect of its floor app's connections
+/// <summary>What every HTTP part runs on: the server process, the one-lookup redirect of its floor apps' connections
 /// (<see cref="MinimalRedirect"/>, linked to the test cgroup for as long as the rig lives), every mode's clients, and
 /// a <see cref="StallWatch"/> on the two processes.</summary>
 internal sealed class HttpRig : IAsyncDisposable
@@ -29,8 +29,8 @@ internal sealed class HttpRig : IAsyncDisposable
         var floor = new MinimalRedirect();
         try
         {
-            var (h1, h2) = server.Endpoints["floor"];
-            floor.AttachToCgroup(env.CgroupPath, [new Uri(h1).Port, new Uri(h2).Port]);
+            int[] ports = [.. from mode in new[] { "floor", "factory-floor" } let e = server.Endpoints[mode] from url in new[] { e.H1, e.H2 } select new Uri(url).Port];
+            floor.AttachToCgroup(env.CgroupPath, ports);
             return new HttpRig(server, floor, new ModeClients(env, server, floor));
         }
         catch

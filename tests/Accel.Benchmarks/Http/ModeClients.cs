@@ -21,7 +21,9 @@ namespace Accel.Benchmarks.Http;
 /// accelerated app (a same-host client without the library calling a service that has it), <c>to-plain</c> the
 /// handler client with the library's callback to an app without the library (a service with the library calling one
 /// without it), <c>floor</c> a default SocketsHttpHandler without the library to an app without it, whose connections
-/// a <see cref="MinimalRedirect"/> redirects (the most any sk_msg redirect can gain for HTTP: the measured ceiling).
+/// a <see cref="MinimalRedirect"/> redirects (the most any sk_msg redirect can gain for HTTP: the measured ceiling),
+/// <c>factory-floor</c> the <c>factory</c> client through the same redirect, to an app of its own (the ceiling of an
+/// IHttpClientFactory client, the <c>accel</c> mode's like for like).
 /// Every mode calls an app of its own in the server process (<see cref="BenchServer"/>); <c>none-aa</c> a second
 /// no-library app, so that the A/A row holds every difference another mode has from <c>none</c> apart from the
 /// library: its own client, its own app, its own connections. <see cref="RenewAsync"/> gives every mode new clients,
@@ -66,21 +68,7 @@ internal sealed class ModeClients : IDisposable
                     }
                     else if (mode == "floor")
                     {
-                        handler.ConnectCallback = async (context, ct) =>
-                        {
-                            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                            try
-                            {
-                                await s.ConnectAsync(context.DnsEndPoint, ct);
-                                await floor.WaitForBothEndsAsync(s, ct);
-                                return new NetworkStream(s, ownsSocket: true);
-                            }
-                            catch
-                            {
-                                s.Dispose();
-                                throw;
-                            }
-                        };
+                        handler.ConnectCallback = ThroughRedirect(floor);
                     }
 
                     return Configure(new HttpClient(handler) { BaseAddress = new Uri(mode == "uds" ? "http://localhost" : url) }, proto);
@@ -92,9 +80,9 @@ internal sealed class ModeClients : IDisposable
             }
         }
 
-        foreach (string mode in new[] { "factory", "factory-quiet", "off", "accel" })
+        foreach (string mode in new[] { "factory", "factory-quiet", "factory-floor", "off", "accel" })
         {
-            var (h1, h2) = server.Endpoints[mode.StartsWith("factory", StringComparison.Ordinal) ? "factory" : mode];
+            var (h1, h2) = server.Endpoints[mode switch { "factory-quiet" => "factory", _ => mode }];
             var services = new ServiceCollection();
             services.AddLogging();
             services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
@@ -123,6 +111,10 @@ internal sealed class ModeClients : IDisposable
                     if (mode == "factory-quiet")
                     {
                         client.RemoveAllLoggers();
+                    }
+                    else if (mode == "factory-floor")
+                    {
+                        client.ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { ConnectCallback = ThroughRedirect(floor) });
                     }
                 }
             }
@@ -234,6 +226,25 @@ internal sealed class ModeClients : IDisposable
             d.Dispose();
         }
     }
+
+    /// <summary>A connect callback whose connections go through <paramref name="floor"/>'s redirect: it returns once
+    /// both ends are in its sockhash (a message sent before would be dropped).</summary>
+    private static Func<SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>> ThroughRedirect(MinimalRedirect floor)
+        => async (context, ct) =>
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await s.ConnectAsync(context.DnsEndPoint, ct);
+                await floor.WaitForBothEndsAsync(s, ct);
+                return new NetworkStream(s, ownsSocket: true);
+            }
+            catch
+            {
+                s.Dispose();
+                throw;
+            }
+        };
 
     private static HttpClient Configure(HttpClient client, string proto)
     {
