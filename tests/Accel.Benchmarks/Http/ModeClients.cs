@@ -105,7 +105,12 @@ internal sealed class ModeClients : IDisposable
                     IHttpClientBuilder client = services.AddHttpClient(name, c => Configure(c, proto).BaseAddress = new Uri(url));
                     if (name != proto)
                     {
-                        client.SetHandlerLifetime(TimeSpan.FromSeconds(1));
+                        // Since .NET 9 the factory's default primary handler is a SocketsHttpHandler whose
+                        // PooledConnectionLifetime is the handler lifetime: one second here, so a round's connections
+                        // would close and reopen every second, which the other modes' do not (and a service's, with
+                        // the default two minutes, hardly). Only the handler is to be renewed, not its connections.
+                        client.SetHandlerLifetime(TimeSpan.FromSeconds(1))
+                            .ConfigurePrimaryHttpMessageHandler((handler, _) => ((SocketsHttpHandler)handler).PooledConnectionLifetime = Timeout.InfiniteTimeSpan);
                     }
 
                     if (mode == "factory-quiet")
@@ -114,7 +119,9 @@ internal sealed class ModeClients : IDisposable
                     }
                     else if (mode == "factory-floor")
                     {
-                        client.ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { ConnectCallback = ThroughRedirect(floor) });
+                        // The factory's own primary handler, as the library's handler filter finds it, with the
+                        // redirect's connect callback.
+                        client.ConfigurePrimaryHttpMessageHandler((handler, _) => ((SocketsHttpHandler)handler).ConnectCallback = ThroughRedirect(floor));
                     }
                 }
             }
