@@ -72,7 +72,8 @@ internal static class PairedReport
             ? string.Create(CultureInfo.InvariantCulture, $"{name} ({a.Median:0.000} of its ceiling)") : name;
         void Row(string name, MedianInterval r, bool higherIsBetter, double goal, double? estimate, MedianInterval? measured, string? id = null, MedianInterval? rawAgainstCeiling = null)
         {
-            bool met = aaFailures.Count == 0 && !double.IsNaN(r.Median) && (higherIsBetter ? r.Median >= goal && r.Low > 1 : r.Median <= goal && r.High < 1);
+            bool Meets(MedianInterval x) => aaFailures.Count == 0 && !double.IsNaN(x.Median) && (higherIsBetter ? x.Median >= goal && x.Low > 1 : x.Median <= goal && x.High < 1);
+            bool met = Meets(r);
             string own = id is null ? "-" : Cell(PairedRunner.Ratio(M(http, id), "accel", "factory"), higherIsBetter);
             MedianInterval? handlerRatio = id is null ? null : PairedRunner.Ratio(M(http, id), "handler", "none");
             MedianInterval? factoryFloor = id is null ? null : PairedRunner.Ratio(M(http, id), "factory-floor", "none");
@@ -89,11 +90,11 @@ internal static class PairedReport
                 accelShort.Add(Short(name, accelAgainst));
             }
 
-            bool handlerMet = handlerRatio is { } h2 && !double.IsNaN(h2.Median) && (higherIsBetter ? h2.Median >= goal && h2.Low > 1 : h2.Median <= goal && h2.High < 1);
-            if (handlerRatio is not null && !handlerMet && !handlerNear.StartsWith("yes", StringComparison.Ordinal))
+            if (handlerRatio is { } h2 && !Meets(h2) && !handlerNear.StartsWith("yes", StringComparison.Ordinal))
             {
                 handlerShort.Add(Short(name, handlerAgainst));
             }
+
             md.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {(higherIsBetter ? ">=" : "<=")} {goal:0.00} | {(estimate is { } c ? c.ToString("0.00", CultureInfo.InvariantCulture) : "-")} | {(measured is { } m ? Cell(m, higherIsBetter) : "-")} | {(factoryFloor is { } ff ? Cell(ff, higherIsBetter) : "-")} | {Cell(r, higherIsBetter)} | {(met ? "yes" : "no")} | {near} | {own} | {handler} |");
         }
 
