@@ -48,21 +48,14 @@ var settings = new Settings(quick);
 
 using var env = new KernelTestEnvironment();
 // Stopped with Ctrl+C or SIGTERM: the environment's cleanup still runs (it kills the server process left in the
-// cgroup, removes the cgroup and unmounts the private bpffs) before the default action ends the process.
-int cleaned = 0;
-void CleanUp()
-{
-    if (Interlocked.Exchange(ref cleaned, 1) == 0)
-    {
-        env.Dispose();
-    }
-}
-
-using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => CleanUp());
-using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => CleanUp());
+// cgroup, removes the cgroup and unmounts the private bpffs) before the default action ends the process, which
+// happens as soon as the handler returns: so the handler returns only once the cleanup is done, whoever started it
+// (KernelTestEnvironment.Dispose runs once, and a second caller waits for the first).
+using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => env.Dispose());
+using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => env.Dispose());
 // Ended by an exception nothing catches: the runtime then ends the process without running finally blocks (the usings
 // here), which left the cgroup, the private bpffs and the server's sockets behind; the cleanup runs from here instead.
-AppDomain.CurrentDomain.UnhandledException += (_, _) => CleanUp();
+AppDomain.CurrentDomain.UnhandledException += (_, _) => env.Dispose();
 var report = new Report(settings);
 var startClock = Stopwatch.StartNew();
 using var engine = AccelerationEngine.Start(env.Options());

@@ -11,6 +11,8 @@ public sealed class KernelTestEnvironment : IDisposable
 {
     private readonly string _originalCgroup;
     private readonly string _mountDir;
+    private readonly Lock _gate = new();
+    private bool _disposed;
 
     public KernelTestEnvironment()
     {
@@ -46,7 +48,25 @@ public sealed class KernelTestEnvironment : IDisposable
         return options;
     }
 
+    /// <summary>Once; a second caller waits until the first is done. A benchmark stopped by a signal runs it from the
+    /// signal's handler while its main flow, which the stopped server process ends too, runs it from a <c>using</c>: two
+    /// runs at once each undid part of the other (the second umount failed, and its exception ended the process before
+    /// the directory was removed), and a handler that returned early let the signal end the process halfway.</summary>
     public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            Remove();
+        }
+    }
+
+    private void Remove()
     {
         File.WriteAllText(Path.Combine(_originalCgroup, "cgroup.procs"), Environment.ProcessId.ToString());
 
