@@ -19,6 +19,7 @@ public sealed class KernelTestEnvironment : IDisposable
         string id = Guid.NewGuid().ToString("N")[..10];
         _mountDir = Path.Combine(Path.GetTempPath(), $"accel-test-{id}");
         Directory.CreateDirectory(_mountDir);
+        ScratchPath = Directory.CreateDirectory(_mountDir + "-scratch").FullName;
         PinRoot = _mountDir;
         Command.Run("mount", $"-t bpf bpf {_mountDir}");
 
@@ -32,6 +33,10 @@ public sealed class KernelTestEnvironment : IDisposable
 
     /// <summary>A fresh bpffs mount: pins made here touch nothing else on the host.</summary>
     public string PinRoot { get; }
+
+    /// <summary>A plain directory of the environment's own, removed with everything in it by <see cref="Dispose"/>:
+    /// for files that must outlive a process the cleanup kills (a server's Unix sockets), which it then cannot remove.</summary>
+    public string ScratchPath { get; }
 
     /// <summary>The test cgroup this process (and every process it starts) runs in.</summary>
     public string CgroupPath { get; }
@@ -92,6 +97,7 @@ public sealed class KernelTestEnvironment : IDisposable
 
         Command.Run("umount", $"-l {_mountDir}"); // lazy: a descriptor still closing must not leave the mount behind
         Directory.Delete(_mountDir);
+        Directory.Delete(ScratchPath, recursive: true);
     }
 
     /// <summary>Why tests on the real kernel cannot run here, or null when they can.</summary>

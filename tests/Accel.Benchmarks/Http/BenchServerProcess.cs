@@ -25,7 +25,9 @@ internal sealed class BenchServerProcess : IAsyncDisposable
 
     public static async Task<BenchServerProcess> StartAsync(KernelTestEnvironment env)
     {
-        string uds = Path.Combine(Path.GetTempPath(), $"accel-bench-{Guid.NewGuid():N}");
+        // In the environment's scratch directory: a run stopped by a signal kills this process, which then cannot
+        // remove its sockets, and the environment's cleanup removes the directory.
+        string uds = Path.Combine(env.ScratchPath, "bench");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string arg in new[] { typeof(BenchServer).Assembly.Location, "serve", env.PinRoot, env.CgroupPath, uds })
         {
