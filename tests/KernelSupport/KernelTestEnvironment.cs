@@ -3,9 +3,9 @@ using System.Runtime.InteropServices;
 namespace Accel.Testing;
 
 /// <summary>
-/// What a test on the real kernel needs of its own: a private bpffs mount for pins and a private cgroup v2
-/// directory that this process moves into (sock_ops attaches there). Both are removed by Dispose, and the
-/// process returns to its original cgroup: the machine is left as it was found.
+/// What a test on the real kernel needs of its own: a private bpffs mount for pins, a private cgroup v2
+/// directory that this process moves into (sock_ops attaches there) and a scratch directory. All three are removed by
+/// Dispose, and the process returns to its original cgroup: the machine is left as it was found.
 /// </summary>
 public sealed class KernelTestEnvironment : IDisposable
 {
