@@ -7,7 +7,7 @@ namespace Accel.Benchmarks.Http;
 
 /// <summary>
 /// What an <see cref="HttpClient"/>'s connections hold, read by reflection for a stall file (<see cref="StallWatch"/>):
-/// the scalar fields of every object of <c>System.Net.Http</c> reachable from the client (its handler, pools,
+/// the scalar fields of every object of <c>System.Net.Http</c> reachable from the client (its handlers, pools,
 /// connections, their HTTP/2 streams, window credits, write buffers), so that a request that waits can be placed: still
 /// in the client's unflushed output, or sent and unanswered. Private fields, so only for diagnosis: nothing else reads
 /// it, and a runtime that renames them changes the text, not the run.
@@ -113,5 +113,8 @@ internal static class ClientStateDump
         }
     }
 
-    private static bool IsHttp(Type type) => type.Namespace?.StartsWith("System.Net.Http", StringComparison.Ordinal) == true;
+    /// <summary>A type of <c>System.Net.Http</c>, or any message handler: an IHttpClientFactory client's handlers
+    /// (<c>Microsoft.Extensions.Http</c>) stand between the client and its <see cref="SocketsHttpHandler"/>.</summary>
+    private static bool IsHttp(Type type)
+        => type.Namespace?.StartsWith("System.Net.Http", StringComparison.Ordinal) == true || typeof(HttpMessageHandler).IsAssignableFrom(type);
 }
