@@ -118,7 +118,7 @@ internal static class BenchServer
         var app = builder.Build();
         app.Use(async (ctx, next) =>
         {
-            counts.Started();
+            counts.Started(ctx);
             try
             {
                 await next(ctx);
@@ -128,7 +128,8 @@ internal static class BenchServer
                 counts.Completed();
             }
         });
-        app.MapGet("/inflight", () => RequestCounts.Report());
+        app.MapGet(RequestCounts.Path, () => RequestCounts.Report());
+        app.MapGet($"{RequestCounts.Path}/state", (HttpContext ctx) => RequestCounts.State(ctx));
         app.MapGet("/data/{n:int}", (int n) => Results.Bytes(Payload.AsMemory(0, Math.Clamp(n, 0, Payload.Length))));
         app.MapGet("/stream/{n:long}", async (long n, HttpContext ctx) =>
         {

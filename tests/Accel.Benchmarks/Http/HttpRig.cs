@@ -11,7 +11,7 @@ internal sealed class HttpRig : IAsyncDisposable
 
     private HttpRig(BenchServerProcess server, MinimalRedirect floor, ModeClients clients)
     {
-        _stalls = new StallWatch(server.Process.Id, clients.ServerRequestsAsync);
+        _stalls = new StallWatch(server.Process.Id, clients.ServerGetAsync);
         Server = server;
         Floor = floor;
         Clients = clients;

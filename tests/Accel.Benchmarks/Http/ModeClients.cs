@@ -202,7 +202,9 @@ internal sealed class ModeClients : IDisposable
     public int ServerPid { get; }
 
     /// <summary>Every server app's requests in flight and started (<see cref="RequestCounts"/>).</summary>
-    public Task<string> ServerRequestsAsync(CancellationToken cancellationToken) => _probe.GetStringAsync("/inflight", cancellationToken);
+    /// <summary>GETs <paramref name="path"/> from the server's no-library app through a client of its own (the stall
+    /// watch's reads: <see cref="RequestCounts"/>).</summary>
+    public Task<string> ServerGetAsync(string path, CancellationToken cancellationToken) => _probe.GetStringAsync(path, cancellationToken);
 
     /// <summary>Bytes the server process has allocated so far (<see cref="GC.GetTotalAllocatedBytes"/>, all its apps),
     /// read over a connection of its own.</summary>

@@ -15,8 +15,9 @@ namespace Accel.Benchmarks.Http;
 /// once per stall, to results/stall-*.txt and to standard error: the last request started and every server app's
 /// requests in flight (<see cref="RequestCounts"/>: whether the request reached its app), every thread's state, kernel
 /// wait channel and kernel stack in both processes, <c>ss</c> of every loopback TCP socket (queues, timers, TCP
-/// state, memory, owner), and the state of the last request's client: its HTTP/2 streams, unflushed output and window
-/// credits (<see cref="ClientStateDump"/>). After <see cref="AbortAfter"/> it cancels <see cref="AbortToken"/>: the
+/// state, memory, owner), the state of the last request's client (its HTTP/2 streams, unflushed output and window
+/// credits) and, in Kestrel, of the last request each app with requests in flight started (its stream, output producer,
+/// frame writer and flow control; <see cref="StateDump"/>). After <see cref="AbortAfter"/> it cancels <see cref="AbortToken"/>: the
 /// request then fails with a <see cref="StalledRequestException"/>, and the runner repeats that case's round on new
 /// connections (<see cref="PairedRunner"/>) instead of the whole run failing at HttpClient's 100 s timeout.
 /// </summary>
@@ -37,14 +38,16 @@ internal sealed class StallWatch : IDisposable
     private static string? s_lastPath;
 
     private readonly int[] _pids;
-    private readonly Func<CancellationToken, Task<string>> _serverRequests;
+    private readonly Func<string, CancellationToken, Task<string>> _serverGet;
     private readonly Timer _timer;
     private long _reportedFor; // the last-progress timestamp of the stall already written
     private long _abortedFor; // and of the stall whose requests were canceled
 
-    public StallWatch(int serverPid, Func<CancellationToken, Task<string>> serverRequests)
+    /// <param name="serverPid">The server process.</param>
+    /// <param name="serverGet">GETs a path of the server's (<see cref="RequestCounts"/>'s endpoints).</param>
+    public StallWatch(int serverPid, Func<string, CancellationToken, Task<string>> serverGet)
     {
-        _serverRequests = serverRequests;
+        _serverGet = serverGet;
         _pids = [serverPid, Environment.ProcessId];
         _timer = new Timer(_ => Check(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
     }
@@ -114,7 +117,7 @@ internal sealed class StallWatch : IDisposable
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            text.AppendLine(CultureInfo.InvariantCulture, $"server apps, requests in flight/started: {_serverRequests(timeout.Token).GetAwaiter().GetResult()}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"server apps, requests in flight/started: {_serverGet(RequestCounts.Path, timeout.Token).GetAwaiter().GetResult()}");
         }
         catch (Exception e)
         {
@@ -144,18 +147,31 @@ internal sealed class StallWatch : IDisposable
         text.AppendLine(Run("ss", "-tinoemp", "dst", "127.0.0.1"));
         if (client is not null)
         {
-            // Last: the longest part. Whether the waiting request is still in the client (its stream's state, the
+            // The longest parts last. Whether the waiting request is still in the client (its stream's state, the
             // connection's unflushed output and window credits) or sent and unanswered.
             text.AppendLine("\n== the last request's client: its handler's connections (private fields, by reflection)");
             try
             {
-                text.AppendLine(ClientStateDump.Of(client));
+                text.AppendLine(StateDump.Client(client));
             }
             catch (Exception e)
             {
                 text.AppendLine(CultureInfo.InvariantCulture, $"reading it failed: {e}");
             }
         }
+
+        // Whether the server answered and holds the response in its output, or never answered.
+        text.AppendLine("\n== the server's side: the last request of each app with requests in flight, in Kestrel (private fields, by reflection)");
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            text.AppendLine(_serverGet($"{RequestCounts.Path}/state", timeout.Token).GetAwaiter().GetResult());
+        }
+        catch (Exception e)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"reading it failed: {e.Message}");
+        }
+
         return text.ToString();
     }
 
