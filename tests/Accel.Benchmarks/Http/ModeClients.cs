@@ -201,7 +201,6 @@ internal sealed class ModeClients : IDisposable
 
     public int ServerPid { get; }
 
-    /// <summary>Every server app's requests in flight and started (<see cref="RequestCounts"/>).</summary>
     /// <summary>GETs <paramref name="path"/> from the server's no-library app through a client of its own (the stall
     /// watch's reads: <see cref="RequestCounts"/>).</summary>
     public Task<string> ServerGetAsync(string path, CancellationToken cancellationToken) => _probe.GetStringAsync(path, cancellationToken);

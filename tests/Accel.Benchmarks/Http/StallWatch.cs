@@ -16,9 +16,9 @@ namespace Accel.Benchmarks.Http;
 /// requests in flight (<see cref="RequestCounts"/>: whether the request reached its app), every thread's state, kernel
 /// wait channel and kernel stack in both processes, <c>ss</c> of every loopback TCP socket (queues, timers, TCP
 /// state, memory, owner), the state of the last request's client (its HTTP/2 streams, unflushed output and window
-/// credits) and, in Kestrel, of the last request each app with requests in flight started (its stream, output producer,
-/// frame writer and flow control; <see cref="StateDump"/>). After <see cref="AbortAfter"/> it cancels <see cref="AbortToken"/>: the
-/// request then fails with a <see cref="StalledRequestException"/>, and the runner repeats that case's round on new
+/// credits) and, in Kestrel, of the last request each app with requests in flight started (its stream, output
+/// producer, frame writer and flow control; <see cref="StateDump"/>). After <see cref="AbortAfter"/> it cancels
+/// <see cref="AbortToken"/>: the request then fails with a <see cref="StalledRequestException"/>, and the runner repeats that case's round on new
 /// connections (<see cref="PairedRunner"/>) instead of the whole run failing at HttpClient's 100 s timeout.
 /// </summary>
 internal sealed class StallWatch : IDisposable
