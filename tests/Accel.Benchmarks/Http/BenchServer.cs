@@ -129,7 +129,7 @@ internal static class BenchServer
             }
         });
         app.MapGet(RequestCounts.Path, () => RequestCounts.Report());
-        app.MapGet($"{RequestCounts.Path}/state", (HttpContext ctx) => RequestCounts.State(ctx));
+        app.MapGet(RequestCounts.StatePath, (HttpContext ctx) => RequestCounts.State(ctx));
         app.MapGet("/data/{n:int}", (int n) => Results.Bytes(Payload.AsMemory(0, Math.Clamp(n, 0, Payload.Length))));
         app.MapGet("/stream/{n:long}", async (long n, HttpContext ctx) =>
         {

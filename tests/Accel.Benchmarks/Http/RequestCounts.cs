@@ -15,6 +15,9 @@ internal sealed class RequestCounts
     /// <summary>The path prefix of the endpoints that read these counts: their own requests are not remembered.</summary>
     public const string Path = "/inflight";
 
+    /// <summary>The endpoint that reads the state of the requests in flight (<see cref="State"/>).</summary>
+    public const string StatePath = Path + "/state";
+
     private static readonly List<RequestCounts> All = new();
     private long _started;
     private long _completed;
@@ -63,12 +66,13 @@ internal sealed class RequestCounts
     public static string State(HttpContext asking)
     {
         var text = new StringBuilder();
+        RequestCounts? askingApp = asking.RequestServices.GetService<RequestCounts>();
         lock (All)
         {
             foreach (RequestCounts c in All)
             {
                 long inFlight = Interlocked.Read(ref c._started) - Interlocked.Read(ref c._completed);
-                if (inFlight > (c.Owns(asking) ? 1 : 0) && Volatile.Read(ref c._last) is { } last)
+                if (inFlight > (c == askingApp ? 1 : 0) && Volatile.Read(ref c._last) is { } last)
                 {
                     try
                     {
@@ -85,6 +89,4 @@ internal sealed class RequestCounts
 
         return text.Length == 0 ? "no app has a request in flight" : text.ToString();
     }
-
-    private bool Owns(HttpContext context) => context.RequestServices.GetService<RequestCounts>() == this;
 }

@@ -18,8 +18,9 @@ namespace Accel.Benchmarks.Http;
 /// state, memory, owner), the state of the last request's client (its HTTP/2 streams, unflushed output and window
 /// credits) and, in Kestrel, of the last request each app with requests in flight started (its stream, output
 /// producer, frame writer and flow control; <see cref="StateDump"/>). After <see cref="AbortAfter"/> it cancels
-/// <see cref="AbortToken"/>: the request then fails with a <see cref="StalledRequestException"/>, and the runner repeats that case's round on new
-/// connections (<see cref="PairedRunner"/>) instead of the whole run failing at HttpClient's 100 s timeout.
+/// <see cref="AbortToken"/>: the request then fails with a <see cref="StalledRequestException"/>, and the runner
+/// repeats that case's round on new connections (<see cref="PairedRunner"/>) instead of the whole run failing at
+/// HttpClient's 100 s timeout.
 /// </summary>
 internal sealed class StallWatch : IDisposable
 {
@@ -165,7 +166,7 @@ internal sealed class StallWatch : IDisposable
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            text.AppendLine(_serverGet($"{RequestCounts.Path}/state", timeout.Token).GetAwaiter().GetResult());
+            text.AppendLine(_serverGet(RequestCounts.StatePath, timeout.Token).GetAwaiter().GetResult());
         }
         catch (Exception e)
         {
